@@ -1,0 +1,179 @@
+"""The error taxonomy: every error providerhub raises derives from ProviderHubError.
+
+Upstream faults are classified (HTTP status, timeout phase, connection, malformed or empty
+stream) so routing can decide what to retry or skip. `UpstreamHTTPError` also subclasses
+`aiohttp.ClientResponseError`; it is defined in `providerhub.http` and resolved lazily here, so
+importing this module does not import aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .attempt import Attempt
+    from .http import UpstreamHTTPError as UpstreamHTTPError
+    from .timeouts import Phase
+
+__all__ = [
+    "AllProvidersFailedError",
+    "EmptyStreamError",
+    "InvalidRequestError",
+    "MalformedStreamError",
+    "MissingCredentialsError",
+    "ModelNotSupportedError",
+    "PluginError",
+    "ProviderHubError",
+    "ProviderNotFoundError",
+    "ProviderNotWorkingError",
+    "StreamInterruptedError",
+    "UpstreamConnectionError",
+    "UpstreamError",
+    "UpstreamHTTPError",
+    "UpstreamTimeoutError",
+]
+
+
+class ProviderHubError(Exception):
+    """Root of every error providerhub raises."""
+
+
+class PluginError(ProviderHubError):
+    """A plugin could not be loaded (raised only in strict mode; otherwise recorded)."""
+
+    def __init__(self, plugin: str, distribution: str | None, reason: str) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+        self.reason = reason
+        where = f" (from {distribution})" if distribution else ""
+        super().__init__(f"plugin {plugin!r}{where}: {reason}")
+
+
+class ProviderNotFoundError(ProviderHubError, LookupError):
+    """No provider is registered under the requested name."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"no provider named {name!r}{hint}")
+
+
+class ProviderNotWorkingError(ProviderHubError):
+    """The provider is marked not working and the caller did not ask to ignore that."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        super().__init__(
+            f"provider {provider!r} is marked not working; "
+            "pass ignore_working=True (CLI: --ignore-working) to use it anyway"
+        )
+
+
+class ModelNotSupportedError(ProviderHubError, ValueError):
+    """The provider does not serve the requested model."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        super().__init__(f"provider {provider!r} does not support model {model!r}")
+
+
+class InvalidRequestError(ProviderHubError, ValueError):
+    """The request (messages, model, options) is malformed; raised before any network I/O."""
+
+
+class MissingCredentialsError(ProviderHubError):
+    """The provider needs a key and none is configured; names the variable, never a value."""
+
+    def __init__(self, provider: str, env_var: str | None = None) -> None:
+        self.provider = provider
+        self.env_var = env_var
+        where = f": environment variable {env_var} is not set" if env_var else ""
+        super().__init__(f"provider {provider!r} needs credentials{where}")
+
+
+class UpstreamError(ProviderHubError):
+    """An upstream misbehaved. `retryable` says whether the same request may succeed later."""
+
+    retryable: bool = True
+
+    def __init__(self, provider: str, message: str) -> None:
+        self.provider = provider
+        super().__init__(f"{provider}: {message}")
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """A timeout phase (connect, first_chunk, idle, total) passed without progress."""
+
+    def __init__(self, provider: str, phase: Phase, seconds: float | None) -> None:
+        self.phase = phase
+        self.seconds = seconds
+        label = phase.replace("_", " ")
+        super().__init__(provider, f"{label} timeout after {seconds:g}s")
+
+
+class UpstreamConnectionError(UpstreamError, ConnectionError):
+    """The connection could not be made (refused, DNS, TLS) or was cut."""
+
+    def __init__(self, provider: str, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        super().__init__(provider, f"{message} ({url})" if url else message)
+
+
+class MalformedStreamError(UpstreamError, ValueError):
+    """The upstream sent something that is not the wire format it promised."""
+
+    def __init__(self, provider: str, message: str, *, excerpt: str = "") -> None:
+        self.excerpt = excerpt
+        super().__init__(provider, f"{message}: {excerpt!r}" if excerpt else message)
+
+
+class EmptyStreamError(UpstreamError):
+    """The upstream ended its answer without producing any text."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(provider, "stream ended without any text")
+
+
+class StreamInterruptedError(ProviderHubError):
+    """A stream failed after text was delivered; it is never silently restarted.
+
+    `text` is what the consumer already received, so nothing is lost and nothing duplicated.
+    """
+
+    def __init__(
+        self, provider: str, text: str, attempts: Sequence[Attempt], cause: BaseException
+    ) -> None:
+        self.provider = provider
+        self.text = text
+        self.attempts = list(attempts)
+        self.__cause__ = cause
+        super().__init__(
+            f"stream from {provider} interrupted after {len(text)} characters: {cause}"
+        )
+
+
+class AllProvidersFailedError(ProviderHubError):
+    """Every provider of a chain was skipped or failed; the message has a line for each."""
+
+    def __init__(self, attempts: Sequence[Attempt]) -> None:
+        self.attempts = list(attempts)
+        lines = [f"  {_describe(attempt)}" for attempt in self.attempts] or ["  (no providers)"]
+        super().__init__("all providers failed:\n" + "\n".join(lines))
+
+
+def _describe(attempt: Attempt) -> str:
+    reason = attempt.reason or (str(attempt.error) if attempt.error else "")
+    if attempt.outcome == "skipped":
+        return f"{attempt.provider}: skipped ({reason})"
+    return f"{attempt.provider}: {reason}" if reason else f"{attempt.provider}: {attempt.outcome}"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "UpstreamHTTPError":
+        from .http import UpstreamHTTPError
+
+        return UpstreamHTTPError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

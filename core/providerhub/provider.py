@@ -1,0 +1,284 @@
+"""What a provider is: metadata flags plus one streaming call.
+
+A provider is either a class whose methods are classmethods (the gpt4free style, e.g.
+CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Subclasses of
+`AsyncGeneratorProvider` implement `create_async_generator`; the base class wraps it so every
+call validates its input before any I/O, enforces the wall-clock timeouts, and raises only
+classified errors. `create_async` and `create_completion` come for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import MethodType
+from typing import (
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
+
+from .errors import ProviderHubError, UpstreamConnectionError, UpstreamTimeoutError
+from .messages import Messages, validate_messages, validate_model
+from .timeouts import Phase, Timeouts
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class hybridmethod(Generic[P, R]):
+    """A method bound to the instance when called on one, and to the class otherwise.
+
+    It lets one base class serve providers that are classes and providers that are instances.
+    """
+
+    def __init__(self, func: Callable[Concatenate[Any, P], R]) -> None:
+        self.__func__ = func
+        self.__doc__ = func.__doc__
+        self.__isabstractmethod__ = getattr(func, "__isabstractmethod__", False)
+
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[P, R]:
+        return MethodType(self.__func__, owner if obj is None else obj)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """The contract the registry and chains rely on; `AsyncGeneratorProvider` fulfils it."""
+
+    name: str
+    working: bool
+    supports_stream: bool
+    needs_auth: bool
+
+    def supports_model(self, model: str) -> bool: ...
+
+    def missing_credentials(self) -> str | None: ...
+
+    def create_async_generator(
+        self, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]: ...
+
+
+class AsyncGeneratorProvider:
+    """Base class of providers that stream text chunks from an async generator.
+
+    Metadata are class attributes (an instance may override them). `name` defaults to the class
+    name. Transport options `timeout` (seconds or `Timeouts`) and `proxy` are keyword arguments
+    of every call; other keyword arguments are request parameters for the upstream.
+    """
+
+    name: str = ""
+    url: str | None = None
+    working: bool = False
+    supports_stream: bool = True
+    supports_message_history: bool = True
+    supports_system_message: bool = True
+    supports_gpt_35_turbo: bool = False
+    supports_gpt_4: bool = False
+    needs_auth: bool = False
+    models: tuple[str, ...] = ()
+    default_model: str | None = None
+
+    guarded: ClassVar[bool] = True
+    """Whether calls get per-provider validation and timeouts (a chain does its own)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+        impl = cls.__dict__.get("create_async_generator")
+        if impl is not None and cls.guarded and not getattr(impl, "_providerhub_guard", False):
+            cls.create_async_generator = _guarded(impl)  # type: ignore[method-assign]
+
+    @hybridmethod
+    def supports_model(this, /, model: str) -> bool:
+        """Whether this provider serves `model` ("" means its default model)."""
+        if not model or model == this.default_model or model in this.models:
+            return True
+        family = model.lower()
+        if family.startswith("gpt-3.5"):
+            return this.supports_gpt_35_turbo
+        if family.startswith("gpt-4"):
+            return this.supports_gpt_4
+        return False
+
+    @hybridmethod
+    def missing_credentials(this, /) -> str | None:
+        """Why the provider cannot authenticate (e.g. "OPENAI_API_KEY is not set"), or None."""
+        return None
+
+    @hybridmethod
+    def create_async_generator(
+        this, /, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        """Stream the answer as text chunks. Subclasses implement this."""
+        raise ProviderHubError(f"{this.name} does not implement create_async_generator")
+
+    @hybridmethod
+    async def create_async(this, /, model: str, messages: Messages, **kwargs: Any) -> str:
+        """The whole answer as one string."""
+        return "".join(
+            [chunk async for chunk in this.create_async_generator(model, messages, **kwargs)]
+        )
+
+    @hybridmethod
+    def create_completion(
+        this, /, model: str, messages: Messages, stream: bool = False, **kwargs: Any
+    ) -> Iterator[str]:
+        """Synchronous iterator of chunks (one joined chunk unless `stream`).
+
+        Usable with or without a running event loop: inside one, it runs in a worker thread.
+        """
+        validate_model(model)
+        validate_messages(messages)
+        chunks = _iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
+        return chunks if stream else iter(["".join(chunks)])
+
+
+def _guarded(impl: Any) -> Any:
+    """Wrap a subclass's create_async_generator (function or classmethod) with the guard."""
+    is_classmethod = isinstance(impl, classmethod)
+    func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
+
+    @functools.wraps(func)
+    def create_async_generator(
+        this: Any, /, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        model = validate_model(model)
+        checked = validate_messages(messages)
+        timeouts = Timeouts.coerce(kwargs.pop("timeout", None))
+        chunks = func(this, model, checked, timeout=timeouts, **kwargs)
+        return _guard(chunks, timeouts, this.name)
+
+    create_async_generator._providerhub_guard = True  # type: ignore[attr-defined]
+    if is_classmethod:
+        return classmethod(create_async_generator)
+    if isinstance(impl, hybridmethod):
+        return hybridmethod(create_async_generator)
+    return create_async_generator
+
+
+async def _guard(
+    chunks: AsyncIterator[str], timeouts: Timeouts, provider: str
+) -> AsyncIterator[str]:
+    """Re-yield `chunks` under the wall-clock deadlines, with transport errors classified.
+
+    The first chunk must come within `first_chunk`, each later one within `idle` of the one
+    before, all within `total`; an upstream trickling keep-alives without text still times out.
+    The wrapped generator is always closed, so its connection is too.
+    """
+    loop = asyncio.get_running_loop()
+    end = None if timeouts.total is None else loop.time() + timeouts.total
+    step: float | None = timeouts.first_chunk
+    phase: Phase = "first_chunk"
+    try:
+        while True:
+            deadline, which = step, phase
+            limit = None if step is None else loop.time() + step
+            if end is not None and (limit is None or end <= limit):
+                limit, deadline, which = end, timeouts.total, "total"
+            scope = asyncio.timeout_at(limit)
+            try:
+                async with scope:
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except (ProviderHubError, asyncio.CancelledError):
+                raise
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise UpstreamTimeoutError(provider, which, deadline) from None
+                raise _classify(exc, provider) from exc
+            except Exception as exc:
+                mapped = _classify(exc, provider)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
+            yield chunk
+            step, phase = timeouts.idle, "idle"
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _classify(exc: Exception, provider: str) -> Exception:
+    """Transport errors a plugin let escape, classified; any other error is returned unchanged."""
+    if type(exc).__module__.startswith("aiohttp"):
+        from .http import classify
+
+        return classify(exc, provider)
+    if isinstance(exc, OSError):
+        return UpstreamConnectionError(provider, f"connection failed: {exc}")
+    return exc
+
+
+_DONE = object()
+
+
+def _iterate_sync(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
+    """Drive an async iterator from synchronous code, in a worker thread if a loop is running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _iterate_here(make)
+    return _iterate_in_thread(make)
+
+
+def _iterate_here(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
+    with asyncio.Runner() as runner:
+        chunks = make()
+        try:
+            while True:
+                try:
+                    yield runner.run(_next(chunks))
+                except StopAsyncIteration:
+                    return
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                runner.run(aclose())
+
+
+async def _next(chunks: AsyncIterator[str]) -> str:
+    return await anext(chunks)
+
+
+def _iterate_in_thread(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
+    results: queue.Queue[object] = queue.Queue(maxsize=64)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in _iterate_here(make):
+                if stop.is_set():
+                    break
+                results.put(chunk)
+        except BaseException as exc:
+            results.put(exc)
+        else:
+            results.put(_DONE)
+
+    worker = threading.Thread(target=produce, name="providerhub-sync", daemon=True)
+    worker.start()
+    try:
+        while (item := results.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(str, item)
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                results.get(timeout=0.05)
+        worker.join()

@@ -1,0 +1,405 @@
+"""Loopback fake upstreams with scripted faults, for tests, demos and plugin authors.
+
+`FakeUpstream` is a real aiohttp server on 127.0.0.1 (port 0) speaking the chat-completions
+wire format that both CodeLinkAva (`POST /api/chat`) and OpenAI-compatible servers
+(`POST /chat/completions`, `/v1/chat/completions`, `GET /models`) use. Each request takes the
+next `Reply` of its script, so a test says, in order, what the upstream will do::
+
+    async with FakeUpstream(Reply.error(500), Reply.text("Hel", "lo")) as upstream:
+        ...  # first request gets HTTP 500, the second streams "Hello"
+    upstream.requests[1].json["messages"]
+
+With pytest, add `pytest_plugins = ["providerhub.testing"]` and use the `fake_upstream` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+CHAT_PATHS = ("/api/chat", "/chat/completions", "/v1/chat/completions")
+LineEnding = Literal["\n", "\r\n", "\r"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the upstream does with one request. Build one with the class methods."""
+
+    chunks: tuple[str, ...] = ()
+    status: int = 200
+    body: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    hang_before_headers: bool = False
+    hang_after: int | None = None
+    close_after: int | None = None
+    malformed_after: int | None = None
+    delay: float = 0.0
+    """Seconds to wait before each chunk (slow chunks)."""
+    split: int | None = None
+    """Write the stream in pieces of this many bytes, pausing between them (awkward TCP reads)."""
+    line_ending: LineEnding = "\n"
+    keepalive: bool = False
+    """Send an SSE comment line before each event, as proxies do."""
+    done: bool = True
+    """Send `data: [DONE]` at the end."""
+    finish_reason: str | None = "stop"
+    model: str = "fake-model"
+    usage: Mapping[str, int] | None = None
+    """Token counts sent as a final chunk when the request asks `stream_options.include_usage`."""
+
+    @classmethod
+    def text(cls, *chunks: str, **options: Any) -> Reply:
+        """Stream `chunks` as content deltas, then `[DONE]`."""
+        return cls(chunks=tuple(chunks), **options)
+
+    @classmethod
+    def error(
+        cls,
+        status: int,
+        message: str = "upstream error",
+        *,
+        retry_after: str | None = None,
+        body: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """An HTTP error with an OpenAI-shaped body (or `body` verbatim), maybe Retry-After."""
+        merged = dict(headers or {})
+        if retry_after is not None:
+            merged["Retry-After"] = retry_after
+        if body is None:
+            body = json.dumps({"error": {"message": message, "type": "fake_error", "code": status}})
+        return cls(status=status, body=body, headers=merged)
+
+    @classmethod
+    def hang(cls) -> Reply:
+        """Accept the request and never send headers."""
+        return cls(hang_before_headers=True)
+
+    @classmethod
+    def hang_after_chunks(cls, *chunks: str) -> Reply:
+        """Stream `chunks`, then stall forever with the connection open."""
+        return cls(chunks=chunks, hang_after=len(chunks))
+
+    @classmethod
+    def close_after_chunks(cls, *chunks: str) -> Reply:
+        """Stream `chunks`, then drop the connection without ending the response."""
+        return cls(chunks=chunks, close_after=len(chunks))
+
+    @classmethod
+    def malformed_after_chunks(cls, *chunks: str) -> Reply:
+        """Stream `chunks`, then an event whose data is not JSON."""
+        return cls(chunks=chunks, malformed_after=len(chunks))
+
+    @classmethod
+    def empty(cls) -> Reply:
+        """A successful stream with no content at all, just `[DONE]`."""
+        return cls(finish_reason=None)
+
+    @classmethod
+    def huge_line(cls, size: int = 256 * 1024) -> Reply:
+        """One content chunk of `size` characters: an event line larger than any read buffer."""
+        return cls(chunks=("x" * size,))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the upstream received."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    json: Any
+    body: bytes
+
+
+class FakeUpstream:
+    """A scripted chat-completions server on 127.0.0.1; see the module docstring."""
+
+    def __init__(self, *script: Reply, default: Reply | None = None) -> None:
+        self._script: deque[Reply] = deque(script)
+        self.default = default
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        """Requests whose client went away before the reply was complete."""
+        self.active = 0
+        """Requests being answered right now."""
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:54321 (OpenAI-style base_url: `url + "/v1"`)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue more replies, answered in order after the ones already queued."""
+        self._script.extend(replies)
+
+    async def start(self) -> FakeUpstream:
+        app = web.Application()
+        for path in CHAT_PATHS:
+            app.router.add_post(path, self._chat)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/v1/models", self._models)
+        self._release = asyncio.Event()
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeUpstream:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        self.requests.append(
+            RecordedRequest(request.method, request.path, dict(request.headers), payload, body)
+        )
+        reply = self._script.popleft() if self._script else self.default
+        if reply is None:
+            reply = Reply.error(500, "FakeUpstream: script exhausted")
+        self.active += 1
+        try:
+            return await self._answer(request, reply, payload if isinstance(payload, dict) else {})
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnects += 1
+            raise
+        finally:
+            self.active -= 1
+
+    async def _answer(
+        self, request: web.Request, reply: Reply, payload: dict[str, Any]
+    ) -> web.StreamResponse:
+        if reply.hang_before_headers:
+            await self._release.wait()
+            return web.Response(status=503, text="FakeUpstream closed")
+        if reply.status >= 400:
+            return web.Response(
+                status=reply.status,
+                text=reply.body or "",
+                headers=reply.headers,
+                content_type="application/json",
+            )
+        if payload.get("stream") is False:
+            return web.json_response(_completion(reply, payload), headers=reply.headers)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", **reply.headers}
+        )
+        await response.prepare(request)
+        for piece in _pieces(reply, payload):
+            if isinstance(piece, _Pause):
+                if piece.seconds:
+                    await asyncio.sleep(piece.seconds)
+                continue
+            if isinstance(piece, _Stop):
+                if piece.how == "hang":
+                    await self._release.wait()
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class _Pause:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    how: Literal["hang", "close"]
+
+
+def _pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[bytes | _Pause | _Stop]:
+    """The byte pieces of a streamed reply, with pauses and faults in their places."""
+    end = reply.line_ending
+    keepalive = f": keep-alive{end}{end}".encode() if reply.keepalive else b""
+    model = str(payload.get("model") or reply.model)
+
+    def event(data: str) -> bytes:
+        return keepalive + f"data: {data}{end}{end}".encode()
+
+    events: list[bytes | _Pause | _Stop] = [event(_chunk(model, {"role": "assistant"}, None))]
+    for index, text in enumerate(reply.chunks):
+        if index == reply.hang_after:
+            events.append(_Stop("hang"))
+        if index == reply.close_after:
+            events.append(_Stop("close"))
+        if index == reply.malformed_after:
+            events.append(event('{"choices": [{"delta": {"content": "oops"'))
+        if reply.delay:
+            events.append(_Pause(reply.delay))
+        events.append(event(_chunk(model, {"content": text}, None)))
+    count = len(reply.chunks)
+    if reply.hang_after == count:
+        events.append(_Stop("hang"))
+    if reply.close_after == count:
+        events.append(_Stop("close"))
+    if reply.malformed_after == count:
+        events.append(event("{not json"))
+    events.append(event(_chunk(model, {}, reply.finish_reason)))
+    options = payload.get("stream_options")
+    if reply.usage is not None and isinstance(options, dict) and options.get("include_usage"):
+        events.append(
+            event(
+                json.dumps(
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "choices": [],
+                        "usage": dict(reply.usage),
+                    }
+                )
+            )
+        )
+    if reply.done:
+        events.append(event("[DONE]"))
+    yield from _coalesced(events, reply.split)
+
+
+def _coalesced(
+    events: Sequence[bytes | _Pause | _Stop], split: int | None
+) -> Iterator[bytes | _Pause | _Stop]:
+    """Join adjacent events into writes of about 64 KiB, or cut them into `split`-byte pieces."""
+    pending = bytearray()
+    for item in events:
+        if not isinstance(item, bytes):
+            yield from _drain(pending, split)
+            yield item
+            continue
+        pending += item
+        if split is None and len(pending) >= 65536:
+            yield from _drain(pending, split)
+    yield from _drain(pending, split)
+
+
+def _drain(pending: bytearray, split: int | None) -> Iterator[bytes | _Pause]:
+    if split is None:
+        if pending:
+            yield bytes(pending)
+            pending.clear()
+        return
+    while pending:
+        yield bytes(pending[:split])
+        del pending[:split]
+        yield _Pause(0.001)
+
+
+def _chunk(model: str, delta: Mapping[str, str], finish_reason: str | None) -> str:
+    return json.dumps(
+        {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": dict(delta), "finish_reason": finish_reason}],
+        }
+    )
+
+
+def _completion(reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
+    completion: dict[str, Any] = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(payload.get("model") or reply.model),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(reply.chunks)},
+                "finish_reason": reply.finish_reason,
+            }
+        ],
+    }
+    if reply.usage is not None:
+        completion["usage"] = dict(reply.usage)
+    return completion
+
+
+@contextmanager
+def serve_in_thread(*script: Reply, default: Reply | None = None) -> Iterator[FakeUpstream]:
+    """Run a FakeUpstream on its own event loop in a thread (for benchmarks and sync code)."""
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    upstream: FakeUpstream | None = None
+
+    async def start() -> None:
+        nonlocal upstream
+        upstream = await FakeUpstream(*script, default=default).start()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+    thread.start()
+    ready.wait()
+    assert upstream is not None
+    try:
+        yield upstream
+    finally:
+        asyncio.run_coroutine_threadsafe(upstream.close(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+try:
+    import pytest
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - only the fixture needs pytest
+    pass
+else:
+
+    @pytest_asyncio.fixture
+    async def fake_upstream() -> AsyncIterator[Any]:
+        """Factory fixture: `await fake_upstream(Reply.text("hi"))` starts one; all close after."""
+        started: list[FakeUpstream] = []
+
+        async def make(*script: Reply, default: Reply | None = None) -> FakeUpstream:
+            upstream = await FakeUpstream(*script, default=default).start()
+            started.append(upstream)
+            return upstream
+
+        yield make
+        for upstream in started:
+            await upstream.close()
+
+    del pytest

@@ -1,0 +1,83 @@
+"""CodeLinkAva: the gpt4free provider of that name, ported to providerhub.
+
+Its service is gone, so it is marked `working = False` and chains skip it unless told to
+ignore that. The wire format is OpenAI-style SSE (`data: {...choices[0].delta.content...}`,
+ending with `data: [DONE]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import providerhub
+from providerhub import AsyncGeneratorProvider, Messages, Timeouts
+
+__all__ = ["CodeLinkAva", "register_providers"]
+
+
+class CodeLinkAva(AsyncGeneratorProvider):
+    """gpt-3.5-turbo through the CodeLinkAva web app's API."""
+
+    url = "https://ava-ai-ef611.web.app"
+    api_url = "https://ava-alpha-api.codelink.io/api/chat"
+    supports_gpt_35_turbo = True
+    working = False
+
+    @classmethod
+    async def create_async_generator(
+        cls, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        from providerhub import http
+
+        timeouts: Timeouts = kwargs.pop("timeout")
+        proxy: str | None = kwargs.pop("proxy", None)
+        headers = {
+            "User-Agent": (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                "(KHTML, like Gecko) Chrome/116.0.0.0 Safari/537.36"
+            ),
+            "Accept": "*/*",
+            "Accept-language": (
+                "en,fr-FR;q=0.9,fr;q=0.8,es-ES;q=0.7,es;q=0.6,en-US;q=0.5,am;q=0.4,de;q=0.3"
+            ),
+            "Origin": cls.url,
+            "Referer": f"{cls.url}/",
+            "Sec-Fetch-Dest": "empty",
+            "Sec-Fetch-Mode": "cors",
+            "Sec-Fetch-Site": "same-origin",
+        }
+        data = {"messages": messages, "temperature": 0.6, "stream": True, **kwargs}
+        async with http.request(
+            cls.name, cls.api_url, json_body=data, headers=headers, timeouts=timeouts, proxy=proxy
+        ) as response:
+            async for events in http.read_events(response, cls.name):
+                text: list[str] = []
+                for event in events:
+                    if event.data == "[DONE]":
+                        if text:
+                            yield "".join(text)
+                        return
+                    content = _content(http.loads_event(event, cls.name))
+                    if content:
+                        text.append(content)
+                if text:
+                    yield "".join(text)
+        raise providerhub.UpstreamConnectionError(
+            cls.name, "stream ended before data: [DONE]", url=cls.api_url
+        )
+
+
+def _content(chunk: Any) -> str | None:
+    """`choices[0].delta.content` of a chat.completion.chunk, or None when it has none."""
+    try:
+        content = chunk["choices"][0]["delta"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+@providerhub.hookimpl
+def register_providers(register: Any) -> None:
+    """Register CodeLinkAva."""
+    register(CodeLinkAva)

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up, then run the whole check: ruff (lint + format), mypy --strict, the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy core plugins/*/providerhub_*
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,37 @@
+"""Shared fixtures: loopback fake upstreams, and a leak check around every test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+pytest_plugins = ["providerhub.testing"]
+
+
+def _open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def no_leaks() -> AsyncIterator[None]:
+    """Fail a test that leaves a task running or a socket open."""
+    sockets = _open_sockets()
+    yield
+    current = asyncio.current_task()
+    for _ in range(100):
+        tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not tasks and _open_sockets() <= sockets:
+            break
+        await asyncio.sleep(0.01)
+    assert not tasks, f"tasks left running: {tasks}"
+    assert _open_sockets() <= sockets, f"sockets left open: {_open_sockets() - sockets}"
