@@ -1,17 +1,20 @@
 """Plugin discovery through entry points, isolation of broken plugins, selection by name.
 
-Each entry point of group "providerhub" is loaded on its own: an import error, a hook that
-raises, a misspelled hook, a duplicate provider name or an object that is not a provider is
-recorded on `Registry.plugins` (and `Registry.errors`) and every other plugin still loads.
-Set PROVIDERHUB_STRICT_PLUGINS=1 to raise the first failure instead, with its traceback.
+Each entry point of group "providerhub" is loaded on its own (pluggy's own loader stops at the
+first failure): an import error, a hook that raises, a misspelled hook, a hook whose arguments
+do not match the spec, a duplicate provider name, an object that is not a provider, or two
+distributions declaring the same entry-point name is recorded on `Registry.plugins` and
+`Registry.errors`, and every other plugin still loads. Set PROVIDERHUB_STRICT_PLUGINS=1 to raise
+the first failure instead, with its traceback.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,7 @@ class PluginInfo:
     version: str | None = None
     entry_point: str | None = None
     providers: list[str] = field(default_factory=list)
+    provider_types: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -82,7 +86,9 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self.errors: list[PluginFailure] = []
         self._providers: dict[str, Registered] = {}
+        self._types: dict[str, tuple[Callable[..., Provider], PluginInfo]] = {}
         self._strict = os.environ.get(STRICT_ENV, "") not in ("", "0")
+        self._raising: BaseException | None = None
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
@@ -90,7 +96,7 @@ class Registry:
 
     @classmethod
     def discover(cls) -> Registry:
-        """A registry of every installed plugin (entry-point group "providerhub")."""
+        """A new registry of every installed plugin (entry-point group "providerhub")."""
         return cls()
 
     def get(self, name: str) -> Provider:
@@ -98,26 +104,23 @@ class Registry:
         found = self._providers.get(name.lower())
         if found is not None:
             return found.provider
-        names = [entry.provider.name for entry in self._providers.values()]
-        by_lower = {known.lower(): known for known in names}
-        close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-        raise ProviderNotFoundError(name, [by_lower[match] for match in close])
+        raise ProviderNotFoundError(name, self._suggest(name))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._providers
 
     def providers(self, working: bool | None = None, model: str | None = None) -> list[Provider]:
         """Registered providers in registration order, optionally filtered."""
+        return [entry.provider for entry in self.entries(working=working, model=model)]
+
+    def entries(self, working: bool | None = None, model: str | None = None) -> list[Registered]:
+        """Every provider with the plugin that registered it, filtered like `providers`."""
         return [
-            entry.provider
+            entry
             for entry in self._providers.values()
             if (working is None or bool(entry.provider.working) == working)
             and (model is None or entry.provider.supports_model(model))
         ]
-
-    def entries(self) -> list[Registered]:
-        """Every provider with the plugin that registered it."""
-        return list(self._providers.values())
 
     def add_plugin(self, plugin: object, *, info: PluginInfo | None = None) -> PluginInfo:
         """Register a plugin object (a module or any object with hook implementations)."""
@@ -125,16 +128,40 @@ class Registry:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             info = PluginInfo(name=name)
         self.plugins.append(info)
+        if self.pm.is_registered(plugin):
+            other = (self.pm.get_name(plugin) or "").rpartition("#")[0]
+            self._fail(info, f"the same plugin object is already loaded as plugin {other!r}", None)
+            return info
         try:
             self.pm.register(plugin, name=f"{info.name}#{len(self.plugins)}")
-        except Exception as exc:
-            self._fail(info, f"cannot register: {exc}", exc)
+        except pluggy.PluginValidationError as exc:
+            self._fail(info, self._invalid_hook(exc), exc)
             return info
-        self._check_hook_names(plugin, info)
-        for impl in self.pm.hook.register_providers.get_hookimpls():
-            if impl.plugin is plugin:
-                self._call_register(impl.function, info)
+        except Exception as exc:
+            self._fail(info, f"cannot register: {type(exc).__name__}: {exc}", exc)
+            return info
+        callers = self.pm.get_hookcallers(plugin) or []
+        if not callers:
+            self._fail(
+                info,
+                "no hook implementations found "
+                "(decorate register_providers with @providerhub.hookimpl)",
+                None,
+            )
+        for caller in callers:
+            if not caller.has_spec():
+                self._unknown_hook(caller, plugin, info)
+        if not (self._call_register(plugin, info) and self._call_register_types(plugin, info)):
+            self.pm.unregister(plugin)
         return info
+
+    def provider_types(self) -> dict[str, Callable[..., Provider]]:
+        """Configurable provider types by lower-case name (e.g. "openai"), for `use = ...`."""
+        return {name: factory for name, (factory, _) in self._types.items()}
+
+    def provider_type_source(self, name: str) -> PluginInfo:
+        """The plugin that registered provider type `name` (KeyError if none did)."""
+        return self._types[name.lower()][1]
 
     def register(self, provider: object, *, plugin: str = "<registered>") -> None:
         """Add one provider directly (embedding, configuration), as if from `plugin`."""
@@ -145,52 +172,113 @@ class Registry:
         self._add_provider(provider, info)
 
     def _load_entry_points(self) -> None:
-        points = _unique_entry_points(importlib_metadata.entry_points(group=GROUP))
-        by_name: dict[str, list[Any]] = {}
-        for point in points:
-            by_name.setdefault(point.name, []).append(point)
-        for name, clashing in by_name.items():
-            if len(clashing) > 1:
-                owners = " and ".join(_dist_label(point) for point in clashing)
-                for point in clashing:
-                    info = _info_for(point)
-                    self.plugins.append(info)
-                    self._fail(info, f"entry point name {name!r} is declared by {owners}", None)
-                continue
-            point = clashing[0]
+        by_name: dict[str, list[tuple[Any, PluginInfo]]] = {}
+        seen: set[tuple[str, str]] = set()
+        for point in importlib_metadata.entry_points(group=GROUP):
             info = _info_for(point)
+            key = (_normalize(info.distribution or point.value), point.name)
+            if key not in seen:
+                seen.add(key)
+                by_name.setdefault(point.name, []).append((point, info))
+        for name, found in sorted(by_name.items()):
+            if len(found) > 1:
+                self._clash(name, [info for _, info in found])
+                continue
+            point, info = found[0]
             try:
                 module = point.load()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self.plugins.append(info)
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
             self.add_plugin(module, info=info)
 
-    def _check_hook_names(self, plugin: object, info: PluginInfo) -> None:
-        """Report hook implementations that match no spec (pluggy would ignore them silently)."""
-        known = sorted(name for name, caller in vars(self.pm.hook).items() if caller.has_spec())
-        for name, caller in vars(self.pm.hook).items():
-            if caller.has_spec() or not any(i.plugin is plugin for i in caller.get_hookimpls()):
-                continue
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            self._fail(info, f"unknown hook {name!r}{hint}", None)
+    def _clash(self, name: str, infos: Sequence[PluginInfo]) -> None:
+        """Two distributions want one entry-point name: load neither and say so on both."""
+        ordered = sorted(infos, key=lambda info: info.source)
+        owners = " and ".join(info.source for info in ordered)
+        for info in ordered:
+            self.plugins.append(info)
+            reason = f"entry point name {name!r} is declared by {owners}; neither is loaded"
+            self._fail(info, reason, None)
 
-    def _call_register(self, function: Any, info: PluginInfo) -> None:
+    def _invalid_hook(self, exc: pluggy.PluginValidationError) -> str:
+        """Pluggy's three-line validation message as one line naming the expected signature."""
+        lines = str(exc).splitlines()
+        definition = lines[1].removeprefix("hookimpl definition: ") if len(lines) > 2 else ""
+        detail = lines[-1]
+        hook = definition.partition("(")[0]
+        caller = getattr(self.pm.hook, hook, None) if hook else None
+        spec = caller.spec if caller is not None else None
+        expected = f" (the hookspec is {hook}({', '.join(spec.argnames)}))" if spec else ""
+        return f"invalid hook {definition}: {detail[:1].lower()}{detail[1:]}{expected}"
+
+    def _unknown_hook(self, caller: pluggy.HookCaller, plugin: object, info: PluginInfo) -> None:
+        """Report a hook that matches no spec (pluggy would ignore it silently)."""
+        impls = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+        if all(impl.optionalhook for impl in impls):
+            return
+        known = [name for name, hook in vars(self.pm.hook).items() if hook.has_spec()]
+        close = difflib.get_close_matches(caller.name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self._fail(info, f"unknown hook {caller.name!r}{hint}", None)
+
+    def _call_register(self, plugin: object, info: PluginInfo) -> bool:
+        """Run the plugin's register_providers; on failure undo what it added and say False."""
         added: list[Provider] = []
 
         def register(provider: object) -> None:
             if self._add_provider(provider, info):
                 added.append(provider)  # type: ignore[arg-type]
 
-        try:
-            function(register=register)
-        except Exception as exc:
-            for provider in added:
-                self._providers.pop(provider.name.lower(), None)
-                info.providers.remove(provider.name)
-            self._fail(info, f"register_providers raised {type(exc).__name__}: {exc}", exc)
+        for impl in self.pm.hook.register_providers.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                _call_plain(impl, register=register)
+            except (Exception, SystemExit) as exc:
+                if exc is self._raising:
+                    raise
+                for provider in added:
+                    self._providers.pop(provider.name.lower(), None)
+                    info.providers.remove(provider.name)
+                self._fail(info, f"register_providers raised {type(exc).__name__}: {exc}", exc)
+                return False
+        return True
+
+    def _call_register_types(self, plugin: object, info: PluginInfo) -> bool:
+        """Run the plugin's register_provider_types; on failure undo what it added, say False."""
+        added: list[str] = []
+
+        def register(name: object, factory: object) -> None:
+            if not isinstance(name, str) or not name or not callable(factory):
+                reason = f"provider type {name!r} needs a name and a callable factory"
+                self._fail(info, reason, None)
+                return
+            existing = self._types.get(name.lower())
+            if existing is not None:
+                reason = f"provider type {name!r} is already registered by {existing[1].source}"
+                self._fail(info, reason, None)
+                return
+            self._types[name.lower()] = (factory, info)
+            info.provider_types.append(name)
+            added.append(name)
+
+        for impl in self.pm.hook.register_provider_types.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            try:
+                _call_plain(impl, register=register)
+            except (Exception, SystemExit) as exc:
+                if exc is self._raising:
+                    raise
+                for name in added:
+                    del self._types[name.lower()]
+                    info.provider_types.remove(name)
+                reason = f"register_provider_types raised {type(exc).__name__}: {exc}"
+                self._fail(info, reason, exc)
+                return False
+        return True
 
     def _add_provider(self, provider: object, info: PluginInfo) -> bool:
         problem = _not_a_provider(provider)
@@ -198,8 +286,7 @@ class Registry:
             self._fail(info, problem, None)
             return False
         assert isinstance(provider, Provider)
-        key = provider.name.lower()
-        existing = self._providers.get(key)
+        existing = self._providers.get(provider.name.lower())
         if existing is not None:
             self._fail(
                 info,
@@ -208,7 +295,7 @@ class Registry:
                 None,
             )
             return False
-        self._providers[key] = Registered(provider, info)
+        self._providers[provider.name.lower()] = Registered(provider, info)
         info.providers.append(provider.name)
         return True
 
@@ -217,62 +304,87 @@ class Registry:
         trace = "".join(traceback.format_exception(exc)) if exc is not None else ""
         self.errors.append(PluginFailure(info.name, info.distribution, info.version, reason, trace))
         if self._strict:
-            if exc is not None:
-                raise exc
-            raise PluginError(info.name, info.distribution, reason)
+            self._raising = exc or PluginError(info.name, info.distribution, reason)
+            raise self._raising
+
+    def _suggest(self, name: str) -> list[str]:
+        """Registered names close to `name`: containing it, or similar by spelling."""
+        by_lower = {key: entry.provider.name for key, entry in self._providers.items()}
+        wanted = name.lower()
+        contains = [key for key in by_lower if len(wanted) >= 3 and wanted in key]
+        close = difflib.get_close_matches(wanted, list(by_lower), n=3, cutoff=0.6)
+        ordered = dict.fromkeys(close + contains)
+        return [by_lower[key] for key in list(ordered)[:3]]
+
+
+def _call_plain(impl: pluggy.HookImpl, **kwargs: object) -> None:
+    """Call one plain (not async, not wrapper) hook implementation with the arguments it names.
+
+    Like pluggy, pass an implementation only the subset of the hook's arguments it takes.
+    """
+    if impl.hookwrapper or impl.wrapper:
+        raise TypeError(f"{impl.function.__name__} must not be a hook wrapper")
+    result = impl.function(**{name: kwargs[name] for name in impl.argnames})
+    if inspect.isawaitable(result):
+        close: Callable[[], object] | None = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise TypeError(f"{impl.function.__name__} must be a plain function, not async")
 
 
 def _not_a_provider(obj: object) -> str | None:
     """Why `obj` cannot be registered as a provider, or None when it can."""
-    label = getattr(obj, "__name__", None) or type(obj).__name__
+    if isinstance(obj, type):
+        label = f"class {obj.__qualname__!r}"
+    else:
+        label = f"an instance of {type(obj).__name__!r}"
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
-        return f"{label!r} is not a provider: it has no name"
+        return f"registered {label}, which is not a provider: it has no name"
     for attr in ("create_async_generator", "supports_model"):
         if not callable(getattr(obj, attr, None)):
-            return f"{label!r} is not a provider: it has no {attr}()"
+            return f"registered {label}, which is not a provider: it has no {attr}()"
     if not isinstance(obj, Provider):
-        return f"{label!r} is not a provider: it lacks the metadata flags of a provider"
+        return f"registered {label}, which is not a provider: it lacks the provider metadata"
     return None
 
 
-def _unique_entry_points(points: Iterable[Any]) -> list[Any]:
-    """Entry points with the same distribution seen twice on sys.path counted once."""
-    seen: set[tuple[str, str, str]] = set()
-    unique = []
-    for point in points:
-        dist = point.dist
-        key = (_normalize(dist.name) if dist else "", point.name, point.value)
-        if key not in seen:
-            seen.add(key)
-            unique.append(point)
-    return unique
+def _info_for(point: Any) -> PluginInfo:
+    name, version = _name_version(point.dist)
+    return PluginInfo(
+        name=point.name,
+        distribution=name,
+        version=version,
+        entry_point=f"{point.name} = {point.value}",
+    )
+
+
+def _name_version(dist: Any) -> tuple[str | None, str | None]:
+    """A distribution's Name and Version, read from its metadata headers.
+
+    `dist.name` and `dist.version` parse the whole METADATA with the email package on every
+    access, which was most of the scan time with 50 plugins; the two headers are all we need.
+    """
+    if dist is None:
+        return None, None
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    fields: dict[str, str] = {}
+    for line in text.partition("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Name", "Version") and key not in fields:
+            fields[key] = value.strip()
+    return fields.get("Name") or None, fields.get("Version") or None
 
 
 def _normalize(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
-def _info_for(point: Any) -> PluginInfo:
-    dist = point.dist
-    return PluginInfo(
-        name=point.name,
-        distribution=dist.name if dist else None,
-        version=dist.version if dist else None,
-        entry_point=f"{point.name} = {point.value}",
-    )
-
-
-def _dist_label(point: Any) -> str:
-    dist = point.dist
-    return f"{dist.name} {dist.version}" if dist else point.value
-
-
 _default: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """The process-wide registry of installed plugins, discovered on first use."""
+    """The process-wide registry of installed plugins; entry points are scanned once."""
     global _default
     if _default is None:
         _default = Registry.discover()

@@ -1,0 +1,175 @@
+"""Startup: `providerhub providers` with many extra plugin distributions installed.
+
+Writes N real plugin distributions (package + dist-info with entry_points.txt, each registering
+one provider) into a temporary directory, puts it on PYTHONPATH, and times the console script
+`providerhub providers` as a whole process (wall clock, median of R runs after a warm-up). In
+the same run it times two baselines: a bare `python -c pass` and `providerhub providers` with
+no extra plugins. It then shows that listing does not import aiohttp (a sys.modules check and
+the `-X importtime` total), and lists the slowest imports.
+
+Bytecode is cached as in a pip install (children get PYTHONPYCACHEPREFIX in the temporary
+directory, never PYTHONDONTWRITEBYTECODE); one extra line measures the cold, uncached case.
+
+    .venv/bin/python bench/bench_startup.py [--plugins 50] [--runs 15]
+
+Target (issue 2): under 0.15 s wall median with 50 extra plugins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from plugin_dists import write_dist
+
+TARGET = 0.15
+SCRIPT = str(Path(sys.executable).parent / "providerhub")
+PLUGIN = """
+import providerhub
+
+
+class Bench{index:03d}(providerhub.AsyncGeneratorProvider):
+    url = "http://127.0.0.1/bench/{index}"
+    working = {working}
+    supports_gpt_35_turbo = True
+
+    async def create_async_generator(self, model, messages, **kwargs):
+        yield "bench"
+
+
+@providerhub.hookimpl
+def register_providers(register):
+    register(Bench{index:03d})
+"""
+CHECK = """
+import sys
+from providerhub.cli import main
+code = main(["providers"])
+sys.stderr.write(f"exit={code} aiohttp_imported={'aiohttp' in sys.modules}\\n")
+"""
+
+
+def write_plugins(site: Path, count: int) -> None:
+    for index in range(count):
+        module = f"phbench_{index:03d}"
+        write_dist(
+            site,
+            f"phbench-{index:03d}",
+            version="1.0",
+            entry_points={f"bench{index:03d}": module},
+            files={f"{module}.py": PLUGIN.format(index=index, working=index % 2 == 0)},
+        )
+
+
+def wall(command: list[str], env: dict[str, str], runs: int) -> list[float]:
+    """Wall-clock seconds of `command` as a whole process, `runs` times after one warm-up."""
+    times = []
+    for attempt in range(runs + 1):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+        if attempt:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def env_with(site: Path | None, pycache: Path | None) -> dict[str, str]:
+    """The child environment: plugins from `site`, bytecode cached under `pycache` (or never)."""
+    dropped = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)
+    if pycache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def importtime(env: dict[str, str]) -> tuple[float, list[tuple[int, str]]]:
+    """Total import seconds of the listing path and its modules by cumulative microseconds."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", CHECK],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if match:
+            rows.append((int(match[1]), len(match[2]), match[3]))
+    if "aiohttp_imported=False" not in result.stderr:
+        raise SystemExit(f"listing imported aiohttp:\n{result.stderr[-2000:]}")
+    if any(name == "aiohttp" or name.startswith("aiohttp.") for _, _, name in rows):
+        raise SystemExit("aiohttp appears in -X importtime output")
+    top_level = sum(cumulative for cumulative, depth, _ in rows if depth == 1)
+    slowest = sorted(((cumulative, name) for cumulative, _, name in rows), reverse=True)
+    return top_level / 1e6, slowest[:12]
+
+
+def report(label: str, times: list[float]) -> float:
+    median = statistics.median(times)
+    print(
+        f"  {label:<44} median {median * 1000:6.1f} ms  (min {min(times) * 1000:.1f}, "
+        f"max {max(times) * 1000:.1f})"
+    )
+    return median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plugins", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="providerhub-bench-") as tmp:
+        site, pycache = Path(tmp) / "site", Path(tmp) / "pycache"
+        write_plugins(site, args.plugins)
+        env = env_with(site, pycache)
+        listed = subprocess.run(
+            [SCRIPT, "providers", "--json"], env=env, check=True, capture_output=True, text=True
+        )
+        count = listed.stdout.count('"name": "Bench')
+        if count != args.plugins:
+            raise SystemExit(f"expected {args.plugins} bench providers, listed {count}")
+
+        print(f"providerhub providers, {args.runs} runs each (wall clock, whole process):")
+        report(
+            "python -c pass (interpreter floor)",
+            wall([sys.executable, "-c", "pass"], env, args.runs),
+        )
+        report(
+            "providerhub providers, no extra plugins",
+            wall([SCRIPT, "providers"], env_with(None, pycache), args.runs),
+        )
+        median = report(
+            f"providerhub providers, {args.plugins} extra plugins",
+            wall([SCRIPT, "providers"], env, args.runs),
+        )
+        report(
+            "  same, no bytecode cache (cold)",
+            wall([SCRIPT, "providers"], env_with(site, None), args.runs),
+        )
+        verdict = "met" if median < TARGET else "MISSED"
+        print(f"  target < {TARGET * 1000:.0f} ms with {args.plugins} extra plugins: {verdict}")
+
+        total, slowest = importtime(env)
+        print("\naiohttp imported while listing: no (sys.modules and -X importtime agree)")
+        print(f"-X importtime, all top-level imports of the listing path: {total * 1000:.1f} ms")
+        print("slowest imports (cumulative):")
+        for micros, name in slowest:
+            print(f"  {micros / 1000:6.1f} ms  {name}")
+
+
+if __name__ == "__main__":
+    main()

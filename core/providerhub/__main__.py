@@ -1,0 +1,7 @@
+"""`python -m providerhub`: the providerhub command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

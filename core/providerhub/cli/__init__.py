@@ -1,0 +1,130 @@
+"""The `providerhub` command: list providers and plugins, chat with a provider.
+
+    providerhub providers [--json] [--working] [--model M]
+    providerhub plugins [--json]
+    providerhub chat -p NAME [-m MODEL] [--system TEXT] [--ignore-working] [--timeout S] [PROMPT]
+
+Only this package prints. An error is one line on stderr, `providerhub: error: ...`, and the
+exit code says what kind of error it was:
+
+    0    success
+    1    unexpected error (a bug in providerhub or in a plugin)
+    2    usage: bad arguments, no prompt
+    3    request refused before any network I/O: provider not found, marked not working,
+         model not supported, invalid request, missing credentials
+    4    upstream failure: HTTP error, timeout, connection, malformed or empty stream, a stream
+         interrupted after text was printed, every provider of a chain failed
+    5    a plugin failed to load with PROVIDERHUB_STRICT_PLUGINS=1 (its traceback is printed)
+    130  interrupted (Ctrl-C)
+
+Listing never imports aiohttp, so it stays fast however many plugins are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import (
+    AllProvidersFailedError,
+    InvalidRequestError,
+    MissingCredentialsError,
+    ModelNotSupportedError,
+    ProviderHubError,
+    ProviderNotFoundError,
+    ProviderNotWorkingError,
+    StreamInterruptedError,
+    UpstreamError,
+)
+from . import chat, listing
+from .common import PluginLoadError, UsageError
+
+USAGE = 2
+REFUSED = 3
+UPSTREAM = 4
+PLUGIN = 5
+INTERRUPTED = 130
+
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ProviderNotFoundError, REFUSED),
+    (ProviderNotWorkingError, REFUSED),
+    (ModelNotSupportedError, REFUSED),
+    (InvalidRequestError, REFUSED),
+    (MissingCredentialsError, REFUSED),
+    (UpstreamError, UPSTREAM),
+    (StreamInterruptedError, UPSTREAM),
+    (AllProvidersFailedError, UPSTREAM),
+)
+"""Error type → exit code, first match wins; anything else exits 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand module adds its own subparser."""
+    parser = argparse.ArgumentParser(
+        prog="providerhub",
+        description="Pluggable multi-provider LLM chat: list providers and plugins, chat.",
+    )
+    parser.add_argument("--version", action="version", version=f"providerhub {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    listing.add_parsers(commands)
+    chat.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except UsageError as exc:
+        return _error(str(exc), USAGE)
+    except PluginLoadError as exc:
+        traceback.print_exception(exc.__cause__ or exc)
+        return _error(str(exc), PLUGIN)
+    except Exception as exc:
+        return _error(describe(exc), exit_code(exc))
+    return code
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error (see the module docstring)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one line, phrased for the command line."""
+    if isinstance(exc, ProviderNotWorkingError):
+        return (
+            f"provider {exc.provider!r} is marked not working; "
+            "pass --ignore-working to use it anyway"
+        )
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = lines[0] if lines else ""
+    for line in lines[1:]:
+        message += (" " if message.endswith(":") else "; ") + line
+    if not isinstance(exc, ProviderHubError):
+        message = f"unexpected {type(exc).__name__}" + (f": {message}" if message else "")
+    return message
+
+
+def _error(message: str, code: int) -> int:
+    sys.stderr.write(f"providerhub: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def _silence_stdout() -> None:
+    """The reader went away (e.g. `| head`): send what is left of stdout nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

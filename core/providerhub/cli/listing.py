@@ -1,0 +1,142 @@
+"""`providerhub providers` and `providerhub plugins`: what is installed, as a table or JSON.
+
+Listing reads metadata only: it never touches the network and never imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..registry import Registered, Registry
+from .common import load_registry
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `providers` and `plugins` subcommands."""
+    providers = commands.add_parser(
+        "providers",
+        help="list the providers of every installed plugin",
+        description="List providers: name, plugin, working, gpt-3.5, gpt-4, stream, url.",
+    )
+    providers.add_argument("--json", action="store_true", help="print a JSON list")
+    providers.add_argument("--working", action="store_true", help="only providers marked working")
+    providers.add_argument("--model", metavar="M", help="only providers that serve model M")
+    providers.set_defaults(run=run_providers)
+
+    plugins = commands.add_parser(
+        "plugins",
+        help="list installed plugins and their load errors",
+        description="List plugins: distribution, version, entry point, providers, load errors.",
+    )
+    plugins.add_argument("--json", action="store_true", help="print a JSON list")
+    plugins.set_defaults(run=run_plugins)
+
+
+def run_providers(args: argparse.Namespace) -> int:
+    """Print the providers, filtered by --working and --model."""
+    registry = load_registry()
+    entries = registry.entries(working=True if args.working else None, model=args.model)
+    if args.json:
+        _print_json([provider_record(entry) for entry in entries])
+    else:
+        _print_table(
+            ("NAME", "PLUGIN", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"),
+            [_provider_row(entry) for entry in entries],
+        )
+    _warn_plugin_errors(registry)
+    return 0
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    """Print the plugins with what they registered and why any failed."""
+    registry = load_registry()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "name": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "entry_point": info.entry_point,
+                    "providers": list(info.providers),
+                    "provider_types": list(info.provider_types),
+                    "error": info.error,
+                    "errors": list(info.errors),
+                }
+                for info in registry.plugins
+            ]
+        )
+        return 0
+    rows = [
+        (
+            info.name,
+            info.distribution or "-",
+            info.version or "-",
+            info.entry_point or "-",
+            ", ".join(info.providers) or "-",
+            "error" if info.errors else "ok",
+        )
+        for info in registry.plugins
+    ]
+    _print_table(("PLUGIN", "DISTRIBUTION", "VERSION", "ENTRY POINT", "PROVIDERS", "STATUS"), rows)
+    if registry.errors:
+        sys.stdout.write("\nerrors:\n")
+        for failure in registry.errors:
+            sys.stdout.write(f"  {failure}\n")
+    return 0
+
+
+def provider_record(entry: Registered) -> dict[str, Any]:
+    """One provider as JSON-ready metadata."""
+    provider = entry.provider
+    return {
+        "name": provider.name,
+        "plugin": entry.plugin.name,
+        "distribution": entry.plugin.distribution,
+        "version": entry.plugin.version,
+        "working": bool(provider.working),
+        "supports_gpt_35_turbo": bool(getattr(provider, "supports_gpt_35_turbo", False)),
+        "supports_gpt_4": bool(getattr(provider, "supports_gpt_4", False)),
+        "supports_stream": bool(provider.supports_stream),
+        "needs_auth": bool(provider.needs_auth),
+        "url": getattr(provider, "url", None),
+    }
+
+
+def _provider_row(entry: Registered) -> tuple[str, ...]:
+    record = provider_record(entry)
+    flags = (record[key] for key in ("supports_gpt_35_turbo", "supports_gpt_4", "supports_stream"))
+    return (
+        record["name"],
+        entry.plugin.source,
+        _yes(record["working"]),
+        *(_yes(flag) for flag in flags),
+        record["url"] or "-",
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in (header, *rows)
+    ]
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _warn_plugin_errors(registry: Registry) -> None:
+    """Broken plugins do not stop the listing; each gets one line on stderr."""
+    for failure in registry.errors:
+        sys.stderr.write(f"providerhub: warning: plugin {failure}\n")

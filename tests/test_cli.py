@@ -1,0 +1,417 @@
+"""The `providerhub` command, run for real in subprocesses (console script and `python -m`).
+
+Plugins are real distributions on a temporary PYTHONPATH entry; chat streams from a loopback
+FakeUpstream running in the test's event loop while the CLI runs in a child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import providerhub
+import pytest
+from plugin_dists import GOOD_URL_ENV, ZOO_ERRORS, write_dist, write_good_plugin, write_plugin_zoo
+from providerhub.registry import STRICT_ENV
+from providerhub.testing import FakeUpstream, Reply
+
+SCRIPT = str(Path(sys.executable).parent / "providerhub")
+MODULE = [sys.executable, "-m", "providerhub"]
+HEADER = ["NAME", "PLUGIN", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"]
+CODELINKAVA_URL = "https://ava-ai-ef611.web.app"
+
+
+def plugin_env(site: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a child process that sees the plugins in `site`."""
+    env = {key: value for key, value in os.environ.items() if key != STRICT_ENV}
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str = "", module: bool = False
+) -> subprocess.CompletedProcess[str]:
+    command = MODULE if module else [SCRIPT]
+    return subprocess.run(
+        [*command, *args],
+        env=env or plugin_env(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def chat(*args: str, env: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
+    """Run `providerhub chat ARGS` without blocking the loop that serves the fake upstream."""
+    proc = await asyncio.create_subprocess_exec(
+        SCRIPT,
+        "chat",
+        *args,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A directory of plugin distributions: the good plugin and one broken of every kind."""
+    path = tmp_path / "site"
+    path.mkdir()
+    write_plugin_zoo(path)
+    return path
+
+
+@pytest.fixture
+def zoo(site: Path) -> dict[str, str]:
+    return plugin_env(site)
+
+
+def table(text: str) -> list[list[str]]:
+    return [re.split(r" {2,}", line) for line in text.splitlines()]
+
+
+def zoo_warnings() -> set[str]:
+    versions = {"ph-clash-b": "2.0"}
+    return {
+        f"providerhub: warning: plugin {name} ({dist} {versions.get(dist, '1.0')}): {reason}"
+        for (name, dist), reason in ZOO_ERRORS.items()
+    }
+
+
+def test_providers_table_lists_good_plugins_and_warns_about_broken_ones(
+    zoo: dict[str, str],
+) -> None:
+    result = run("providers", env=zoo)
+    assert result.returncode == 0
+    rows = table(result.stdout)
+    assert rows[0] == HEADER
+    by_name = {row[0]: row for row in rows[1:]}
+    assert by_name["CodeLinkAva"] == [
+        "CodeLinkAva",
+        "providerhub-codelinkava 0.1.0",
+        "no",
+        "yes",
+        "no",
+        "yes",
+        CODELINKAVA_URL,
+    ]
+    assert by_name["GoodProvider"] == [
+        "GoodProvider",
+        "ph-good 1.0",
+        "yes",
+        "yes",
+        "yes",
+        "yes",
+        CODELINKAVA_URL,
+    ]
+    assert by_name["Dormant"][2] == "no"
+    for missing in ("HalfRegistered", "Misspelled", "WrongArgs", "ClashA", "NotAProvider"):
+        assert missing not in by_name
+    warnings = {line for line in result.stderr.splitlines() if "(ph-" in line}
+    assert warnings == zoo_warnings()
+
+
+def test_providers_json_and_filters(zoo: dict[str, str]) -> None:
+    result = run("providers", "--json", env=zoo, module=True)
+    assert result.returncode == 0
+    records = {record["name"]: record for record in json.loads(result.stdout)}
+    assert records["GoodProvider"] == {
+        "name": "GoodProvider",
+        "plugin": "good",
+        "distribution": "ph-good",
+        "version": "1.0",
+        "working": True,
+        "supports_gpt_35_turbo": True,
+        "supports_gpt_4": True,
+        "supports_stream": True,
+        "needs_auth": False,
+        "url": CODELINKAVA_URL,
+    }
+    assert records["CodeLinkAva"]["working"] is False
+    assert records["CodeLinkAva"]["distribution"] == "providerhub-codelinkava"
+
+    working = json.loads(run("providers", "--json", "--working", env=zoo).stdout)
+    assert "GoodProvider" in {r["name"] for r in working}
+    assert {"CodeLinkAva", "Dormant"}.isdisjoint(r["name"] for r in working)
+    assert all(record["working"] for record in working)
+
+    gpt4 = {
+        r["name"] for r in json.loads(run("providers", "--json", "--model=gpt-4", env=zoo).stdout)
+    }
+    assert {"GoodProvider", "Dormant"} <= gpt4
+    assert "CodeLinkAva" not in gpt4
+
+    both = run("providers", "--working", "--model", "gpt-3.5-turbo", env=zoo)
+    names = [row[0] for row in table(both.stdout)[1:]]
+    assert "GoodProvider" in names
+    assert "CodeLinkAva" not in names
+
+
+def test_plugins_json_reports_every_failure(zoo: dict[str, str]) -> None:
+    result = run("plugins", "--json", env=zoo)
+    assert result.returncode == 0
+    records = json.loads(result.stdout)
+    ours = {
+        (r["name"], r["distribution"]): r
+        for r in records
+        if r["distribution"] and r["distribution"].startswith("ph-")
+    }
+    assert {key: r["error"] for key, r in ours.items() if r["error"]} == ZOO_ERRORS
+    assert ours[("good", "ph-good")] == {
+        "name": "good",
+        "distribution": "ph-good",
+        "version": "1.0",
+        "entry_point": "good = ph_good",
+        "providers": ["GoodProvider", "Dormant"],
+        "provider_types": [],
+        "error": None,
+        "errors": [],
+    }
+    assert ours[("clash", "ph-clash-b")]["version"] == "2.0"
+    codelinkava = next(r for r in records if r["name"] == "codelinkava")
+    assert (codelinkava["providers"], codelinkava["error"]) == (["CodeLinkAva"], None)
+
+
+def test_plugins_table_has_status_and_errors(zoo: dict[str, str]) -> None:
+    result = run("plugins", env=zoo, module=True)
+    assert result.returncode == 0
+    listing, _, errors = result.stdout.partition("\nerrors:\n")
+    rows = table(listing)
+    assert rows[0] == ["PLUGIN", "DISTRIBUTION", "VERSION", "ENTRY POINT", "PROVIDERS", "STATUS"]
+    by_dist = {row[1]: row for row in rows[1:]}
+    assert by_dist["ph-good"] == [
+        "good",
+        "ph-good",
+        "1.0",
+        "good = ph_good",
+        "GoodProvider, Dormant",
+        "ok",
+    ]
+    assert by_dist["ph-raises"][-2:] == ["-", "error"]
+    lines = {line.strip() for line in errors.splitlines() if "(ph-" in line}
+    assert lines == {line.removeprefix("providerhub: warning: plugin ") for line in zoo_warnings()}
+
+
+def test_listing_never_imports_aiohttp(zoo: dict[str, str]) -> None:
+    code = (
+        "import sys\n"
+        "from providerhub.cli import main\n"
+        "main(['providers'])\n"
+        "main(['plugins', '--json'])\n"
+        "sys.stderr.write(f'aiohttp imported: {\"aiohttp\" in sys.modules}\\n')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=zoo, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GoodProvider" in result.stdout
+    assert result.stderr.splitlines()[-1] == "aiohttp imported: False"
+
+
+def test_strict_mode_exits_5_with_the_plugin_traceback(tmp_path: Path) -> None:
+    write_good_plugin(tmp_path)
+    write_dist(
+        tmp_path,
+        "ph-importerror",
+        entry_points={"importerror": "ph_importerror"},
+        files={"ph_importerror.py": "import ph_missing_dependency\n"},
+    )
+    result = run("providers", env=plugin_env(tmp_path, **{STRICT_ENV: "1"}))
+    assert result.returncode == 5
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ph_importerror.py" in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "providerhub: error: a plugin failed to load (PROVIDERHUB_STRICT_PLUGINS is set): "
+        "No module named 'ph_missing_dependency'"
+    )
+    assert result.stdout == ""
+
+
+def test_version_and_usage_errors() -> None:
+    assert run("--version").stdout == f"providerhub {providerhub.__version__}\n"
+    missing = run()
+    assert missing.returncode == 2
+    assert "required: COMMAND" in missing.stderr
+    unknown = run("frobnicate", module=True)
+    assert unknown.returncode == 2
+    assert "invalid choice: 'frobnicate'" in unknown.stderr
+    no_provider = run("chat", "hello")
+    assert no_provider.returncode == 2
+    assert no_provider.stderr.splitlines()[-1] == (
+        "providerhub chat: error: one of the arguments -p/--provider is required"
+    )
+    bad_timeout = run("chat", "-p", "CodeLinkAva", "--timeout", "-1", "hi")
+    assert bad_timeout.returncode == 2
+    assert bad_timeout.stderr.splitlines()[-1] == (
+        "providerhub chat: error: argument --timeout: must be positive: '-1'"
+    )
+
+
+def test_chat_refusals_are_one_line_with_exit_code_3(zoo: dict[str, str]) -> None:
+    cases = {
+        ("-p", "codelinkava", "hi"): (
+            "provider 'CodeLinkAva' is marked not working; pass --ignore-working to use it anyway"
+        ),
+        ("-p", "dormant", "hi"): (
+            "provider 'Dormant' is marked not working; pass --ignore-working to use it anyway"
+        ),
+        ("-p", "GoodProvidr", "hi"): "no provider named 'GoodProvidr'; did you mean GoodProvider?",
+        ("-p", "HalfRegistered", "hi"): "no provider named 'HalfRegistered'",
+        ("-p", "GoodProvider", "-m", "claude-3", "hi"): (
+            "provider 'GoodProvider' does not support model 'claude-3'"
+        ),
+        ("-p", "CodeLinkAva", "--ignore-working", "-m", "gpt-4", "hi"): (
+            "provider 'CodeLinkAva' does not support model 'gpt-4'"
+        ),
+    }
+    for args, message in cases.items():
+        result = run("chat", *args, env=zoo)
+        assert (result.returncode, result.stdout) == (3, ""), args
+        assert result.stderr == f"providerhub: error: {message}\n", args
+
+
+def test_chat_without_a_prompt_is_a_usage_error(zoo: dict[str, str]) -> None:
+    result = run("chat", "-p", "GoodProvider", stdin="  \n", env=zoo)
+    assert result.returncode == 2
+    assert result.stderr == "providerhub: error: no prompt: give it as arguments or on stdin\n"
+
+
+@pytest.fixture
+async def upstream(fake_upstream: Any) -> FakeUpstream:
+    started: FakeUpstream = await fake_upstream()
+    return started
+
+
+@pytest.fixture
+def good_env(site: Path, upstream: FakeUpstream) -> dict[str, str]:
+    return plugin_env(site, **{GOOD_URL_ENV: f"{upstream.url}/api/chat"})
+
+
+async def test_chat_streams_the_answer(good_env: dict[str, str], upstream: FakeUpstream) -> None:
+    upstream.script(Reply.text("Hello", ", ", "world", split=7))
+    code, out, err = await chat(
+        "-p", "goodprovider", "--system", "Be brief.", "Say", "hello", env=good_env
+    )
+    assert (code, out, err) == (0, "Hello, world\n", "")
+    [request] = upstream.requests
+    assert (request.method, request.path) == ("POST", "/api/chat")
+    assert request.headers["Origin"] == CODELINKAVA_URL
+    assert request.json == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Say hello"},
+        ],
+        "temperature": 0.6,
+        "stream": True,
+    }
+
+
+async def test_chat_reads_the_prompt_from_stdin_and_ignore_working(
+    good_env: dict[str, str], upstream: FakeUpstream
+) -> None:
+    upstream.script(Reply.text("line one\n", "line two\n"))
+    code, out, err = await chat(
+        "-p", "Dormant", "--ignore-working", env=good_env, stdin="from stdin\n\n"
+    )
+    assert (code, out, err) == (0, "line one\nline two\n", "")
+    assert upstream.requests[0].json["messages"] == [{"role": "user", "content": "from stdin"}]
+
+
+async def test_chat_upstream_failures_exit_4(
+    good_env: dict[str, str], upstream: FakeUpstream
+) -> None:
+    upstream.script(
+        Reply.error(503, "overloaded"),
+        Reply.close_after_chunks("partial "),
+        Reply.hang(),
+    )
+    code, out, err = await chat("-p", "GoodProvider", "hi", env=good_env)
+    assert (code, out) == (4, "")
+    assert err == (
+        f"providerhub: error: GoodProvider: HTTP 503 from {upstream.url}/api/chat: overloaded\n"
+    )
+
+    code, out, err = await chat("-p", "GoodProvider", "hi", env=good_env)
+    assert (code, out) == (4, "partial \n")
+    assert err.startswith("providerhub: error: GoodProvider: ")
+    assert err.count("\n") == 1
+
+    code, out, err = await chat("-p", "GoodProvider", "--timeout", "0.5", "hi", env=good_env)
+    assert (code, out) == (4, "")
+    assert err == "providerhub: error: GoodProvider: total timeout after 0.5s\n"
+
+
+async def test_chat_prints_chunks_as_they_arrive_and_ctrl_c_exits_130(
+    good_env: dict[str, str], upstream: FakeUpstream
+) -> None:
+    upstream.script(Reply.hang_after_chunks("first words"))
+    proc = await asyncio.create_subprocess_exec(
+        SCRIPT,
+        "chat",
+        "-p",
+        "GoodProvider",
+        "hi",
+        env=good_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_sigint,
+    )
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.readuntil(b"first words"), 30)
+    assert first == b"first words"
+    assert upstream.active == 1
+    proc.send_signal(signal.SIGINT)
+    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    assert (rest, err) == (b"\n", b"")
+    for _ in range(500):
+        if upstream.disconnects:
+            break
+        await asyncio.sleep(0.01)
+    assert (upstream.disconnects, upstream.active) == (1, 0)
+
+
+def test_a_provider_bug_is_one_line_with_exit_code_1(tmp_path: Path) -> None:
+    buggy = """
+    import providerhub
+
+
+    class Buggy(providerhub.AsyncGeneratorProvider):
+        working = True
+
+        async def create_async_generator(self, model, messages, **kwargs):
+            yield "half "
+            raise KeyError("choices")
+
+
+    @providerhub.hookimpl
+    def register_providers(register):
+        register(Buggy())
+    """
+    write_dist(
+        tmp_path, "ph-buggy", entry_points={"buggy": "ph_buggy"}, files={"ph_buggy.py": buggy}
+    )
+    result = run("chat", "-p", "buggy", "hi", env=plugin_env(tmp_path))
+    assert (result.returncode, result.stdout) == (1, "half \n")
+    assert result.stderr == "providerhub: error: unexpected KeyError: 'choices'\n"
+
+
+def _default_sigint() -> None:
+    """Children get Python's KeyboardInterrupt even if this test run ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
