@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .attempt import Attempt, Outcome
+from .config import ConfigError
 from .errors import (
     AllProvidersFailedError,
     EmptyStreamError,
@@ -25,11 +26,14 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from .health import HealthStore, MemoryHealthStore, default_health_store
 from .hookspecs import hookimpl, hookspec
 from .messages import Message, Messages, validate_messages
 from .provider import AsyncGeneratorProvider, Provider, hybridmethod
 from .registry import PluginFailure, PluginInfo, Registry, default_registry
+from .routing import FallbackChain
 from .sse import ServerSentEvent, SSEDecoder
+from .stream import ChatStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -41,9 +45,14 @@ __all__ = [
     "AllProvidersFailedError",
     "AsyncGeneratorProvider",
     "Attempt",
+    "ChatStream",
+    "ConfigError",
     "EmptyStreamError",
+    "FallbackChain",
+    "HealthStore",
     "InvalidRequestError",
     "MalformedStreamError",
+    "MemoryHealthStore",
     "Message",
     "Messages",
     "MissingCredentialsError",
@@ -65,6 +74,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamHTTPError",
     "UpstreamTimeoutError",
+    "default_health_store",
     "default_registry",
     "hookimpl",
     "hookspec",

@@ -25,7 +25,9 @@ class Attempt:
     try_number: int = 1
     """1 for the first request to this provider in a call, 2 for its first retry, and so on."""
     hedged: bool = False
-    """True when this attempt was started in parallel with a slower one."""
+    """True when this attempt raced another one in parallel (hedging)."""
+    continuation: bool = False
+    """True when this attempt was asked to continue an answer another provider left unfinished."""
 
     def __str__(self) -> str:
         text = f"{self.provider}: {self.outcome}"

@@ -1,0 +1,61 @@
+"""How a chain reads a failure: the reason line, whether to retry, whether it hurts health.
+
+Works from the error taxonomy by attribute (`retryable`, `status`, `retry_after`), so it never
+needs to import aiohttp.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .errors import ProviderHubError, UpstreamError
+
+REQUEST_FAULTS = frozenset({400, 413, 422})
+"""HTTP statuses that blame the request, not the provider: they do not open its circuit."""
+
+
+def reason(exc: BaseException, provider: str) -> str:
+    """One line saying what went wrong, without repeating the provider's name."""
+    text = " ".join(str(exc).split())
+    prefix = f"{provider}: "
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    if isinstance(exc, ProviderHubError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def status(exc: BaseException) -> int | None:
+    """The HTTP status of an UpstreamHTTPError, else None."""
+    value = getattr(exc, "status", None) if isinstance(exc, UpstreamError) else None
+    return value if isinstance(value, int) else None
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The cooldown an upstream asked for with a 429, else None."""
+    if status(exc) != 429:
+        return None
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether the same provider may succeed if asked again soon.
+
+    Upstream faults say so themselves (5xx, 408, 429, timeouts, connection errors yes; auth and
+    other 4xx no). A 429 that names its wait is not retried here: the provider cools down.
+    Anything else (a plugin bug, missing credentials) is not retried.
+    """
+    return isinstance(exc, UpstreamError) and exc.retryable and retry_after(exc) is None
+
+
+def unhealthy(exc: BaseException) -> bool:
+    """Whether the failure counts toward opening the provider's circuit."""
+    return status(exc) not in REQUEST_FAULTS
+
+
+def backoff(try_number: int, base: float, cap: float = 5.0) -> float:
+    """Seconds to wait before retry `try_number` (2, 3, ...): exponential with equal jitter."""
+    ceiling = min(cap, base * 2 ** max(try_number - 2, 0))
+    half: float = ceiling / 2
+    return half + random.uniform(0, half)
