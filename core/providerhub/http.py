@@ -10,7 +10,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -145,10 +145,11 @@ async def request(
 
 async def read_events(
     response: aiohttp.ClientResponse, provider: str
-) -> AsyncIterator[list[ServerSentEvent]]:
+) -> AsyncGenerator[list[ServerSentEvent], None]:
     """Yield the server-sent events of `response`, batched by what each network read completed.
 
     Batching keeps the per-event cost at the decoder's, which is what makes streaming cheap.
+    A reader that stops early (at `[DONE]`) should close it, e.g. with `contextlib.aclosing`.
     """
     decoder = SSEDecoder()
     content = response.content
@@ -191,7 +192,7 @@ async def http_error(response: aiohttp.ClientResponse, provider: str) -> Upstrea
         body=body[:EXCERPT_CHARS],
         retry_after=retry_after(response.headers),
         request_info=response.request_info,
-        headers=response.headers,
+        headers=CIMultiDictProxy(redact_headers(response.headers)),
     )
 
 

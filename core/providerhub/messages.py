@@ -32,7 +32,9 @@ def validate_messages(messages: Any) -> list[dict[str, str]]:
             if field not in message:
                 raise InvalidRequestError(f"messages[{index}] has no {field!r}")
         for field, value in message.items():
-            if not isinstance(field, str) or not isinstance(value, str):
+            if not isinstance(field, str):
+                raise InvalidRequestError(f"messages[{index}] has a non-string key {field!r}")
+            if not isinstance(value, str):
                 raise InvalidRequestError(
                     f"messages[{index}].{field} must be a string, not {type(value).__name__}"
                 )

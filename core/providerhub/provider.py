@@ -10,9 +10,7 @@ classified errors. `create_async` and `create_completion` come for free.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MethodType
@@ -24,11 +22,15 @@ from typing import (
     ParamSpec,
     Protocol,
     TypeVar,
-    cast,
     runtime_checkable,
 )
 
-from .errors import ProviderHubError, UpstreamConnectionError, UpstreamTimeoutError
+from .errors import (
+    InvalidRequestError,
+    ProviderHubError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+)
 from .messages import Messages, validate_messages, validate_model
 from .timeouts import Phase, Timeouts
 
@@ -141,6 +143,7 @@ class AsyncGeneratorProvider:
         """
         validate_model(model)
         validate_messages(messages)
+        _transport_options(kwargs)
         chunks = _iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
         return chunks if stream else iter(["".join(chunks)])
 
@@ -156,7 +159,8 @@ def _guarded(impl: Any) -> Any:
     ) -> AsyncIterator[str]:
         model = validate_model(model)
         checked = validate_messages(messages)
-        timeouts = Timeouts.coerce(kwargs.pop("timeout", None))
+        timeouts = _transport_options(kwargs)
+        kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
         return _guard(chunks, timeouts, this.name)
 
@@ -166,6 +170,14 @@ def _guarded(impl: Any) -> Any:
     if isinstance(impl, hybridmethod):
         return hybridmethod(create_async_generator)
     return create_async_generator
+
+
+def _transport_options(kwargs: dict[str, Any]) -> Timeouts:
+    """The call's Timeouts, with `timeout` and `proxy` checked before any I/O."""
+    proxy = kwargs.get("proxy")
+    if proxy is not None and not isinstance(proxy, str):
+        raise InvalidRequestError(f"proxy must be a URL string, not {type(proxy).__name__}")
+    return Timeouts.coerce(kwargs.get("timeout"))
 
 
 async def _guard(
@@ -223,9 +235,6 @@ def _classify(exc: Exception, provider: str) -> Exception:
     return exc
 
 
-_DONE = object()
-
-
 def _iterate_sync(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
     """Drive an async iterator from synchronous code, in a worker thread if a loop is running."""
     try:
@@ -245,40 +254,57 @@ def _iterate_here(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
                 except StopAsyncIteration:
                     return
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                runner.run(aclose())
+            runner.run(_aclose(chunks))
 
 
 async def _next(chunks: AsyncIterator[str]) -> str:
     return await anext(chunks)
 
 
+async def _aclose(chunks: AsyncIterator[str]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _start(make: Callable[[], AsyncIterator[str]]) -> AsyncIterator[str]:
+    return make()
+
+
+async def _finish(chunks: AsyncIterator[str] | None) -> None:
+    """Shut the private loop's work down: a read still pending, the iterator, async generators."""
+    current = asyncio.current_task()
+    running = [task for task in asyncio.all_tasks() if task is not current]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    if chunks is not None:
+        await _aclose(chunks)
+    loop = asyncio.get_running_loop()
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
+
+
 def _iterate_in_thread(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
-    results: queue.Queue[object] = queue.Queue(maxsize=64)
-    stop = threading.Event()
+    """Run the iterator on a private event loop in a worker thread, one chunk per request.
 
-    def produce() -> None:
-        try:
-            for chunk in _iterate_here(make):
-                if stop.is_set():
-                    break
-                results.put(chunk)
-        except BaseException as exc:
-            results.put(exc)
-        else:
-            results.put(_DONE)
-
-    worker = threading.Thread(target=produce, name="providerhub-sync", daemon=True)
+    Nothing runs ahead of the consumer, so when it stops early (break, close, an exception)
+    the pending read is cancelled and the upstream connection closed at once.
+    """
+    loop = asyncio.new_event_loop()
+    worker = threading.Thread(target=loop.run_forever, name="providerhub-sync", daemon=True)
     worker.start()
+    chunks: AsyncIterator[str] | None = None
     try:
-        while (item := results.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield cast(str, item)
+        chunks = asyncio.run_coroutine_threadsafe(_start(make), loop).result()
+        while True:
+            try:
+                chunk = asyncio.run_coroutine_threadsafe(_next(chunks), loop).result()
+            except StopAsyncIteration:
+                return
+            yield chunk
     finally:
-        stop.set()
-        while worker.is_alive():
-            with contextlib.suppress(queue.Empty):
-                results.get(timeout=0.05)
+        asyncio.run_coroutine_threadsafe(_finish(chunks), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
         worker.join()
+        loop.close()

@@ -1,7 +1,8 @@
 """Incremental server-sent-events decoder: bytes in, events out, whatever the TCP chunking.
 
-Follows the WHATWG event-stream rules: lines end in LF, CRLF or CR; `data:` lines accumulate
-(joined by LF) until a blank line dispatches the event; lines starting with `:` are comments.
+Follows the WHATWG event-stream rules: lines end in LF, CRLF or CR; a leading BOM is dropped;
+`data:` lines accumulate (joined by LF) until a blank line dispatches the event (a block with no
+data dispatches nothing); lines starting with `:` are comments; `id` persists across events.
 """
 
 from __future__ import annotations
@@ -22,15 +23,30 @@ class ServerSentEvent:
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed so far.
 
-    `max_line` bounds the bytes held for one unfinished line, so a hostile upstream cannot make
-    the decoder buffer without limit (ValueError past it).
+    A line is handled as soon as its terminator arrives (a CR ending one read is not held back
+    waiting for a possible LF). `max_line` bounds the bytes held for one unfinished line, so a
+    hostile upstream cannot make the decoder buffer without limit (ValueError past it); a long
+    line costs linear time however many reads it spans.
     """
 
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_retry", "max_line")
+    __slots__ = (
+        "_data",
+        "_event",
+        "_held",
+        "_id",
+        "_parts",
+        "_retry",
+        "_skip_lf",
+        "_started",
+        "max_line",
+    )
 
     def __init__(self, max_line: int = 16 * 1024 * 1024) -> None:
         self.max_line = max_line
-        self._buffer = b""
+        self._parts: list[bytes] = []
+        self._held = 0
+        self._skip_lf = False
+        self._started = False
         self._data: list[bytes] = []
         self._event: str | None = None
         self._id: str | None = None
@@ -38,27 +54,41 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Consume `chunk`; return the events it completed, in order."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            hold_cr = buffer.endswith(b"\r")
-            if hold_cr:
-                buffer = buffer[:-1]
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if hold_cr:
-                buffer += b"\r"
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        if len(self._buffer) > self.max_line:
-            raise ValueError(f"event-stream line longer than {self.max_line} bytes")
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 10:  # the LF of a CRLF cut between two reads
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            self._skip_lf = chunk[-1] == 13
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if not lines:
+            if rest:
+                self._hold(rest)
+            return []
+        if self._parts:
+            self._parts.append(lines[0])
+            lines[0] = b"".join(self._parts)
+            self._parts = []
+            self._held = 0
+        if not self._started:
+            self._started = True
+            if lines[0].startswith(b"\xef\xbb\xbf"):
+                lines[0] = lines[0][3:]
+        if rest:
+            self._hold(rest)
         events: list[ServerSentEvent] = []
         data = self._data
         for line in lines:
             if line.startswith(b"data:"):
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
             elif not line:
-                if data or self._event is not None:
+                if data:
                     events.append(self._dispatch())
                     data = self._data
+                else:
+                    self._event = None
             elif line[0] != 58:  # b":" starts a comment
                 self._field(line)
         return events
@@ -68,11 +98,18 @@ class SSEDecoder:
 
         Strictly the spec discards it; line-oriented upstreams (and the seed's reader) rely on it.
         """
-        events = self.feed(b"\n") if self._buffer.rstrip(b"\r") else []
-        self._buffer = b""
+        events = self.feed(b"\n") if self._parts else []
+        self._skip_lf = False
         if self._data:
             events.append(self._dispatch())
+        self._event = None
         return events
+
+    def _hold(self, piece: bytes) -> None:
+        self._parts.append(piece)
+        self._held += len(piece)
+        if self._held > self.max_line:
+            raise ValueError(f"event-stream line longer than {self.max_line} bytes")
 
     def _field(self, line: bytes) -> None:
         name, _, value = line.partition(b":")
@@ -88,8 +125,9 @@ class SSEDecoder:
             self._data.append(value)
 
     def _dispatch(self) -> ServerSentEvent:
-        data = b"\n".join(self._data).decode("utf-8", "replace") if self._data else ""
-        event = ServerSentEvent(data, self._event or "message", self._id, self._retry)
+        data = self._data
+        text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
+        event = ServerSentEvent(text, self._event or "message", self._id, self._retry)
         self._data = []
         self._event = None
         return event

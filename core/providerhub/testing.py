@@ -9,6 +9,10 @@ next `Reply` of its script, so a test says, in order, what the upstream will do:
         ...  # first request gets HTTP 500, the second streams "Hello"
     upstream.requests[1].json["messages"]
 
+Faults: `Reply.error/hang/hang_after_chunks/close_after_chunks/malformed_after_chunks/
+keepalive_trickle/huge_line`, and options `split`, `line_ending`, `keepalive`, `delay`, `done`,
+`after_done`, `end`. `Reply.raw_bytes` sends hand-made bytes; `Reply.wire()` renders a stream
+once (benchmarks serve it with `serve_in_thread`, which also suits synchronous code).
 With pytest, add `pytest_plugins = ["providerhub.testing"]` and use the `fake_upstream` fixture.
 """
 
@@ -55,6 +59,14 @@ class Reply:
     model: str = "fake-model"
     usage: Mapping[str, int] | None = None
     """Token counts sent as a final chunk when the request asks `stream_options.include_usage`."""
+    after_done: tuple[str, ...] = ()
+    """Event data sent after `[DONE]` (a client must never read it)."""
+    end: Literal["eof", "hang", "close"] = "eof"
+    """After the last event: end the response, stall with it open, or drop the connection."""
+    trickle: float | None = None
+    """Send only SSE keep-alive comments, one every this many seconds, and never any text."""
+    raw: bytes | None = None
+    """Send these bytes verbatim as the body (cut by `split`) instead of rendering events."""
 
     @classmethod
     def text(cls, *chunks: str, **options: Any) -> Reply:
@@ -85,24 +97,40 @@ class Reply:
         return cls(hang_before_headers=True)
 
     @classmethod
-    def hang_after_chunks(cls, *chunks: str) -> Reply:
+    def hang_after_chunks(cls, *chunks: str, **options: Any) -> Reply:
         """Stream `chunks`, then stall forever with the connection open."""
-        return cls(chunks=chunks, hang_after=len(chunks))
+        return cls(chunks=chunks, hang_after=len(chunks), **options)
 
     @classmethod
-    def close_after_chunks(cls, *chunks: str) -> Reply:
+    def close_after_chunks(cls, *chunks: str, **options: Any) -> Reply:
         """Stream `chunks`, then drop the connection without ending the response."""
-        return cls(chunks=chunks, close_after=len(chunks))
+        return cls(chunks=chunks, close_after=len(chunks), **options)
 
     @classmethod
-    def malformed_after_chunks(cls, *chunks: str) -> Reply:
+    def malformed_after_chunks(cls, *chunks: str, **options: Any) -> Reply:
         """Stream `chunks`, then an event whose data is not JSON."""
-        return cls(chunks=chunks, malformed_after=len(chunks))
+        return cls(chunks=chunks, malformed_after=len(chunks), **options)
 
     @classmethod
     def empty(cls) -> Reply:
         """A successful stream with no content at all, just `[DONE]`."""
         return cls(finish_reason=None)
+
+    @classmethod
+    def keepalive_trickle(cls, interval: float = 0.05) -> Reply:
+        """Answer 200 and send keep-alive comments forever: bytes flow, text never comes."""
+        return cls(trickle=interval)
+
+    @classmethod
+    def raw_bytes(cls, body: bytes, **options: Any) -> Reply:
+        """Send `body` verbatim (e.g. a pre-rendered stream from `wire()`, or hand-made bytes)."""
+        return cls(raw=body, **options)
+
+    def wire(self, payload: Mapping[str, Any] | None = None) -> bytes:
+        """The whole streamed body this reply sends, pauses and faults left out."""
+        if self.trickle is not None:
+            raise ValueError("a keep-alive trickle has no end")
+        return b"".join(piece for piece in _pieces(self, payload or {}) if isinstance(piece, bytes))
 
     @classmethod
     def huge_line(cls, size: int = 256 * 1024) -> Reply:
@@ -220,6 +248,8 @@ class FakeUpstream:
         await response.prepare(request)
         for piece in _pieces(reply, payload):
             if isinstance(piece, _Pause):
+                if self._release.is_set():
+                    break
                 if piece.seconds:
                     await asyncio.sleep(piece.seconds)
                 continue
@@ -247,6 +277,22 @@ class _Stop:
 def _pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[bytes | _Pause | _Stop]:
     """The byte pieces of a streamed reply, with pauses and faults in their places."""
     end = reply.line_ending
+    if reply.trickle is not None:
+        while True:
+            yield f": keep-alive{end}{end}".encode()
+            yield _Pause(reply.trickle)
+    if reply.raw is None:
+        events = _events(reply, payload)
+    else:
+        size = reply.split or 65536
+        events = [reply.raw[start : start + size] for start in range(0, len(reply.raw), size)]
+    if reply.end != "eof":
+        events.append(_Stop(reply.end))
+    yield from _coalesced(events, reply.split)
+
+
+def _events(reply: Reply, payload: Mapping[str, Any]) -> list[bytes | _Pause | _Stop]:
+    end = reply.line_ending
     keepalive = f": keep-alive{end}{end}".encode() if reply.keepalive else b""
     model = str(payload.get("model") or reply.model)
 
@@ -254,42 +300,27 @@ def _pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[bytes | _Pause
         return keepalive + f"data: {data}{end}{end}".encode()
 
     events: list[bytes | _Pause | _Stop] = [event(_chunk(model, {"role": "assistant"}, None))]
-    for index, text in enumerate(reply.chunks):
+    count = len(reply.chunks)
+    for index in range(count + 1):
         if index == reply.hang_after:
             events.append(_Stop("hang"))
         if index == reply.close_after:
             events.append(_Stop("close"))
         if index == reply.malformed_after:
-            events.append(event('{"choices": [{"delta": {"content": "oops"'))
-        if reply.delay:
-            events.append(_Pause(reply.delay))
-        events.append(event(_chunk(model, {"content": text}, None)))
-    count = len(reply.chunks)
-    if reply.hang_after == count:
-        events.append(_Stop("hang"))
-    if reply.close_after == count:
-        events.append(_Stop("close"))
-    if reply.malformed_after == count:
-        events.append(event("{not json"))
+            events.append(event("{not json" if index == count else '{"choices": [{"delta"'))
+        if index < count:
+            if reply.delay:
+                events.append(_Pause(reply.delay))
+            events.append(event(_chunk(model, {"content": reply.chunks[index]}, None)))
     events.append(event(_chunk(model, {}, reply.finish_reason)))
     options = payload.get("stream_options")
     if reply.usage is not None and isinstance(options, dict) and options.get("include_usage"):
-        events.append(
-            event(
-                json.dumps(
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion.chunk",
-                        "model": model,
-                        "choices": [],
-                        "usage": dict(reply.usage),
-                    }
-                )
-            )
-        )
+        usage = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
+        events.append(event(json.dumps({**usage, "choices": [], "usage": dict(reply.usage)})))
     if reply.done:
         events.append(event("[DONE]"))
-    yield from _coalesced(events, reply.split)
+    events.extend(event(data) for data in reply.after_done)
+    return events
 
 
 def _coalesced(
@@ -354,28 +385,20 @@ def _completion(reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
 @contextmanager
 def serve_in_thread(*script: Reply, default: Reply | None = None) -> Iterator[FakeUpstream]:
     """Run a FakeUpstream on its own event loop in a thread (for benchmarks and sync code)."""
-    ready = threading.Event()
     loop = asyncio.new_event_loop()
-    upstream: FakeUpstream | None = None
-
-    async def start() -> None:
-        nonlocal upstream
-        upstream = await FakeUpstream(*script, default=default).start()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name="fake-upstream", daemon=True)
     thread.start()
-    ready.wait()
-    assert upstream is not None
+
+    async def start() -> FakeUpstream:
+        return await FakeUpstream(*script, default=default).start()
+
+    upstream: FakeUpstream | None = None
     try:
+        upstream = asyncio.run_coroutine_threadsafe(start(), loop).result()
         yield upstream
     finally:
-        asyncio.run_coroutine_threadsafe(upstream.close(), loop).result()
+        if upstream is not None:
+            asyncio.run_coroutine_threadsafe(upstream.close(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()

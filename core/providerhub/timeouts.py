@@ -24,10 +24,13 @@ class Timeouts:
     total: float | None = 600.0
 
     def __post_init__(self) -> None:
+        """Reject a limit that is not a positive number (InvalidRequestError, a ValueError)."""
         for phase in ("connect", "first_chunk", "idle", "total"):
             value = getattr(self, phase)
-            if value is not None and (isinstance(value, bool) or not value > 0):
-                raise ValueError(
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                raise InvalidRequestError(
                     f"timeout {phase} must be a positive number or None, not {value!r}"
                 )
 

@@ -8,6 +8,7 @@ ending with `data: [DONE]`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import providerhub
@@ -48,17 +49,31 @@ class CodeLinkAva(AsyncGeneratorProvider):
             "Sec-Fetch-Site": "same-origin",
         }
         data = {"messages": messages, "temperature": 0.6, "stream": True, **kwargs}
-        async with http.request(
-            cls.name, cls.api_url, json_body=data, headers=headers, timeouts=timeouts, proxy=proxy
-        ) as response:
-            async for events in http.read_events(response, cls.name):
+        async with (
+            http.request(
+                cls.name,
+                cls.api_url,
+                json_body=data,
+                headers=headers,
+                timeouts=timeouts,
+                proxy=proxy,
+            ) as response,
+            aclosing(http.read_events(response, cls.name)) as reads,
+        ):
+            async for events in reads:
                 text: list[str] = []
                 for event in events:
                     if event.data == "[DONE]":
                         if text:
                             yield "".join(text)
                         return
-                    content = _content(http.loads_event(event, cls.name))
+                    try:
+                        chunk = http.loads_event(event, cls.name)
+                    except providerhub.MalformedStreamError:
+                        if text:
+                            yield "".join(text)
+                        raise
+                    content = _content(chunk)
                     if content:
                         text.append(content)
                 if text:

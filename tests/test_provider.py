@@ -1,0 +1,332 @@
+"""The provider contract: validation before I/O, sync and async calls, the timeout guard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, cast
+
+import pytest
+from providerhub import (
+    AsyncGeneratorProvider,
+    InvalidRequestError,
+    Messages,
+    Timeouts,
+    UpstreamHTTPError,
+    UpstreamTimeoutError,
+)
+from providerhub.testing import FakeUpstream, Reply, serve_in_thread
+
+MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
+MESSAGES = [{"role": "user", "content": "hi"}]
+HANG_BOUND = 5.0
+
+
+async def _stream(name: str, url: str, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
+    """A minimal OpenAI-SSE client on the shared plumbing, as a plugin would write it."""
+    from providerhub import http
+
+    timeouts = kwargs.pop("timeout")
+    body = {"messages": messages, "stream": True, **kwargs}
+    async with http.request(name, url, json_body=body, timeouts=timeouts) as response:
+        async for events in http.read_events(response, name):
+            for event in events:
+                if event.data == "[DONE]":
+                    return
+                delta = http.loads_event(event, name)["choices"][0]["delta"]
+                if delta.get("content"):
+                    yield delta["content"]
+
+
+class Streamer(AsyncGeneratorProvider):
+    """Class-style provider (classmethods), like gpt4free's."""
+
+    url = "http://127.0.0.1"
+    working = True
+    supports_gpt_35_turbo = True
+    api_url = ""
+
+    @classmethod
+    async def create_async_generator(
+        cls, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        async for chunk in _stream(cls.name, cls.api_url, messages, **kwargs):
+            yield chunk
+
+
+class Endpoint(AsyncGeneratorProvider):
+    """Instance-style provider: one configured endpoint."""
+
+    working = True
+
+    def __init__(self, name: str, base_url: str, models: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.models = models
+
+    async def create_async_generator(
+        self, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        async for chunk in _stream(
+            self.name, self.base_url + "/chat/completions", messages, **kwargs
+        ):
+            yield chunk
+
+
+@pytest.fixture
+def streamer(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeUpstream], type[Streamer]]:
+    def point(upstream: FakeUpstream) -> type[Streamer]:
+        monkeypatch.setattr(Streamer, "api_url", upstream.url + "/api/chat")
+        return Streamer
+
+    return point
+
+
+async def collect(chunks: AsyncIterator[str]) -> list[str]:
+    async with asyncio.timeout(HANG_BOUND):
+        return [chunk async for chunk in chunks]
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait for a condition set by the server (possibly on another thread)."""
+    for _ in range(int(HANG_BOUND / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+# Metadata and model support.
+
+
+def test_name_defaults_to_class_name_and_instances_override() -> None:
+    assert Streamer.name == "Streamer"
+    assert Endpoint("local", "http://x").name == "local"
+
+
+@pytest.mark.parametrize(
+    ("model", "supported"),
+    [
+        ("", True),
+        ("gpt-3.5-turbo", True),
+        ("GPT-3.5-turbo-16k", True),
+        ("gpt-4", False),
+        ("gpt-4o", False),
+        ("claude-3", False),
+    ],
+)
+def test_supports_model_from_flags(model: str, supported: bool) -> None:
+    assert Streamer.supports_model(model) is supported
+
+
+def test_supports_model_from_models_and_default() -> None:
+    class Both(Streamer):
+        supports_gpt_4 = True
+        default_model = "house-model"
+        models = ("llama-3",)
+
+    assert Both.supports_model("house-model")
+    assert Both.supports_model("llama-3")
+    assert Both.supports_model("gpt-4-turbo")
+    assert not Both.supports_model("llama-2")
+    endpoint = Endpoint("e", "http://x", models=("m1",))
+    assert endpoint.supports_model("m1")
+    assert not endpoint.supports_model("m2")
+    assert not endpoint.supports_model("gpt-3.5-turbo")
+
+
+# Bad input fails at call time, before any request.
+
+BAD_CALLS: list[tuple[Any, Any, dict[str, Any], str]] = [
+    (None, MESSAGES, {}, "model must be a string, not NoneType"),
+    ("", [{"role": "user"}], {}, "messages[0] has no 'content'"),
+    ("", [{"role": "user", "content": 1}], {}, "messages[0].content must be a string, not int"),
+    (
+        "",
+        MESSAGES,
+        {"timeout": "soon"},
+        "timeout must be a number of seconds or Timeouts, not 'soon'",
+    ),
+    ("", MESSAGES, {"timeout": -1}, "timeout must be a positive number of seconds, not -1"),
+    ("", MESSAGES, {"proxy": 8080}, "proxy must be a URL string, not int"),
+]
+
+
+@pytest.mark.parametrize(("model", "messages", "kwargs", "message"), BAD_CALLS)
+async def test_bad_input_raises_before_any_request(
+    fake_upstream: MakeUpstream,
+    streamer: Callable[[FakeUpstream], type[Streamer]],
+    model: Any,
+    messages: Any,
+    kwargs: dict[str, Any],
+    message: str,
+) -> None:
+    upstream = await fake_upstream(default=Reply.text("never"))
+    provider = streamer(upstream)
+    for call in (
+        lambda: provider.create_async_generator(model, messages, **kwargs),
+        lambda: provider.create_async(model, messages, **kwargs),
+        lambda: provider.create_completion(model, messages, stream=True, **kwargs),
+    ):
+        with pytest.raises(InvalidRequestError) as info:
+            result = call()
+            if asyncio.iscoroutine(result):
+                await result
+        assert str(info.value) == message
+    assert upstream.requests == []
+
+
+# Class-style and instance-style providers through the base-class calls.
+
+
+async def test_class_style_create_async(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.text("Hel", "lo"), Reply.text("a", "b", split=3))
+    provider = streamer(upstream)
+    assert await provider.create_async("gpt-3.5-turbo", MESSAGES) == "Hello"
+    assert await provider().create_async("", MESSAGES, temperature=0) == "ab"
+    assert upstream.requests[1].json == {"messages": MESSAGES, "stream": True, "temperature": 0}
+
+
+async def test_instance_style_create_async(fake_upstream: MakeUpstream) -> None:
+    upstream = await fake_upstream(Reply.text("x", "y"), Reply.text("z"))
+    endpoint = Endpoint("local", upstream.url)
+    assert await endpoint.create_async("m", MESSAGES) == "xy"
+    assert await collect(endpoint.create_async_generator("m", MESSAGES)) == ["z"]
+    assert [r.path for r in upstream.requests] == ["/chat/completions"] * 2
+
+
+def test_create_completion_without_running_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    with serve_in_thread(Reply.text("a", "b"), Reply.text("c", "d"), Reply.text("e")) as upstream:
+        monkeypatch.setattr(Streamer, "api_url", upstream.url + "/api/chat")
+        assert list(Streamer.create_completion("", MESSAGES)) == ["ab"]
+        assert "".join(Streamer.create_completion("", MESSAGES, stream=True)) == "cd"
+        endpoint = Endpoint("e", upstream.url)
+        assert list(endpoint.create_completion("", MESSAGES, stream=True)) == ["e"]
+
+
+async def test_create_completion_inside_running_loop(
+    streamer: Callable[[FakeUpstream], type[Streamer]],
+) -> None:
+    script = (Reply.text("a", "b"), Reply.text("c", "d"), Reply.error(503, "busy"))
+    with serve_in_thread(*script) as upstream:
+        provider = streamer(upstream)
+        assert list(provider.create_completion("", MESSAGES)) == ["ab"]
+        assert "".join(provider.create_completion("", MESSAGES, stream=True)) == "cd"
+        with pytest.raises(UpstreamHTTPError) as info:
+            list(provider.create_completion("", MESSAGES))
+        assert (info.value.status, info.value.message) == (503, "busy")
+
+
+@pytest.mark.parametrize("in_loop", [False, True])
+async def test_create_completion_early_break_closes_upstream(
+    streamer: Callable[[FakeUpstream], type[Streamer]], in_loop: bool
+) -> None:
+    with serve_in_thread(Reply.hang_after_chunks("first")) as upstream:
+        provider = streamer(upstream)
+
+        def consume() -> str:
+            chunks = cast(
+                Generator[str, None, None],
+                provider.create_completion("", MESSAGES, stream=True, timeout=30),
+            )
+            first = next(chunks)
+            chunks.close()
+            return first
+
+        started = time.monotonic()
+        first = consume() if in_loop else await asyncio.to_thread(consume)
+        assert first == "first"
+        assert time.monotonic() - started < HANG_BOUND
+        await eventually(lambda: upstream.disconnects == 1 and upstream.active == 0)
+
+
+async def test_async_consumer_break_closes_upstream(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.hang_after_chunks("first"))
+    chunks = streamer(upstream).create_async_generator("", MESSAGES)
+    async with asyncio.timeout(HANG_BOUND):
+        assert await anext(chunks) == "first"
+        await chunks.aclose()  # type: ignore[attr-defined]
+    await eventually(lambda: upstream.disconnects == 1)
+
+
+# The guard: wall-clock deadlines per phase.
+
+
+async def _timeout_of(
+    upstream: FakeUpstream, provider: type[Streamer], limits: Timeouts | float
+) -> tuple[str, UpstreamTimeoutError]:
+    received: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError) as info:
+        async with asyncio.timeout(HANG_BOUND):
+            async for chunk in provider.create_async_generator("", MESSAGES, timeout=limits):
+                received.append(chunk)
+    assert time.monotonic() - started < HANG_BOUND
+    await eventually(lambda: upstream.active == 0)
+    return "".join(received), info.value
+
+
+async def test_first_chunk_timeout_when_headers_never_come(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.hang())
+    limits = Timeouts(first_chunk=0.2, idle=30, total=30)
+    text, error = await _timeout_of(upstream, streamer(upstream), limits)
+    assert (text, error.phase, error.seconds, error.provider) == (
+        "",
+        "first_chunk",
+        0.2,
+        "Streamer",
+    )
+    assert str(error) == "Streamer: first chunk timeout after 0.2s"
+    assert upstream.disconnects == 1
+
+
+async def test_idle_timeout_after_some_chunks(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.hang_after_chunks("a", "b"))
+    limits = Timeouts(first_chunk=30, idle=0.2, total=30)
+    text, error = await _timeout_of(upstream, streamer(upstream), limits)
+    assert (text, error.phase, error.seconds) == ("ab", "idle", 0.2)
+
+
+async def test_total_timeout_against_a_slow_trickle(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.text(*"abcdefghij", delay=0.1))
+    limits = Timeouts(first_chunk=30, idle=30, total=0.45)
+    text, error = await _timeout_of(upstream, streamer(upstream), limits)
+    assert (error.phase, error.seconds) == ("total", 0.45)
+    assert text and "abcdefghij".startswith(text) and text != "abcdefghij"
+
+
+async def test_keepalive_only_trickle_times_out_at_first_chunk(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.keepalive_trickle(0.02))
+    limits = Timeouts(first_chunk=0.3, idle=0.1, total=30)
+    text, error = await _timeout_of(upstream, streamer(upstream), limits)
+    assert (text, error.phase, error.seconds) == ("", "first_chunk", 0.3)
+
+
+async def test_number_timeout_is_a_total_that_caps_every_phase(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.hang())
+    text, error = await _timeout_of(upstream, streamer(upstream), 0.2)
+    assert (text, error.phase, error.seconds) == ("", "total", 0.2)
+
+
+async def test_guard_passes_a_full_stream_untouched(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.text("a", "b", "c", delay=0.05))
+    limits = Timeouts(first_chunk=2, idle=2, total=10)
+    chunks = streamer(upstream).create_async_generator("", MESSAGES, timeout=limits)
+    assert await collect(chunks) == ["a", "b", "c"]
