@@ -1,0 +1,29 @@
+"""providerhub.toml: provider instances, named chains, model aliases and gateway settings.
+
+    config = load_config(args.config)          # --config, $PROVIDERHUB_CONFIG, XDG default
+    registry = config.build_registry()         # plugins + [providers.*] ("config:<path>")
+    chain = config.chain("default", registry)  # a FallbackChain
+    alias = config.resolve_model("fast")       # ModelAlias(chain, model) or None
+    print(config.render(registry))             # `config check`: secrets redacted
+
+Secrets are given only by environment variable name; a literal key in the file is refused.
+"""
+
+from __future__ import annotations
+
+from .load import CONFIG_ENV, FILENAME, find_config, load_config, parse_config
+from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, ServerSettings
+
+__all__ = [
+    "CONFIG_ENV",
+    "FILENAME",
+    "ChainSpec",
+    "Config",
+    "ConfigError",
+    "ModelAlias",
+    "ProviderSpec",
+    "ServerSettings",
+    "find_config",
+    "load_config",
+    "parse_config",
+]

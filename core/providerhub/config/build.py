@@ -1,0 +1,155 @@
+"""Turning a validated Config into providers in a registry, and chains of them."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ProviderNotFoundError
+from ..timeouts import Timeouts
+from .schema import Config, ConfigError
+
+if TYPE_CHECKING:
+    from ..health import HealthStore
+    from ..provider import Provider
+    from ..registry import Registry
+    from ..routing import FallbackChain
+
+
+def build_registry(config: Config, registry: Registry | None = None) -> Registry:
+    """Instantiate each `[providers.NAME]` from its type and register it as "config:<path>".
+
+    Then check that every chain member names a provider (configured or from a plugin) or a
+    chain. ConfigError names the table and key at fault. Building the same config into the same
+    registry again keeps the instances registered the first time.
+    """
+    if registry is None:
+        from ..registry import Registry
+
+        registry = Registry.discover()
+    ours = {
+        name.lower()
+        for info in registry.plugins
+        if info.name == config.source
+        for name in info.providers
+    }
+    for spec in config.providers.values():
+        table = f"providers.{spec.name}"
+        factory = _factory(config, registry, table, spec.use)
+        _check_options(config, table, factory, spec.options)
+        if spec.name.lower() in ours:
+            continue
+        if spec.name in registry:
+            raise _error(
+                config,
+                table,
+                f"name {spec.name!r} is already used by provider "
+                f"{registry.get(spec.name).name!r} from {_source(registry, spec.name)}",
+            )
+        try:
+            provider = factory(name=spec.name, **spec.options)
+        except (TypeError, ValueError) as exc:
+            raise _error(config, table, str(exc)) from None
+        failures = len(registry.errors)
+        registry.register(provider, plugin=config.source)
+        if spec.name not in registry:
+            reason = registry.errors[-1].reason if len(registry.errors) > failures else "refused"
+            raise _error(config, table, f"cannot register: {reason}")
+    for chain in config.chains.values():
+        for member in chain.providers:
+            if member not in registry and not _is_chain(config, member):
+                known = [p.name for p in registry.providers()] + list(config.chains)
+                close = difflib.get_close_matches(member, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise _error(
+                    config,
+                    f"chains.{chain.name}",
+                    f"'providers' names {member!r}, which is neither a provider nor a chain{hint}",
+                    "providers",
+                )
+    return registry
+
+
+def build_chain(
+    config: Config, name: str, registry: Registry, *, health: HealthStore | None = None
+) -> FallbackChain:
+    """The chain `name` with its members resolved; nested chains are built the same way."""
+    from ..routing import FallbackChain
+
+    spec = next((c for c in config.chains.values() if c.name.lower() == name.lower()), None)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(config.chains), n=3)
+        raise ConfigError(
+            f"no chain named {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""),
+            path=config.path,
+        )
+    members: list[Provider] = []
+    for member in spec.providers:
+        if _is_chain(config, member):
+            members.append(build_chain(config, member, registry, health=health))
+            continue
+        try:
+            members.append(registry.get(member))
+        except ProviderNotFoundError as exc:
+            raise _error(config, f"chains.{spec.name}", str(exc), "providers") from None
+    options = dict(spec.options)
+    if isinstance(options.get("timeouts"), dict):
+        options["timeouts"] = Timeouts(**options["timeouts"])
+    return FallbackChain(members, registry=registry, health=health, name=spec.name, **options)
+
+
+def _factory(config: Config, registry: Registry, table: str, use: str) -> Callable[..., Any]:
+    types = registry.provider_types()
+    factory = types.get(use.lower())
+    if factory is not None:
+        return factory
+    close = difflib.get_close_matches(use.lower(), list(types), n=1)
+    if close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif types:
+        hint = f"; known types: {', '.join(sorted(types))}"
+    else:
+        hint = "; no installed plugin provides types (pip install providerhub-openai)"
+    raise _error(config, table, f"unknown provider type {use!r}{hint}", "use")
+
+
+def _check_options(
+    config: Config, table: str, factory: Callable[..., Any], options: dict[str, Any] | Any
+) -> None:
+    """Refuse options the factory does not accept, suggesting the closest accepted one."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [
+        key
+        for key, p in parameters.items()
+        if key != "name" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    for key in accepted:
+        if parameters[key].default is inspect.Parameter.empty and key not in options:
+            raise _error(config, table, f"missing key {key!r}", key)
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _error(config, table, f"unknown key {key!r}{hint}", key)
+
+
+def _is_chain(config: Config, name: str) -> bool:
+    return any(chain.lower() == name.lower() for chain in config.chains)
+
+
+def _source(registry: Registry, name: str) -> str:
+    for entry in registry.entries():
+        if entry.provider.name.lower() == name.lower():
+            return entry.plugin.source
+    return "the registry"
+
+
+def _error(config: Config, table: str, message: str, key: str | None = None) -> ConfigError:
+    return ConfigError(message, path=config.path or "<string>", table=table, key=key)

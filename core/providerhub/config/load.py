@@ -1,0 +1,344 @@
+"""Finding, reading and validating providerhub.toml (structure only; types need a registry).
+
+Search order: an explicit path (`--config`), then $PROVIDERHUB_CONFIG, then
+$XDG_CONFIG_HOME/providerhub/providerhub.toml (XDG_CONFIG_HOME defaults to ~/.config).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, ServerSettings
+
+CONFIG_ENV = "PROVIDERHUB_CONFIG"
+FILENAME = "providerhub.toml"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+SECRET_OPTION = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)$", re.IGNORECASE)
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})
+LITERAL_SECRET = (
+    "literal secrets are refused: config files get committed, shared and printed "
+    "(`providerhub config check`), and a key in one leaks with it. Put the key in an "
+    'environment variable and give its name instead, e.g. api_key_env = "OPENAI_API_KEY"'
+)
+CHAIN_OPTIONS = (
+    "providers",
+    "order",
+    "shuffle",
+    "ignore_working",
+    "retries",
+    "backoff",
+    "timeouts",
+    "hedge_after",
+    "on_interrupt",
+)
+TIMEOUT_PHASES = ("connect", "first_chunk", "idle", "total")
+
+
+def find_config(
+    explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file to use, or None when none is given and the default does not exist.
+
+    A file named explicitly or by $PROVIDERHUB_CONFIG must exist (ConfigError otherwise).
+    """
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError("config file not found", path=path)
+        return path
+    if env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file not found (named by ${CONFIG_ENV})", path=path)
+        return path
+    base = env.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    path = Path(base) / "providerhub" / FILENAME
+    return path if path.is_file() else None
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config | None:
+    """Find (see `find_config`), read and validate the config; None when there is none."""
+    path = find_config(explicit, environ)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=path) from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str | os.PathLike[str] | None = None) -> Config:
+    """Validate a providerhub.toml document; ConfigError names the file, table and key at fault."""
+    import tomllib
+
+    where = None if path is None else Path(path)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=where) from None
+    return _Parser(where).config(document)
+
+
+class _Parser:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def error(self, table: str | None, message: str, key: str | None = None) -> ConfigError:
+        return ConfigError(message, path=self.path or "<string>", table=table, key=key)
+
+    def config(self, document: dict[str, Any]) -> Config:
+        self.known_keys(None, document, ("providers", "chains", "models", "server"))
+        providers = {
+            name: self.provider(name, body)
+            for name, body in self.tables(document, "providers").items()
+        }
+        chains = {
+            name: self.chain(name, body) for name, body in self.tables(document, "chains").items()
+        }
+        for name in chains:
+            if name.lower() in {known.lower() for known in providers}:
+                raise self.error(
+                    f"chains.{name}", f"{name!r} is also the name of a provider; rename one"
+                )
+        self.check_cycles(chains)
+        models = self.models(self.table(document, "models", None), chains)
+        server = self.server(self.table(document, "server", None), chains)
+        return Config(self.path, providers, chains, models, server)
+
+    def table(self, body: Mapping[str, Any], key: str, parent: str | None) -> dict[str, Any]:
+        value = body.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(parent, f"{key!r} must be a table, not {_toml_type(value)}", key)
+        return value
+
+    def tables(self, document: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+        """The named sub-tables of `[kind]`, e.g. every `[providers.NAME]`."""
+        found = self.table(document, kind, None)
+        for name, body in found.items():
+            if not NAME.match(name):
+                raise self.error(
+                    f"{kind}.{name}",
+                    "names use letters, digits, '_', '.', '-' and start with a letter or digit",
+                )
+            if not isinstance(body, dict):
+                raise self.error(
+                    kind, f"{name!r} must be a table, not {_toml_type(body)}", key=name
+                )
+        return found
+
+    def known_keys(
+        self, table: str | None, body: Mapping[str, Any], known: tuple[str, ...]
+    ) -> None:
+        for key in body:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f"; expected one of {', '.join(known)}"
+                )
+                raise self.error(table, f"unknown key {key!r}{hint}", key)
+
+    def provider(self, name: str, body: dict[str, Any]) -> ProviderSpec:
+        table = f"providers.{name}"
+        use = body.get("use")
+        if use is None:
+            raise self.error(table, "missing key 'use' (the provider type, e.g. \"openai\")", "use")
+        self.check(table, "use", use, _is_name, 'a provider type name like "openai"')
+        for key, value in body.items():
+            if SECRET_OPTION.search(key):
+                raise self.error(table, f"{key!r}: {LITERAL_SECRET}", key)
+            if key == "headers" and isinstance(value, dict):
+                for header in value:
+                    if header.lower() in SECRET_HEADERS:
+                        raise self.error(table, f"header {header!r}: {LITERAL_SECRET}", key)
+        options = {key: value for key, value in body.items() if key != "use"}
+        return ProviderSpec(name, use, options)
+
+    def chain(self, name: str, body: dict[str, Any]) -> ChainSpec:
+        table = f"chains.{name}"
+        self.known_keys(table, body, CHAIN_OPTIONS)
+        if "providers" not in body:
+            raise self.error(table, "missing key 'providers' (a list of provider names)")
+        members = body["providers"]
+        self.check(
+            table,
+            "providers",
+            members,
+            lambda v: isinstance(v, list) and bool(v) and all(_is_name(m) for m in v),
+            "a non-empty list of provider names",
+        )
+        for member in members:
+            if members.count(member) > 1:
+                raise self.error(table, f"'providers' lists {member!r} twice", "providers")
+        checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "order": (
+                lambda v: v in ("given", "shuffle", "latency"),
+                '"given", "shuffle" or "latency"',
+            ),
+            "shuffle": (_is_bool, "true or false"),
+            "ignore_working": (_is_bool, "true or false"),
+            "retries": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
+            "backoff": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
+            "hedge_after": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+            "on_interrupt": (lambda v: v in ("raise", "continue"), '"raise" or "continue"'),
+        }
+        options: dict[str, Any] = {}
+        for key, value in body.items():
+            if key in checks:
+                self.check(table, key, value, *checks[key])
+                options[key] = value
+        if "timeouts" in body:
+            options["timeouts"] = self.timeouts(table, body["timeouts"])
+        return ChainSpec(name, tuple(members), options)
+
+    def timeouts(self, table: str, value: Any) -> float | dict[str, float]:
+        if _is_number(value) and value > 0:
+            return float(value)
+        if not isinstance(value, dict):
+            raise self.error(
+                table,
+                "'timeouts' must be positive seconds or a table of "
+                f"{', '.join(TIMEOUT_PHASES)}, not {_toml_type(value)}",
+                "timeouts",
+            )
+        self.known_keys(table, value, TIMEOUT_PHASES)
+        for phase, seconds in value.items():
+            self.check(
+                table,
+                f"timeouts.{phase}",
+                seconds,
+                lambda v: _is_number(v) and v > 0,
+                "a positive number of seconds",
+            )
+        return {phase: float(seconds) for phase, seconds in value.items()}
+
+    def check_cycles(self, chains: Mapping[str, ChainSpec]) -> None:
+        """Refuse a chain that contains itself, directly or through other chains."""
+        by_lower = {name.lower(): spec for name, spec in chains.items()}
+
+        def visit(spec: ChainSpec, trail: list[str]) -> None:
+            for member in spec.providers:
+                inner = by_lower.get(member.lower())
+                if inner is None:
+                    continue
+                if inner.name in trail:
+                    loop = " -> ".join([*trail[trail.index(inner.name) :], inner.name])
+                    raise self.error(
+                        f"chains.{trail[0]}", f"chain refers to itself: {loop}", "providers"
+                    )
+                visit(inner, [*trail, inner.name])
+
+        for spec in chains.values():
+            visit(spec, [spec.name])
+
+    def models(
+        self, body: dict[str, Any], chains: Mapping[str, ChainSpec]
+    ) -> dict[str, ModelAlias]:
+        aliases = {}
+        for alias, value in body.items():
+            if isinstance(value, dict):
+                self.known_keys("models", value, ("chain", "model"))
+                chain, model = value.get("chain"), value.get("model", "")
+                self.check(
+                    "models", f"{alias}.model", model, lambda v: isinstance(v, str), "a string"
+                )
+            else:
+                chain, model = value, ""
+            self.check(
+                "models",
+                alias,
+                chain,
+                _is_name,
+                'a chain name, or { chain = "...", model = "..." }',
+            )
+            aliases[alias] = ModelAlias(
+                alias, self.chain_name("models", alias, str(chain), chains), model
+            )
+        return aliases
+
+    def server(self, body: dict[str, Any], chains: Mapping[str, ChainSpec]) -> ServerSettings:
+        self.known_keys("server", body, ("host", "port", "chain"))
+        defaults = ServerSettings()
+        host = body.get("host", defaults.host)
+        port = body.get("port", defaults.port)
+        self.check(
+            "server",
+            "host",
+            host,
+            lambda v: isinstance(v, str) and bool(v),
+            "a host name or address",
+        )
+        self.check(
+            "server",
+            "port",
+            port,
+            lambda v: _is_int(v) and 0 <= v <= 65535,
+            "a port number (0-65535)",
+        )
+        chain = body.get("chain")
+        if chain is not None:
+            self.check("server", "chain", chain, _is_name, "a chain name")
+            chain = self.chain_name("server", "chain", chain, chains)
+        return ServerSettings(host, port, chain)
+
+    def chain_name(self, table: str, key: str, name: str, chains: Mapping[str, ChainSpec]) -> str:
+        for known in chains:
+            if known.lower() == name.lower():
+                return known
+        close = difflib.get_close_matches(name, list(chains), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise self.error(table, f"{key!r} names chain {name!r}, which is not defined{hint}", key)
+
+    def check(
+        self, table: str, key: str, value: Any, ok: Callable[[Any], bool], expected: str
+    ) -> None:
+        if not ok(value):
+            shown = (
+                repr(value) if isinstance(value, str) and len(value) <= 40 else _toml_type(value)
+            )
+            raise self.error(table, f"{key!r} must be {expected}, not {shown}", key)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(NAME.match(value))
+
+
+def _toml_type(value: Any) -> str:
+    """The TOML kind of a value: messages show only short strings of non-secret keys."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"

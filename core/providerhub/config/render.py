@@ -1,0 +1,116 @@
+"""The resolved config as TOML, for `providerhub config check`: secrets never appear.
+
+Keys are shown by environment variable name with whether the variable is set, never its value;
+secret-looking options and headers and credentials inside URLs are redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .load import SECRET_HEADERS, SECRET_OPTION
+from .schema import Config
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+REDACTED = "<redacted>"
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def render(config: Config, registry: Registry | None = None) -> str:
+    """TOML equivalent to `config`; with a registry, comments say where each name resolves."""
+    lines = [f"# providerhub config: {config.path or '<string>'}"]
+    for spec in config.providers.values():
+        lines += ["", f"[providers.{_key(spec.name)}]"]
+        if registry is not None:
+            lines.append(f"# type {spec.use!r} from {_type_source(registry, spec.use)}")
+        lines.append(f"use = {_value(spec.use)}")
+        for key, value in spec.options.items():
+            line = f"{_key(key)} = {_value(_redacted(key, value))}"
+            if key.endswith("_env") and isinstance(value, str):
+                line += "  # set" if os.environ.get(value) else "  # not set"
+            lines.append(line)
+    for chain in config.chains.values():
+        lines += [
+            "",
+            f"[chains.{_key(chain.name)}]",
+            f"providers = {_value(list(chain.providers))}",
+        ]
+        lines += [f"{_key(key)} = {_value(value)}" for key, value in chain.options.items()]
+        if registry is not None:
+            lines += [
+                f"# {member}: {_member(config, registry, member)}" for member in chain.providers
+            ]
+    if config.models:
+        lines += ["", "[models]"]
+        for alias in config.models.values():
+            target: Any = (
+                {"chain": alias.chain, "model": alias.model} if alias.model else alias.chain
+            )
+            lines.append(f"{_key(alias.name)} = {_value(target)}")
+    server = config.server
+    lines += ["", "[server]", f"host = {_value(server.host)}", f"port = {server.port}"]
+    if server.chain is not None:
+        lines.append(f"chain = {_value(server.chain)}")
+    return "\n".join(lines) + "\n"
+
+
+def _member(config: Config, registry: Registry, name: str) -> str:
+    if any(chain.lower() == name.lower() for chain in config.chains):
+        return "chain"
+    if name not in registry:
+        return "not found"
+    provider = registry.get(name)
+    source = next(
+        (e.plugin.source for e in registry.entries() if e.provider is provider), "the registry"
+    )
+    notes = [f"from {source}"]
+    if not provider.working:
+        notes.append("not working: chains skip it unless ignore_working")
+    if provider.needs_auth and (why := provider.missing_credentials()):
+        notes.append(f"missing credentials ({why}): chains skip it")
+    return "; ".join(notes)
+
+
+def _type_source(registry: Registry, use: str) -> str:
+    try:
+        return registry.provider_type_source(use).source
+    except KeyError:
+        return "nowhere (unknown type)"
+
+
+def _redacted(key: str, value: Any) -> Any:
+    if SECRET_OPTION.search(key):
+        return REDACTED
+    if key == "headers" and isinstance(value, dict):
+        return {h: REDACTED if h.lower() in SECRET_HEADERS else v for h, v in value.items()}
+    if isinstance(value, str) and "@" in value and "://" in value:
+        parts = urlsplit(value)
+        if parts.username or parts.password:
+            host = parts.netloc.rpartition("@")[2]
+            return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+    return value
+
+
+def _key(key: str) -> str:
+    return key if BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    return json.dumps(str(value), ensure_ascii=False)

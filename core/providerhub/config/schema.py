@@ -1,0 +1,117 @@
+"""What a parsed providerhub.toml holds, and the error that names where it went wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ProviderHubError
+
+if TYPE_CHECKING:
+    from ..health import HealthStore
+    from ..registry import Registry
+    from ..routing import FallbackChain
+
+
+class ConfigError(ProviderHubError, ValueError):
+    """The config file is missing, unreadable or invalid.
+
+    The message names the file, the table (`[providers.local]`) and the key at fault, and never
+    repeats a value from the file (it could be a secret).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.table = table
+        self.key = key
+        self.reason = message
+        where = [part for part in (self.path, f"[{table}]" if table else None) if part]
+        super().__init__(f"{' '.join(where)}: {message}" if where else message)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """`[providers.NAME]`: an instance of provider type `use`, built with `options`."""
+
+    name: str
+    use: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSpec:
+    """`[chains.NAME]`: members by name (providers or other chains) and FallbackChain options."""
+
+    name: str
+    providers: tuple[str, ...]
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """`[models]`: a model name that routes to a chain; `model` "" means each member's default."""
+
+    name: str
+    chain: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """`[server]`: where the gateway listens and which chain answers by default."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    chain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated providerhub.toml. Building providers needs a registry (for their types)."""
+
+    path: Path | None = None
+    providers: Mapping[str, ProviderSpec] = field(default_factory=dict)
+    chains: Mapping[str, ChainSpec] = field(default_factory=dict)
+    models: Mapping[str, ModelAlias] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def source(self) -> str:
+        """The plugin label configured providers are registered under: "config:<path>"."""
+        return f"config:{self.path if self.path is not None else '<string>'}"
+
+    def build_registry(self, registry: Registry | None = None) -> Registry:
+        """`registry` (default: a fresh discovery) plus the configured provider instances."""
+        from .build import build_registry
+
+        return build_registry(self, registry)
+
+    def chain(
+        self, name: str, registry: Registry, *, health: HealthStore | None = None
+    ) -> FallbackChain:
+        """The configured chain `name`, members resolved in `registry` (from build_registry).
+
+        `health` defaults to the store shared by the process.
+        """
+        from .build import build_chain
+
+        return build_chain(self, name, registry, health=health)
+
+    def resolve_model(self, model: str) -> ModelAlias | None:
+        """The alias called `model`, or None when `model` is not an alias."""
+        return self.models.get(model)
+
+    def render(self, registry: Registry | None = None) -> str:
+        """The resolved config as TOML, secrets redacted; `registry` adds where names come from."""
+        from .render import render
+
+        return render(self, registry)

@@ -1,0 +1,321 @@
+"""OpenAICompatible: one configured OpenAI-compatible chat-completions endpoint.
+
+OpenAI, Groq, OpenRouter, Together, DeepInfra and local servers (Ollama's /v1, vLLM, llama.cpp
+server, LM Studio) all speak this API, so one class configured per endpoint covers them. Keys are
+given by environment variable name (read at call time) or, in code only, as a literal; either
+way they never appear in a repr, an error or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from providerhub import (
+    AsyncGeneratorProvider,
+    EmptyStreamError,
+    InvalidRequestError,
+    Messages,
+    MissingCredentialsError,
+    ModelNotSupportedError,
+    Timeouts,
+    UpstreamConnectionError,
+)
+
+if TYPE_CHECKING:
+    from providerhub.http import UpstreamHTTPError
+
+from .parse import Completion, parse_completion, parse_events
+from .stream import CompletionStream
+
+log = logging.getLogger("providerhub.openai")
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})
+FLAGS = (
+    "working",
+    "supports_stream",
+    "supports_message_history",
+    "supports_system_message",
+    "supports_gpt_35_turbo",
+    "supports_gpt_4",
+)
+
+
+class OpenAICompatible(AsyncGeneratorProvider):
+    """A chat-completions endpoint at `base_url` (requests go to `base_url + "/chat/completions"`).
+
+    `models` lists what it serves (empty: any model); `default_model` is used when a call gives
+    none. Extra keyword arguments of a call are request parameters (temperature, max_tokens,
+    stream_options, ...); `stream=False` asks for one JSON completion instead of SSE. Pass
+    `completion=Completion()` to a call, or use `stream()`, to read finish_reason and usage.
+    """
+
+    working = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        models: Sequence[str] = (),
+        default_model: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        organization: str | None = None,
+        working: bool = True,
+        supports_stream: bool = True,
+        supports_message_history: bool = True,
+        supports_system_message: bool = True,
+        supports_gpt_35_turbo: bool = False,
+        supports_gpt_4: bool = False,
+    ) -> None:
+        self.name = _string("name", name)
+        self.base_url = _base_url(base_url)
+        self.url = self.base_url
+        self.endpoint = self.base_url + "/chat/completions"
+        if api_key is not None and api_key_env is not None:
+            raise ValueError("give either 'api_key' or 'api_key_env', not both")
+        self._api_key = None if api_key is None else _Secret(_string("api_key", api_key))
+        self.api_key_env = _env_name(api_key_env) if api_key_env is not None else None
+        self.needs_auth = api_key is not None or api_key_env is not None
+        self.models = _strings("models", models)
+        self.default_model = _optional_string("default_model", default_model)
+        extra = _headers(headers)
+        self.headers = _redacted(extra)
+        """Extra request headers; values of secret-bearing ones read "<redacted>"."""
+        self._secret_headers = {
+            key: _Secret(value) for key, value in extra.items() if key.lower() in SECRET_HEADERS
+        }
+        self.organization = _optional_string("organization", organization)
+        flags = {
+            "working": working,
+            "supports_stream": supports_stream,
+            "supports_message_history": supports_message_history,
+            "supports_system_message": supports_system_message,
+            "supports_gpt_35_turbo": supports_gpt_35_turbo,
+            "supports_gpt_4": supports_gpt_4,
+        }
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                raise TypeError(f"option {flag!r} must be true or false, not {_kind(value)}")
+            setattr(self, flag, value)
+
+    def __repr__(self) -> str:
+        parts = [f"name={self.name!r}", f"base_url={self.base_url!r}"]
+        if self.api_key_env:
+            parts.append(f"api_key_env={self.api_key_env!r}")
+        elif self._api_key is not None:
+            parts.append("api_key=<redacted>")
+        if self.models:
+            parts.append(f"models={list(self.models)!r}")
+        if self.default_model:
+            parts.append(f"default_model={self.default_model!r}")
+        if self.headers:
+            parts.append(f"headers={self.headers!r}")
+        if not self.working:
+            parts.append("working=False")
+        return f"OpenAICompatible({', '.join(parts)})"
+
+    def supports_model(self, model: str) -> bool:
+        """With `models` configured, those (and the default); with none, any model.
+
+        "" means the default model, so it is supported only when one is configured.
+        """
+        if not model:
+            return self.default_model is not None
+        return not self.models or model in self.models or model == self.default_model
+
+    def missing_credentials(self) -> str | None:
+        """Why the key is missing ("environment variable X is not set"), or None."""
+        if self.api_key_env and not os.environ.get(self.api_key_env):
+            return f"environment variable {self.api_key_env} is not set"
+        return None
+
+    def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
+        """Stream the answer; the returned stream also carries `finish_reason` and `usage`."""
+        completion = Completion()
+        chunks = self.create_async_generator(model, messages, completion=completion, **kwargs)
+        return CompletionStream(chunks, completion)
+
+    def create_async_generator(
+        self, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        """Check the call (model, credentials, options) now, then stream lazily."""
+        model = model or self.default_model or ""
+        if not model:
+            raise InvalidRequestError(
+                f"{self.name}: no model given and no default_model configured"
+            )
+        if not self.supports_model(model):
+            raise ModelNotSupportedError(self.name, model)
+        timeouts: Timeouts = kwargs.pop("timeout")
+        proxy = kwargs.pop("proxy", None)
+        completion = kwargs.pop("completion", None)
+        if completion is None:
+            completion = Completion()
+        elif not isinstance(completion, Completion):
+            raise InvalidRequestError("completion must be a providerhub_openai.Completion")
+        stream = kwargs.pop("stream", self.supports_stream)
+        if not isinstance(stream, bool):
+            raise InvalidRequestError(f"stream must be true or false, not {_kind(stream)}")
+        stream = stream and self.supports_stream
+        headers = self._request_headers(stream)
+        body = {"model": model, "messages": messages, "stream": stream, **kwargs}
+        return self._call(body, headers, timeouts, proxy, completion)
+
+    def _request_headers(self, stream: bool) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        key = None if self._api_key is None else self._api_key.value
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise MissingCredentialsError(self.name, self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        headers.update(self.headers)
+        headers.update((name, secret.value) for name, secret in self._secret_headers.items())
+        return headers
+
+    async def _call(
+        self,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        timeouts: Timeouts,
+        proxy: str | None,
+        completion: Completion,
+    ) -> AsyncIterator[str]:
+        from providerhub import http
+
+        stream = body["stream"]
+        log.debug("%s: POST %s model=%s stream=%s", self.name, self.endpoint, body["model"], stream)
+        produced = done = False
+        try:
+            async with http.request(
+                self.name,
+                self.endpoint,
+                json_body=body,
+                headers=headers,
+                timeouts=timeouts,
+                proxy=proxy,
+            ) as response:
+                if not stream or response.content_type == "application/json":
+                    text = parse_completion(await response.read(), completion, self.name)
+                    if not text:
+                        raise EmptyStreamError(self.name)
+                    yield text
+                    return
+                batches = http.read_events(response, self.name)
+                try:
+                    async for events in batches:
+                        text, done = parse_events(events, completion, self.name)
+                        if text:
+                            produced = True
+                            yield text
+                        if done:
+                            break
+                finally:
+                    await cast("AsyncGenerator[Any, None]", batches).aclose()
+        except http.UpstreamHTTPError as exc:
+            _scrub(exc, [value for key, value in headers.items() if key.lower() in SECRET_HEADERS])
+            raise
+        if not done and completion.finish_reason is None:
+            raise UpstreamConnectionError(
+                self.name, "stream ended before data: [DONE]", url=self.endpoint
+            )
+        if not produced:
+            raise EmptyStreamError(self.name)
+
+
+class _Secret:
+    """A key held in memory: its repr and str hide it, so dumping the provider cannot leak it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+    __str__ = __repr__
+
+
+def _scrub(error: UpstreamHTTPError, secrets: list[str]) -> None:
+    """Remove keys from `error`, should the upstream have echoed one in its error body."""
+    for secret in secrets:
+        for token in {secret, secret.removeprefix("Bearer ")}:
+            error.message = error.message.replace(token, "<redacted>")
+            error.body = error.body.replace(token, "<redacted>")
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _string(option: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"option {option!r} must be a non-empty string, not {_kind(value)}")
+    return value
+
+
+def _optional_string(option: str, value: object) -> str | None:
+    return None if value is None else _string(option, value)
+
+
+def _strings(option: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"option {option!r} must be a list of strings, not {_kind(value)}")
+    for item in value:
+        _string(f"{option}[]", item)
+    return tuple(value)
+
+
+def _base_url(value: object) -> str:
+    url = _string("base_url", value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("option 'base_url' must be an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError(
+            "option 'base_url' must not contain credentials; name the key's environment "
+            "variable with 'api_key_env' instead"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("option 'base_url' must not have a query or fragment")
+    return url
+
+
+def _env_name(value: object) -> str:
+    name = _string("api_key_env", value)
+    if not ENV_NAME.match(name):
+        raise ValueError(
+            "option 'api_key_env' must be the NAME of an environment variable "
+            "(like OPENAI_API_KEY), not the key itself"
+        )
+    return name
+
+
+def _headers(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'headers' must be a table of strings, not {_kind(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(f"option 'headers' must map names to strings; {key!r} does not")
+    return dict(value)
+
+
+def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: "<redacted>" if key.lower() in SECRET_HEADERS else value
+        for key, value in headers.items()
+    }
