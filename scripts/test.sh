@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy core plugins/*/providerhub_*/
+.venv/bin/mypy core plugins/codelinkava/providerhub_codelinkava plugins/openai/providerhub_openai
 .venv/bin/python -m pytest "$@"

@@ -19,18 +19,23 @@ from typing import Any
 import providerhub
 import pytest
 from plugin_dists import GOOD_URL_ENV, ZOO_ERRORS, write_dist, write_good_plugin, write_plugin_zoo
+from providerhub.config import CONFIG_ENV
 from providerhub.registry import STRICT_ENV
 from providerhub.testing import FakeUpstream, Reply
 
 SCRIPT = str(Path(sys.executable).parent / "providerhub")
 MODULE = [sys.executable, "-m", "providerhub"]
-HEADER = ["NAME", "PLUGIN", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"]
+HEADER = ["NAME", "SOURCE", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"]
 CODELINKAVA_URL = "https://ava-ai-ef611.web.app"
 
 
 def plugin_env(site: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a child process that sees the plugins in `site`."""
-    env = {key: value for key, value in os.environ.items() if key != STRICT_ENV}
+    """The environment of a child process that sees the plugins in `site`.
+
+    No config file is found unless `extra` names one: the user's own must not leak in.
+    """
+    env = {key: value for key, value in os.environ.items() if key not in (STRICT_ENV, CONFIG_ENV)}
+    env["XDG_CONFIG_HOME"] = "/nonexistent/providerhub-tests"
     if site is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     env.update(extra)
@@ -135,6 +140,7 @@ def test_providers_json_and_filters(zoo: dict[str, str]) -> None:
         "plugin": "good",
         "distribution": "ph-good",
         "version": "1.0",
+        "source": "ph-good 1.0",
         "working": True,
         "supports_gpt_35_turbo": True,
         "supports_gpt_4": True,
@@ -250,10 +256,16 @@ def test_version_and_usage_errors() -> None:
     unknown = run("frobnicate", module=True)
     assert unknown.returncode == 2
     assert "invalid choice: 'frobnicate'" in unknown.stderr
-    no_provider = run("chat", "hello")
-    assert no_provider.returncode == 2
-    assert no_provider.stderr.splitlines()[-1] == (
-        "providerhub chat: error: one of the arguments -p/--provider is required"
+    no_target = run("chat", "hello")
+    assert no_target.returncode == 2
+    assert no_target.stderr == (
+        "providerhub: error: say what to call: -p NAME, --chain A,B,C or a configured "
+        "chain's name, or -m with a model alias from the config's [models]\n"
+    )
+    both = run("chat", "-p", "CodeLinkAva", "--chain", "CodeLinkAva", "hi")
+    assert both.returncode == 2
+    assert both.stderr.splitlines()[-1] == (
+        "providerhub chat: error: argument --chain: not allowed with argument -p/--provider"
     )
     bad_timeout = run("chat", "-p", "CodeLinkAva", "--timeout", "-1", "hi")
     assert bad_timeout.returncode == 2

@@ -1,20 +1,37 @@
-"""The `providerhub` command: list providers and plugins, chat with a provider.
+"""The `providerhub` command: list providers and plugins, chat, check the config.
 
-    providerhub providers [--json] [--working] [--model M]
+    providerhub [--config PATH] providers [--json] [--working] [--model M]
     providerhub plugins [--json]
-    providerhub chat -p NAME [-m MODEL] [--system TEXT] [--ignore-working] [--timeout S] [PROMPT]
+    providerhub [--config PATH] chat (-p NAME | --chain A,B,C | --chain NAME | -m ALIAS)
+        [-m MODEL] [--system TEXT] [--ignore-working] [--timeout S] [--retries N]
+        [--hedge-after S] [-v] [PROMPT]
+    providerhub [--config PATH] config check
 
-Only this package prints. An error is one line on stderr, `providerhub: error: ...`, and the
-exit code says what kind of error it was:
+The config is --config PATH (before or after the command), else $PROVIDERHUB_CONFIG, else
+$XDG_CONFIG_HOME/providerhub/providerhub.toml when it exists; with none, only plugins are used.
+
+`chat --chain NAME` uses the chain NAME of the config; any other value is a comma-separated list
+of provider (or configured chain) names tried in order, so one provider's name makes a
+one-provider chain. Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]`
+alias; with them, -m is a model name as given. `-v` prints one line per attempt to stderr once
+the stream has ended, however it ended.
+
+Only this package prints. An error is one line on stderr, `providerhub: error: ...` (when every
+provider of a chain failed, one indented line per provider follows it), and the exit code says
+what kind of error it was:
 
     0    success
     1    unexpected error (a bug in providerhub or in a plugin)
-    2    usage: bad arguments, no prompt
-    3    request refused before any network I/O: provider not found, marked not working,
-         model not supported, invalid request, missing credentials
-    4    upstream failure: HTTP error, timeout, connection, malformed or empty stream, a stream
-         interrupted after text was printed, every provider of a chain failed
+    2    usage: bad arguments, no prompt, nothing to call
+    3    request refused before any network I/O: provider or chain not found, marked not
+         working, model not supported, invalid request, missing credentials
+    4    upstream failure of the provider called or serving: HTTP error, timeout, connection,
+         malformed or empty stream; a stream interrupted after text was printed (the text
+         stays on stdout)
     5    a plugin failed to load with PROVIDERHUB_STRICT_PLUGINS=1 (its traceback is printed)
+    6    every provider of a chain was skipped or failed (AllProvidersFailedError)
+    7    config error: the file is missing (when named), unreadable or invalid; the line names
+         the file, table and key
     130  interrupted (Ctrl-C)
 
 Listing never imports aiohttp, so it stays fast however many plugins are installed.
@@ -29,6 +46,7 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
+from ..config import ConfigError
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -40,16 +58,19 @@ from ..errors import (
     StreamInterruptedError,
     UpstreamError,
 )
-from . import chat, listing
-from .common import PluginLoadError, UsageError
+from . import chat, configcmd, listing
+from .common import PluginLoadError, UsageError, config_option
 
 USAGE = 2
 REFUSED = 3
 UPSTREAM = 4
 PLUGIN = 5
+ALL_FAILED = 6
+CONFIG = 7
 INTERRUPTED = 130
 
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigError, CONFIG),
     (ProviderNotFoundError, REFUSED),
     (ProviderNotWorkingError, REFUSED),
     (ModelNotSupportedError, REFUSED),
@@ -57,7 +78,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (MissingCredentialsError, REFUSED),
     (UpstreamError, UPSTREAM),
     (StreamInterruptedError, UPSTREAM),
-    (AllProvidersFailedError, UPSTREAM),
+    (AllProvidersFailedError, ALL_FAILED),
 )
 """Error type → exit code, first match wins; anything else exits 1."""
 
@@ -66,12 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand module adds its own subparser."""
     parser = argparse.ArgumentParser(
         prog="providerhub",
-        description="Pluggable multi-provider LLM chat: list providers and plugins, chat.",
+        description="Pluggable multi-provider LLM chat: list providers and plugins, chat through "
+        "a provider or a fallback chain, check the config.",
     )
     parser.add_argument("--version", action="version", version=f"providerhub {__version__}")
+    config_option(parser, default=None)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     listing.add_parsers(commands)
     chat.add_parser(commands)
+    configcmd.add_parser(commands)
     return parser
 
 
@@ -102,7 +126,12 @@ def exit_code(exc: BaseException) -> int:
 
 
 def describe(exc: BaseException) -> str:
-    """An error as one line, phrased for the command line."""
+    """An error as one line, phrased for the command line.
+
+    AllProvidersFailedError keeps its lines: the first, then one indented line per provider.
+    """
+    if isinstance(exc, AllProvidersFailedError):
+        return "\n".join(line.rstrip() for line in str(exc).splitlines() if line.strip())
     if isinstance(exc, ProviderNotWorkingError):
         return (
             f"provider {exc.provider!r} is marked not working; "

@@ -1,7 +1,8 @@
 """`providerhub chat`: stream one answer to stdout, chunk by chunk, as it arrives.
 
-`select` turns the arguments into what to call (one provider, checked before any network I/O);
-`call_options` into the transport options of the call; `stream` does the call.
+`targets.select` turns the arguments into what to call (checked before any network I/O);
+`call_options` into the transport options of the call; `stream` does the call and, with -v,
+writes the attempt trace to stderr once the stream has ended, however it ended.
 """
 
 from __future__ import annotations
@@ -9,59 +10,86 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from ..errors import ModelNotSupportedError, ProviderNotWorkingError
+from .. import classify
+from ..attempt import Attempt
 from ..messages import Messages
 from ..provider import Provider
-from ..registry import Registry
-from .common import UsageError, load_registry
+from ..routing import FallbackChain
+from .common import UsageError, config_option, load_setup
+from .targets import select
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `chat` subcommand."""
     chat = commands.add_parser(
         "chat",
-        help="stream an answer from a provider",
-        description="Stream an answer to PROMPT (or to stdin) from a provider, to stdout.",
+        help="stream an answer from a provider or a fallback chain",
+        description="Stream an answer to PROMPT (or to stdin) from a provider or a chain, "
+        "to stdout.",
     )
-    target = chat.add_mutually_exclusive_group(required=True)
+    target = chat.add_mutually_exclusive_group()
     target.add_argument("-p", "--provider", metavar="NAME", help="provider name (any case)")
+    target.add_argument(
+        "--chain",
+        metavar="A,B,C",
+        help="try providers in order until one answers: comma-separated provider (or chain) "
+        "names, or the name of a chain in the config",
+    )
     chat.add_argument(
-        "-m", "--model", default="", help="model name (default: the provider's default)"
+        "-m",
+        "--model",
+        default="",
+        help="model name (default: each provider's default); without -p and --chain, "
+        "a model alias from the config's [models] picks its chain",
     )
     chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
     chat.add_argument(
         "--ignore-working",
         action="store_true",
-        help="use a provider even though it is marked not working",
+        help="use providers even though they are marked not working",
     )
     chat.add_argument(
         "--timeout",
         type=_seconds,
         metavar="S",
-        help="seconds the whole answer may take (also caps connect, first chunk and idle)",
+        help="seconds the whole answer may take (also caps connect, first chunk and idle); "
+        "in a chain, each provider's attempt",
     )
+    chat.add_argument(
+        "--retries",
+        type=_count,
+        metavar="N",
+        help="chain: retry a provider's retryable failure N times before moving on",
+    )
+    chat.add_argument(
+        "--hedge-after",
+        type=_seconds,
+        metavar="S",
+        help="chain: start the next provider too when one has sent nothing for S seconds",
+    )
+    chat.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print the attempt trace to stderr after the answer",
+    )
+    config_option(chat, default=argparse.SUPPRESS)
     chat.add_argument("prompt", nargs="*", help="the prompt (default: read stdin)")
     chat.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Select, read the prompt, stream the answer."""
-    provider = select(args, load_registry())
+    target = select(args, load_setup(args.config))
     messages = build_messages(args.system, read_prompt(args.prompt, sys.stdin))
-    asyncio.run(stream(provider, args.model, messages, call_options(args), sys.stdout))
+    trace = sys.stderr if args.verbose else None
+    asyncio.run(
+        stream(target.provider, target.model, messages, call_options(args), sys.stdout, trace)
+    )
     return 0
-
-
-def select(args: argparse.Namespace, registry: Registry) -> Provider:
-    """What to call: the provider named by -p, refused if marked not working or off-model."""
-    provider = registry.get(args.provider)
-    if not provider.working and not args.ignore_working:
-        raise ProviderNotWorkingError(provider.name)
-    if args.model and not provider.supports_model(args.model):
-        raise ModelNotSupportedError(provider.name, args.model)
-    return provider
 
 
 def call_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,24 +112,97 @@ def build_messages(system: str | None, prompt: str) -> list[dict[str, str]]:
 
 
 async def stream(
-    provider: Provider, model: str, messages: Messages, options: dict[str, Any], out: TextIO
+    provider: Provider,
+    model: str,
+    messages: Messages,
+    options: dict[str, Any],
+    out: TextIO,
+    trace: TextIO | None = None,
 ) -> None:
-    """Write each chunk to `out` as it arrives; end the output with a newline."""
-    chunks = provider.create_async_generator(model, messages, **options)
+    """Write each chunk to `out` as it arrives; end the output with a newline.
+
+    With `trace`, write one line per attempt to it at the end (a chain's `attempts`; for a
+    single provider, one attempt timed here).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    own: Attempt | None = None
+    chunks: AsyncIterator[str]
+    if isinstance(provider, FallbackChain):
+        chunks = provider.stream(model, messages, **options)
+        attempts = chunks.attempts
+    else:
+        chunks = provider.create_async_generator(model, messages, **options)
+        own = Attempt(provider.name, "failed")
+        attempts = [own]
     ends_line = True
     try:
         async for chunk in chunks:
             if chunk:
+                if own is not None and own.time_to_first_chunk is None:
+                    own.time_to_first_chunk = loop.time() - started
                 out.write(chunk)
                 out.flush()
                 ends_line = chunk.endswith("\n")
+        if own is not None:
+            own.outcome = "served"
+    except BaseException as exc:
+        if own is not None:
+            _ended(own, exc)
+        raise
     finally:
+        if own is not None:
+            own.duration = loop.time() - started
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()
         if not ends_line:
             out.write("\n")
             out.flush()
+        if trace is not None:
+            trace.write("".join(f"{line}\n" for line in trace_lines(attempts)))
+            trace.flush()
+
+
+def trace_lines(attempts: list[Attempt], parent: str = "") -> list[str]:
+    """The -v trace: per attempt, provider, outcome, reason, time to first chunk, duration.
+
+    The attempts of a nested chain that failed or was interrupted follow its own line,
+    numbered under it (2.1, 2.2, ...).
+    """
+    lines = []
+    for number, attempt in enumerate(attempts, 1):
+        label = f"{parent}{number}"
+        details = []
+        if attempt.outcome != "skipped":
+            first = attempt.time_to_first_chunk
+            details.append("first chunk " + ("-" if first is None else _ms(first)))
+            details.append("total " + ("-" if attempt.duration is None else _ms(attempt.duration)))
+            if attempt.try_number > 1:
+                details.append(f"try {attempt.try_number}")
+        if attempt.hedged:
+            details.append("hedged")
+        if attempt.continuation:
+            details.append("continuation")
+        suffix = f" [{', '.join(details)}]" if details else ""
+        lines.append(f"providerhub: attempt {label}: {attempt}{suffix}")
+        inner = getattr(attempt.error, "attempts", None)
+        if isinstance(inner, list):
+            lines += trace_lines(inner, f"{label}.")
+    return lines
+
+
+def _ended(attempt: Attempt, exc: BaseException) -> None:
+    """Record how a single provider's stream failed or was stopped."""
+    if not isinstance(exc, Exception):
+        attempt.outcome, attempt.reason = "cancelled", "stopped by the consumer"
+        return
+    attempt.outcome = "failed" if attempt.time_to_first_chunk is None else "interrupted"
+    attempt.error, attempt.reason = exc, classify.reason(exc, attempt.provider)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def _seconds(text: str) -> float:
@@ -111,4 +212,14 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
     return value

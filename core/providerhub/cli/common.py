@@ -1,7 +1,15 @@
-"""What every subcommand shares: the registry, and the errors that pick exit codes 2 and 5."""
+"""What every subcommand shares: the config option, the registry (plugins plus configured
+instances), and the errors that pick exit codes 2 and 5.
+"""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..config import Config, load_config
+from ..errors import ProviderNotFoundError
 from ..registry import STRICT_ENV, Registry, default_registry
 
 
@@ -11,6 +19,47 @@ class UsageError(Exception):
 
 class PluginLoadError(Exception):
     """Strict plugin loading failed (exit code 5); the cause is the plugin's own error."""
+
+
+class TargetNotFoundError(ProviderNotFoundError):
+    """A name given to --chain that is neither a provider nor a configured chain (exit code 3)."""
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(name, suggestions)
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        self.args = (f"no provider or chain named {name!r}{hint}",)
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """The config in use (None when there is none) and the registry built from it."""
+
+    config: Config | None
+    registry: Registry
+
+
+def config_option(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """Add --config: the main parser takes it before the command, each command after it too."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="providerhub.toml to use (default: $PROVIDERHUB_CONFIG, then "
+        "$XDG_CONFIG_HOME/providerhub/providerhub.toml if it exists)",
+    )
+
+
+def load_setup(explicit: str | None) -> Setup:
+    """Find and validate the config (ConfigError), then register its provider instances.
+
+    No config file is fine (plugins only); a file named by --config or $PROVIDERHUB_CONFIG
+    must exist.
+    """
+    config = load_config(explicit)
+    registry = load_registry()
+    if config is not None:
+        config.build_registry(registry)
+    return Setup(config, registry)
 
 
 def load_registry() -> Registry:

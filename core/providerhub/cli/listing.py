@@ -1,6 +1,9 @@
-"""`providerhub providers` and `providerhub plugins`: what is installed, as a table or JSON.
+"""`providerhub providers` and `providerhub plugins`: what is available, as a table or JSON.
 
-Listing reads metadata only: it never touches the network and never imports aiohttp.
+`providers` lists plugin providers and the config's provider instances side by side, each with
+its source (a distribution and version, or "config:<path>"); `plugins` lists installed plugin
+distributions only. Listing reads metadata only: it never touches the network and never imports
+aiohttp.
 """
 
 from __future__ import annotations
@@ -12,19 +15,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..registry import Registered, Registry
-from .common import load_registry
+from .common import config_option, load_registry, load_setup
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `providers` and `plugins` subcommands."""
     providers = commands.add_parser(
         "providers",
-        help="list the providers of every installed plugin",
-        description="List providers: name, plugin, working, gpt-3.5, gpt-4, stream, url.",
+        help="list the providers of installed plugins and of the config",
+        description="List providers: name, source (plugin distribution or config file), "
+        "working, gpt-3.5, gpt-4, stream, url.",
     )
     providers.add_argument("--json", action="store_true", help="print a JSON list")
     providers.add_argument("--working", action="store_true", help="only providers marked working")
     providers.add_argument("--model", metavar="M", help="only providers that serve model M")
+    config_option(providers, default=argparse.SUPPRESS)
     providers.set_defaults(run=run_providers)
 
     plugins = commands.add_parser(
@@ -38,13 +43,13 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run_providers(args: argparse.Namespace) -> int:
     """Print the providers, filtered by --working and --model."""
-    registry = load_registry()
+    registry = load_setup(args.config).registry
     entries = registry.entries(working=True if args.working else None, model=args.model)
     if args.json:
         _print_json([provider_record(entry) for entry in entries])
     else:
         _print_table(
-            ("NAME", "PLUGIN", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"),
+            ("NAME", "SOURCE", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"),
             [_provider_row(entry) for entry in entries],
         )
     _warn_plugin_errors(registry)
@@ -98,6 +103,7 @@ def provider_record(entry: Registered) -> dict[str, Any]:
         "plugin": entry.plugin.name,
         "distribution": entry.plugin.distribution,
         "version": entry.plugin.version,
+        "source": entry.plugin.source,
         "working": bool(provider.working),
         "supports_gpt_35_turbo": bool(getattr(provider, "supports_gpt_35_turbo", False)),
         "supports_gpt_4": bool(getattr(provider, "supports_gpt_4", False)),
