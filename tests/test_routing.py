@@ -487,3 +487,16 @@ async def test_a_failing_hook_does_not_break_the_stream(
     chain = FallbackChain([provider("good", good)], registry=registry)
     assert await consume(chain.stream("", MESSAGES)) == "ok"
     assert "an attempt_finished hook failed" in caplog.text
+
+
+def test_replace_changes_only_what_it_is_given() -> None:
+    health = MemoryHealthStore()
+    first, second = provider("first"), provider("second")
+    chain = FallbackChain([first, second], retries=1, hedge_after=0.5, health=health, name="c")
+    copy = chain.replace(retries=3, providers=[second])
+    assert copy is not chain
+    assert [member.name for member in copy.members] == ["second"]
+    assert (copy.retries, copy.hedge_after, copy.health, copy.name) == (3, 0.5, health, "c")
+    assert (chain.retries, [m.name for m in chain.members]) == (1, ["first", "second"])
+    with pytest.raises(TypeError, match=r"unknown arguments: \['retires'\]"):
+        chain.replace(retires=2)

@@ -106,6 +106,26 @@ class FallbackChain(AsyncGeneratorProvider):
         self.name = name or f"chain({','.join(member.name for member in self.members)})"
         self._derive_metadata()
 
+    def replace(self, **changes: Any) -> FallbackChain:
+        """A copy of this chain with some constructor arguments (`providers` too) changed."""
+        arguments: dict[str, Any] = {
+            "providers": self.members,
+            "registry": self.registry,
+            "order": self.order,
+            "ignore_working": self.ignore_working,
+            "retries": self.retries,
+            "backoff": self.backoff,
+            "timeouts": self.timeouts,
+            "hedge_after": self.hedge_after,
+            "health": self.health,
+            "on_interrupt": self.on_interrupt,
+            "name": self.name,
+        }
+        unknown = set(changes) - set(arguments)
+        if unknown:
+            raise TypeError(f"FallbackChain.replace() got unknown arguments: {sorted(unknown)}")
+        return FallbackChain(**{**arguments, **changes})
+
     def _derive_metadata(self) -> None:
         members = self.members
 

@@ -118,19 +118,14 @@ def _override(
         else member
         for member in chain.members
     ]
-    return FallbackChain(
-        members,
-        registry=chain.registry,
-        order=chain.order,
-        ignore_working=chain.ignore_working or ignore_working,
-        retries=chain.retries if retries is None else retries,
-        backoff=chain.backoff,
-        timeouts=chain.timeouts,
-        hedge_after=chain.hedge_after if hedge_after is None else hedge_after,
-        health=chain.health,
-        on_interrupt=chain.on_interrupt,
-        name=chain.name,
-    )
+    changes: dict[str, object] = {"providers": members}
+    if ignore_working:
+        changes["ignore_working"] = True
+    if retries is not None:
+        changes["retries"] = retries
+    if hedge_after is not None:
+        changes["hedge_after"] = hedge_after
+    return chain.replace(**changes)
 
 
 def _chain_name(config: Config, name: str) -> bool:
