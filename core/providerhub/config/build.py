@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderNotFoundError
@@ -51,7 +52,8 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
         try:
             provider = factory(name=spec.name, **spec.options)
         except (TypeError, ValueError) as exc:
-            raise _error(config, table, str(exc)) from None
+            message = str(exc)
+            raise _error(config, table, message, _named_option(message, spec.options)) from None
         failures = len(registry.errors)
         registry.register(provider, plugin=config.source)
         if spec.name not in registry:
@@ -138,6 +140,12 @@ def _check_options(
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise _error(config, table, f"unknown key {key!r}{hint}", key)
+
+
+def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
+    """The one option a factory's error message quotes ('models' or 'models[]'), if any."""
+    named = [key for key in options if re.search(rf"'{re.escape(key)}(\[\])?'", message)]
+    return named[0] if len(named) == 1 else None
 
 
 def _is_chain(config: Config, name: str) -> bool:

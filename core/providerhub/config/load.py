@@ -13,13 +13,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..secrets import is_secret_header, is_secret_option
 from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, ServerSettings
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-SECRET_OPTION = re.compile(r"(^|_)(api_?key|key|token|secret|password|passwd)$", re.IGNORECASE)
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})
 LITERAL_SECRET = (
     "literal secrets are refused: config files get committed, shared and printed "
     "(`providerhub config check`), and a key in one leaks with it. Put the key in an "
@@ -157,11 +156,11 @@ class _Parser:
             raise self.error(table, "missing key 'use' (the provider type, e.g. \"openai\")", "use")
         self.check(table, "use", use, _is_name, 'a provider type name like "openai"')
         for key, value in body.items():
-            if SECRET_OPTION.search(key):
+            if is_secret_option(key):
                 raise self.error(table, f"{key!r}: {LITERAL_SECRET}", key)
             if key == "headers" and isinstance(value, dict):
                 for header in value:
-                    if header.lower() in SECRET_HEADERS:
+                    if is_secret_header(header):
                         raise self.error(table, f"header {header!r}: {LITERAL_SECRET}", key)
         options = {key: value for key, value in body.items() if key != "use"}
         return ProviderSpec(name, use, options)
@@ -204,7 +203,8 @@ class _Parser:
         return ChainSpec(name, tuple(members), options)
 
     def timeouts(self, table: str, value: Any) -> float | dict[str, float]:
-        if _is_number(value) and value > 0:
+        if _is_number(value):
+            self.check(table, "timeouts", value, lambda v: v > 0, "a positive number of seconds")
             return float(value)
         if not isinstance(value, dict):
             raise self.error(
@@ -225,23 +225,38 @@ class _Parser:
         return {phase: float(seconds) for phase, seconds in value.items()}
 
     def check_cycles(self, chains: Mapping[str, ChainSpec]) -> None:
-        """Refuse a chain that contains itself, directly or through other chains."""
+        """Refuse a chain that contains itself, directly or through other chains.
+
+        A depth-first walk that expands each chain once (linear in chains + members): `path`
+        (and the set `on_path`) holds the chains being expanded, `done` the loop-free ones.
+        """
         by_lower = {name.lower(): spec for name, spec in chains.items()}
-
-        def visit(spec: ChainSpec, trail: list[str]) -> None:
-            for member in spec.providers:
-                inner = by_lower.get(member.lower())
-                if inner is None:
+        done: set[str] = set()
+        for root in chains.values():
+            if root.name in done:
+                continue
+            path, on_path = [root.name], {root.name}
+            members = [iter(root.providers)]
+            while members:
+                member = next(members[-1], None)
+                if member is None:
+                    members.pop()
+                    on_path.discard(path[-1])
+                    done.add(path.pop())
                     continue
-                if inner.name in trail:
-                    loop = " -> ".join([*trail[trail.index(inner.name) :], inner.name])
+                inner = by_lower.get(member.lower())
+                if inner is None or inner.name in done:
+                    continue
+                if inner.name in on_path:
+                    loop = [*path[path.index(inner.name) :], inner.name]
                     raise self.error(
-                        f"chains.{trail[0]}", f"chain refers to itself: {loop}", "providers"
+                        f"chains.{loop[0]}",
+                        f"chain refers to itself: {' -> '.join(loop)}",
+                        "providers",
                     )
-                visit(inner, [*trail, inner.name])
-
-        for spec in chains.values():
-            visit(spec, [spec.name])
+                path.append(inner.name)
+                on_path.add(inner.name)
+                members.append(iter(inner.providers))
 
     def models(
         self, body: dict[str, Any], chains: Mapping[str, ChainSpec]
@@ -250,7 +265,13 @@ class _Parser:
         for alias, value in body.items():
             if isinstance(value, dict):
                 self.known_keys("models", value, ("chain", "model"))
-                chain, model = value.get("chain"), value.get("model", "")
+                if "chain" not in value:
+                    raise self.error(
+                        "models",
+                        f"{alias!r} is missing key 'chain' (the chain it routes to)",
+                        alias,
+                    )
+                chain, model = value["chain"], value.get("model", "")
                 self.check(
                     "models", f"{alias}.model", model, lambda v: isinstance(v, str), "a string"
                 )
@@ -297,6 +318,8 @@ class _Parser:
         for known in chains:
             if known.lower() == name.lower():
                 return known
+        if is_secret_option(key):
+            raise self.error(table, f"{key!r} names a chain that is not defined", key)
         close = difflib.get_close_matches(name, list(chains), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise self.error(table, f"{key!r} names chain {name!r}, which is not defined{hint}", key)
@@ -305,10 +328,7 @@ class _Parser:
         self, table: str, key: str, value: Any, ok: Callable[[Any], bool], expected: str
     ) -> None:
         if not ok(value):
-            shown = (
-                repr(value) if isinstance(value, str) and len(value) <= 40 else _toml_type(value)
-            )
-            raise self.error(table, f"{key!r} must be {expected}, not {shown}", key)
+            raise self.error(table, f"{key!r} must be {expected}, not {_shown(key, value)}", key)
 
 
 def _is_bool(value: Any) -> bool:
@@ -327,8 +347,19 @@ def _is_name(value: Any) -> bool:
     return isinstance(value, str) and bool(NAME.match(value))
 
 
+def _shown(key: str, value: Any) -> str:
+    """How a message shows a wrong value: numbers and strings of up to 40 characters as
+    themselves, so the problem is plain; anything longer, and any value of a secret-looking
+    key, only by its TOML kind."""
+    if is_secret_option(key.rpartition(".")[2]):
+        return _toml_type(value)
+    if _is_number(value) or (isinstance(value, str) and len(value) <= 40):
+        return repr(value)
+    return _toml_type(value)
+
+
 def _toml_type(value: Any) -> str:
-    """The TOML kind of a value: messages show only short strings of non-secret keys."""
+    """The TOML kind of a value, for messages that must not repeat it."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):

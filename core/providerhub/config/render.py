@@ -12,13 +12,12 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .load import SECRET_HEADERS, SECRET_OPTION
+from ..secrets import REDACTED, is_secret_option, redact_headers
 from .schema import Config
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
-REDACTED = "<redacted>"
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
@@ -85,10 +84,10 @@ def _type_source(registry: Registry, use: str) -> str:
 
 
 def _redacted(key: str, value: Any) -> Any:
-    if SECRET_OPTION.search(key):
+    if is_secret_option(key):
         return REDACTED
     if key == "headers" and isinstance(value, dict):
-        return {h: REDACTED if h.lower() in SECRET_HEADERS else v for h, v in value.items()}
+        return redact_headers(value)
     if isinstance(value, str) and "@" in value and "://" in value:
         parts = urlsplit(value)
         if parts.username or parts.password:

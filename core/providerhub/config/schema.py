@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 class ConfigError(ProviderHubError, ValueError):
     """The config file is missing, unreadable or invalid.
 
-    The message names the file, the table (`[providers.local]`) and the key at fault, and never
-    repeats a value from the file (it could be a secret).
+    The message names the file, the table (`[providers.local]`) and the key at fault. It never
+    repeats the value of a secret-looking key; other wrong values are shown only when short
+    (numbers, strings of up to 40 characters), to make the problem plain.
     """
 
     def __init__(

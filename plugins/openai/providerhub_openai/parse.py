@@ -1,7 +1,9 @@
 """Parsing OpenAI chat-completions answers: streamed chunks and whole completions.
 
 The streaming path works on the batches `providerhub.http.read_events` yields (one per network
-read), so the per-event work is one `json.loads` and a few dict lookups.
+read), so the per-event work is one `json.loads` and a few dict lookups. Error excerpts share
+`providerhub.http.EXCERPT_CHARS`, imported only on the error path: importing this module (as
+listing providers does) must not import aiohttp.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
-
-EXCERPT_CHARS = 300
 
 
 @dataclass(slots=True)
@@ -71,12 +71,10 @@ def parse_events(
                 completion.model = chunk.get("model")
         return "".join(parts), False
     except ValueError:
-        raise MalformedStreamError(
-            provider, "malformed event", excerpt=data[:EXCERPT_CHARS]
-        ) from None
+        raise MalformedStreamError(provider, "malformed event", excerpt=_excerpt(data)) from None
     except (AttributeError, TypeError, IndexError, KeyError):
         raise MalformedStreamError(
-            provider, "event is not a chat.completion.chunk", excerpt=data[:EXCERPT_CHARS]
+            provider, "event is not a chat.completion.chunk", excerpt=_excerpt(data)
         ) from None
 
 
@@ -104,10 +102,15 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> str:
 
 
 def _error_text(error: Any) -> str:
+    """The message of an OpenAI-style error object, cut to an excerpt."""
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:EXCERPT_CHARS]
-    return str(error)[:EXCERPT_CHARS]
+        return _excerpt(error["message"])
+    return _excerpt(str(error))
 
 
-def _excerpt(raw: bytes) -> str:
-    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+def _excerpt(text: str | bytes) -> str:
+    from providerhub.http import EXCERPT_CHARS
+
+    if isinstance(text, bytes):
+        text = text[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    return text[:EXCERPT_CHARS]

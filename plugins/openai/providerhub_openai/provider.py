@@ -25,6 +25,7 @@ from providerhub import (
     Timeouts,
     UpstreamConnectionError,
 )
+from providerhub.secrets import REDACTED, is_secret_header, redact_headers
 
 if TYPE_CHECKING:
     from providerhub.http import UpstreamHTTPError
@@ -35,7 +36,9 @@ from .stream import CompletionStream
 log = logging.getLogger("providerhub.openai")
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Characters an HTTP header value cannot carry (aiohttp refuses them as header injection)."""
 FLAGS = (
     "working",
     "supports_stream",
@@ -81,16 +84,16 @@ class OpenAICompatible(AsyncGeneratorProvider):
         self.endpoint = self.base_url + "/chat/completions"
         if api_key is not None and api_key_env is not None:
             raise ValueError("give either 'api_key' or 'api_key_env', not both")
-        self._api_key = None if api_key is None else _Secret(_string("api_key", api_key))
+        self._api_key = None if api_key is None else _Secret(_key("api_key", api_key))
         self.api_key_env = _env_name(api_key_env) if api_key_env is not None else None
         self.needs_auth = api_key is not None or api_key_env is not None
         self.models = _strings("models", models)
         self.default_model = _optional_string("default_model", default_model)
         extra = _headers(headers)
-        self.headers = _redacted(extra)
+        self.headers = redact_headers(extra)
         """Extra request headers; values of secret-bearing ones read "<redacted>"."""
         self._secret_headers = {
-            key: _Secret(value) for key, value in extra.items() if key.lower() in SECRET_HEADERS
+            key: _Secret(value) for key, value in extra.items() if is_secret_header(key)
         }
         self.organization = _optional_string("organization", organization)
         flags = {
@@ -111,7 +114,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         if self.api_key_env:
             parts.append(f"api_key_env={self.api_key_env!r}")
         elif self._api_key is not None:
-            parts.append("api_key=<redacted>")
+            parts.append(f"api_key={REDACTED}")
         if self.models:
             parts.append(f"models={list(self.models)!r}")
         if self.default_model:
@@ -132,9 +135,13 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return not self.models or model in self.models or model == self.default_model
 
     def missing_credentials(self) -> str | None:
-        """Why the key is missing ("environment variable X is not set"), or None."""
-        if self.api_key_env and not os.environ.get(self.api_key_env):
-            return f"environment variable {self.api_key_env} is not set"
+        """Why no usable key is configured ("environment variable X is not set"), or None."""
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                return f"environment variable {self.api_key_env} is not set"
+            if CONTROL.search(key):
+                return _unusable(f"environment variable {self.api_key_env}")
         return None
 
     def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
@@ -176,6 +183,10 @@ class OpenAICompatible(AsyncGeneratorProvider):
             key = os.environ.get(self.api_key_env)
             if not key:
                 raise MissingCredentialsError(self.name, self.api_key_env)
+            if CONTROL.search(key):
+                raise InvalidRequestError(
+                    f"{self.name}: {_unusable(f'environment variable {self.api_key_env}')}"
+                )
         if key:
             headers["Authorization"] = f"Bearer {key}"
         if self.organization:
@@ -224,7 +235,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
                 finally:
                     await cast("AsyncGenerator[Any, None]", batches).aclose()
         except http.UpstreamHTTPError as exc:
-            _scrub(exc, [value for key, value in headers.items() if key.lower() in SECRET_HEADERS])
+            _scrub(exc, [value for key, value in headers.items() if is_secret_header(key)])
             raise
         if not done and completion.finish_reason is None:
             raise UpstreamConnectionError(
@@ -243,7 +254,7 @@ class _Secret:
         self.value = value
 
     def __repr__(self) -> str:
-        return "<redacted>"
+        return REDACTED
 
     __str__ = __repr__
 
@@ -252,8 +263,8 @@ def _scrub(error: UpstreamHTTPError, secrets: list[str]) -> None:
     """Remove keys from `error`, should the upstream have echoed one in its error body."""
     for secret in secrets:
         for token in {secret, secret.removeprefix("Bearer ")}:
-            error.message = error.message.replace(token, "<redacted>")
-            error.body = error.body.replace(token, "<redacted>")
+            error.message = error.message.replace(token, REDACTED)
+            error.body = error.body.replace(token, REDACTED)
 
 
 def _kind(value: object) -> str:
@@ -264,6 +275,20 @@ def _string(option: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError(f"option {option!r} must be a non-empty string, not {_kind(value)}")
     return value
+
+
+def _key(option: str, value: object) -> str:
+    key = _string(option, value)
+    if CONTROL.search(key):
+        raise ValueError(_unusable(f"option {option!r}"))
+    return key
+
+
+def _unusable(holder: str) -> str:
+    return (
+        f"{holder} holds a key with a control character (a stray newline?), which an HTTP "
+        "header cannot carry; the value is not shown"
+    )
 
 
 def _optional_string(option: str, value: object) -> str | None:
@@ -311,11 +336,11 @@ def _headers(value: object) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise TypeError(f"option 'headers' must map names to strings; {key!r} does not")
+        if not HEADER_NAME.match(key):
+            raise ValueError(f"option 'headers': {key!r} is not a valid header name")
+        if CONTROL.search(item):
+            raise ValueError(
+                f"option 'headers': the value of {key!r} has a control character (a stray "
+                "newline?), which an HTTP header cannot carry"
+            )
     return dict(value)
-
-
-def _redacted(headers: Mapping[str, str]) -> dict[str, str]:
-    return {
-        key: "<redacted>" if key.lower() in SECRET_HEADERS else value
-        for key, value in headers.items()
-    }
