@@ -43,6 +43,27 @@ def register_providers(register):
     register(Dormant)
 '''
 
+RAISING_PROVIDER = """
+import providerhub
+from providerhub_codelinkava import CodeLinkAva
+
+
+class CodeX(CodeLinkAva):
+    working = True
+
+    @classmethod
+    def supports_model(cls, model):
+        raise RuntimeError("boom")
+
+
+@providerhub.hookimpl
+def register_providers(register):
+    register(CodeX)
+"""
+
+RAISING_REASON = "CodeX.supports_model raised RuntimeError: boom"
+"""What the registry records on plugin `raising` when a query asks CodeX about a model."""
+
 ZOO_PLUGINS: dict[str, str] = {
     "importerror": """
 import ph_missing_dependency
@@ -190,6 +211,17 @@ def write_good_plugin(site: Path) -> Path:
     """The working third-party plugin: distribution ph-good 1.0, entry point `good`."""
     return write_dist(
         site, "ph-good", entry_points={"good": "ph_good"}, files={"ph_good.py": GOOD_PROVIDER}
+    )
+
+
+def write_raising_plugin(site: Path) -> Path:
+    """Distribution ph-raising 1.0, entry point `raising`: CodeX loads, but its supports_model
+    raises RuntimeError("boom") (reason: `RAISING_REASON`)."""
+    return write_dist(
+        site,
+        "ph-raising",
+        entry_points={"raising": "ph_raising"},
+        files={"ph_raising.py": RAISING_PROVIDER},
     )
 
 

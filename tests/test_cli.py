@@ -18,7 +18,15 @@ from typing import Any
 
 import providerhub
 import pytest
-from plugin_dists import GOOD_URL_ENV, ZOO_ERRORS, write_dist, write_good_plugin, write_plugin_zoo
+from plugin_dists import (
+    GOOD_URL_ENV,
+    RAISING_REASON,
+    ZOO_ERRORS,
+    write_dist,
+    write_good_plugin,
+    write_plugin_zoo,
+    write_raising_plugin,
+)
 from providerhub.config import CONFIG_ENV
 from providerhub.registry import STRICT_ENV
 from providerhub.testing import FakeUpstream, Reply
@@ -166,6 +174,19 @@ def test_providers_json_and_filters(zoo: dict[str, str]) -> None:
     names = [row[0] for row in table(both.stdout)[1:]]
     assert "GoodProvider" in names
     assert "CodeLinkAva" not in names
+
+
+def test_a_provider_raising_in_supports_model_does_not_break_the_listing(tmp_path: Path) -> None:
+    write_good_plugin(tmp_path)
+    write_raising_plugin(tmp_path)
+    result = run("providers", "--model", "gpt-4", env=plugin_env(tmp_path))
+    assert (result.returncode, result.stderr) == (
+        0,
+        f"providerhub: warning: plugin raising (ph-raising 1.0): {RAISING_REASON}\n",
+    )
+    names = [row[0] for row in table(result.stdout)[1:]]
+    assert "GoodProvider" in names
+    assert "CodeX" not in names
 
 
 def test_plugins_json_reports_every_failure(zoo: dict[str, str]) -> None:

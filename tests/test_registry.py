@@ -15,7 +15,15 @@ from typing import Any
 
 import providerhub
 import pytest
-from plugin_dists import GOOD_URL_ENV, ZOO_ERRORS, write_dist, write_good_plugin, write_plugin_zoo
+from plugin_dists import (
+    GOOD_URL_ENV,
+    RAISING_REASON,
+    ZOO_ERRORS,
+    write_dist,
+    write_good_plugin,
+    write_plugin_zoo,
+    write_raising_plugin,
+)
 from providerhub import (
     AsyncGeneratorProvider,
     PluginError,
@@ -135,6 +143,18 @@ def test_same_distribution_twice_on_sys_path_loads_once(
     assert "goodprovider" in registry
 
 
+def test_an_entry_point_name_repeated_in_one_distribution_is_a_clash(site: Path) -> None:
+    info = write_dist(site, "ph-dup", files={"ph_x.py": "", "ph_y.py": ""})
+    (info / "entry_points.txt").write_text("[providerhub]\ndup = ph_x\ndup = ph_y\n")
+    registry = Registry()
+    reason = "entry point name 'dup' is declared 2 times by ph-dup 1.0; neither is loaded"
+    assert [(f.plugin, f.reason) for f in registry.errors if f.distribution == "ph-dup"] == [
+        ("dup", reason),
+        ("dup", reason),
+    ]
+    assert {"ph_x", "ph_y"}.isdisjoint(sys.modules)
+
+
 def test_two_entry_points_for_one_module_load_it_once(site: Path) -> None:
     write_good_plugin(site)
     write_dist(site, "ph-alias", entry_points={"alias": "ph_good"})
@@ -222,6 +242,84 @@ def test_providers_filter_by_working_and_model() -> None:
     assert registry.providers(working=False, model="gpt-4") == []
 
 
+def test_a_provider_raising_in_a_query_does_not_match_and_is_recorded_once(site: Path) -> None:
+    write_good_plugin(site)
+    write_raising_plugin(site)
+    registry = Registry()
+    assert "codex" in registry
+    for _ in range(2):
+        names = [p.name for p in registry.providers(model="gpt-4")]
+        assert "GoodProvider" in names
+        assert "CodeX" not in names
+    raising = next(info for info in registry.plugins if info.name == "raising")
+    assert (raising.providers, raising.errors) == (["CodeX"], [RAISING_REASON])
+    assert ours(registry) == {("raising", "ph-raising"): RAISING_REASON}
+    assert "RuntimeError: boom" in registry.errors[-1].traceback
+    assert "CodeX" in [p.name for p in registry.providers()]
+
+
+def test_a_working_flag_that_raises_does_not_match() -> None:
+    flaky = Flaky("Flaky")
+    fine = Named("Fine")
+    registry = Registry([plugin_registering(flaky, fine)], entry_points=False)
+    flaky.broken = True
+    assert registry.providers(working=True) == [fine]
+    assert registry.providers(working=False) == []
+    assert registry.providers(model="gpt-3.5-turbo") == [flaky, fine]
+    assert [(f.plugin, f.reason) for f in registry.errors] == [
+        ("test-plugin", "Flaky.working raised RuntimeError: flaky")
+    ]
+
+
+def test_strict_mode_raises_a_query_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(STRICT_ENV, "1")
+    flaky = Flaky("Flaky")
+    registry = Registry([plugin_registering(flaky)], entry_points=False)
+    flaky.broken = True
+    with pytest.raises(RuntimeError) as raised:
+        registry.providers(working=True)
+    assert str(raised.value) == "flaky"
+
+
+@pytest.mark.parametrize(
+    ("plugin", "reason"),
+    [
+        (
+            "types-raise",
+            "register_provider_types raised RuntimeError: types boom",
+        ),
+        (
+            "providers-raise",
+            "register_providers raised RuntimeError: providers boom",
+        ),
+    ],
+)
+def test_a_failed_hook_takes_back_everything_its_plugin_registered(
+    plugin: str, reason: str
+) -> None:
+    good = Named("Good")
+    registry = Registry([HALF_FAILED[plugin], plugin_registering(good)], entry_points=False)
+    assert [(f.plugin, f.reason) for f in registry.errors] == [("half", reason)]
+    assert registry.providers() == [good]
+    assert registry.provider_types() == {}
+    half = registry.plugins[0]
+    assert (half.name, half.providers, half.provider_types, half.errors) == (
+        "half",
+        [],
+        [],
+        [reason],
+    )
+    assert not registry.pm.is_registered(HALF_FAILED[plugin])
+
+
+def test_a_rejected_registration_keeps_the_rest_of_the_plugin() -> None:
+    registry = Registry([HalfFailed(fail=None)], entry_points=False)
+    [failure] = registry.errors
+    assert failure.reason == "provider type '' needs a name and a callable factory"
+    assert [p.name for p in registry.providers()] == ["Kept", "Second"]
+    assert list(registry.provider_types()) == ["kept"]
+
+
 @pytest.mark.parametrize(
     ("plugin", "reason"),
     [
@@ -272,6 +370,56 @@ class Named(AsyncGeneratorProvider):
         self.working = working
         self.supports_gpt_35_turbo = True
         self.supports_gpt_4 = gpt4
+
+
+class Flaky(AsyncGeneratorProvider):
+    """A provider whose `working` raises once the test sets `broken`."""
+
+    supports_gpt_35_turbo = True
+    broken = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def working(self) -> bool:  # type: ignore[override]
+        if self.broken:
+            raise RuntimeError("flaky")
+        return True
+
+
+class HalfFailed:
+    """Registers two providers and two provider types; `fail` names the hook that then raises.
+
+    With `fail=None` nothing raises, but one provider type is refused (it has no name).
+    """
+
+    __name__ = "half"
+
+    def __init__(self, fail: str | None) -> None:
+        self.fail = fail
+
+    @providerhub.hookimpl
+    def register_providers(self, register: Callable[[object], None]) -> None:
+        register(Named("Kept"))
+        if self.fail == "providers":
+            raise RuntimeError("providers boom")
+        register(Named("Second"))
+
+    @providerhub.hookimpl
+    def register_provider_types(
+        self, register: Callable[[str, Callable[..., object]], None]
+    ) -> None:
+        register("kept", Named)
+        if self.fail == "types":
+            raise RuntimeError("types boom")
+        register("", Named)
+
+
+HALF_FAILED: dict[str, object] = {
+    "types-raise": HalfFailed(fail="types"),
+    "providers-raise": HalfFailed(fail="providers"),
+}
 
 
 def plugin_registering(*providers: object) -> object:

@@ -1,11 +1,13 @@
-"""Plugin discovery through entry points, isolation of broken plugins, selection by name.
+"""The provider registry: plugins loaded in isolation, providers selected by name.
 
 Each entry point of group "providerhub" is loaded on its own (pluggy's own loader stops at the
 first failure): an import error, a hook that raises, a misspelled hook, a hook whose arguments
 do not match the spec, a duplicate provider name, an object that is not a provider, or two
-distributions declaring the same entry-point name is recorded on `Registry.plugins` and
-`Registry.errors`, and every other plugin still loads. Set PROVIDERHUB_STRICT_PLUGINS=1 to raise
-the first failure instead, with its traceback.
+declarations of one entry-point name is recorded on `Registry.plugins` and `Registry.errors`,
+and every other plugin still loads. A plugin registers atomically: when one of its hooks raises,
+everything it registered is taken back. A provider whose `working` or `supports_model` raises
+during a query does not match, and is recorded the same way. Set PROVIDERHUB_STRICT_PLUGINS=1 to
+raise the first failure instead, with its traceback.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import importlib_metadata
 import pluggy
 
-from . import hookspecs
+from . import discovery, hookspecs
 from .errors import PluginError, ProviderNotFoundError
 from .provider import Provider
 
@@ -87,6 +87,7 @@ class Registry:
         self.errors: list[PluginFailure] = []
         self._providers: dict[str, Registered] = {}
         self._types: dict[str, tuple[Callable[..., Provider], PluginInfo]] = {}
+        self._reported_queries: set[tuple[str, str]] = set()  # (provider, attribute) that raised
         self._strict = os.environ.get(STRICT_ENV, "") not in ("", "0")
         self._raising: BaseException | None = None
         if entry_points:
@@ -114,12 +115,20 @@ class Registry:
         return [entry.provider for entry in self.entries(working=working, model=model)]
 
     def entries(self, working: bool | None = None, model: str | None = None) -> list[Registered]:
-        """Every provider with the plugin that registered it, filtered like `providers`."""
+        """Every provider with the plugin that registered it, filtered like `providers`.
+
+        A provider whose `working` or `supports_model` raises does not match; the failure is
+        recorded once on its plugin, so one broken provider cannot break a listing.
+        """
+        tests: list[tuple[str, Callable[[Provider], bool]]] = []
+        if working is not None:
+            tests.append(("working", lambda provider: bool(provider.working) == working))
+        if model is not None:
+            tests.append(("supports_model", lambda provider: bool(provider.supports_model(model))))
         return [
             entry
             for entry in self._providers.values()
-            if (working is None or bool(entry.provider.working) == working)
-            and (model is None or entry.provider.supports_model(model))
+            if all(self._matches(entry, attr, test) for attr, test in tests)
         ]
 
     def add_plugin(self, plugin: object, *, info: PluginInfo | None = None) -> PluginInfo:
@@ -140,18 +149,8 @@ class Registry:
         except Exception as exc:
             self._fail(info, f"cannot register: {type(exc).__name__}: {exc}", exc)
             return info
-        callers = self.pm.get_hookcallers(plugin) or []
-        if not callers:
-            self._fail(
-                info,
-                "no hook implementations found "
-                "(decorate register_providers with @providerhub.hookimpl)",
-                None,
-            )
-        for caller in callers:
-            if not caller.has_spec():
-                self._unknown_hook(caller, plugin, info)
-        if not (self._call_register(plugin, info) and self._call_register_types(plugin, info)):
+        self._check_hooks(plugin, info)
+        if not self._run_hooks(plugin, info):
             self.pm.unregister(plugin)
         return info
 
@@ -172,34 +171,31 @@ class Registry:
         self._add_provider(provider, info)
 
     def _load_entry_points(self) -> None:
-        by_name: dict[str, list[tuple[Any, PluginInfo]]] = {}
-        seen: set[tuple[str, str]] = set()
-        for point in importlib_metadata.entry_points(group=GROUP):
-            info = _info_for(point)
-            key = (_normalize(info.distribution or point.value), point.name)
-            if key not in seen:
-                seen.add(key)
-                by_name.setdefault(point.name, []).append((point, info))
-        for name, found in sorted(by_name.items()):
+        """Import and add each declared plugin on its own; a clash loads none of its claimants."""
+        for name, found in discovery.declared(GROUP).items():
+            infos = [PluginInfo(name, d.distribution, d.version, d.spec) for d in found]
             if len(found) > 1:
-                self._clash(name, [info for _, info in found])
+                self._clash(name, infos)
                 continue
-            point, info = found[0]
             try:
-                module = point.load()
+                module = found[0].load()
             except (Exception, SystemExit) as exc:
-                self.plugins.append(info)
-                self._fail(info, f"import failed: {type(exc).__name__}: {exc}", exc)
+                self.plugins.append(infos[0])
+                self._fail(infos[0], f"import failed: {type(exc).__name__}: {exc}", exc)
                 continue
-            self.add_plugin(module, info=info)
+            self.add_plugin(module, info=infos[0])
 
     def _clash(self, name: str, infos: Sequence[PluginInfo]) -> None:
-        """Two distributions want one entry-point name: load neither and say so on both."""
+        """One entry-point name declared more than once: load none and say so on each."""
         ordered = sorted(infos, key=lambda info: info.source)
-        owners = " and ".join(info.source for info in ordered)
+        sources = list(dict.fromkeys(info.source for info in ordered))
+        if len(sources) > 1:
+            owners = f"by {' and '.join(sources)}"
+        else:
+            owners = f"{len(ordered)} times by {sources[0]}"
         for info in ordered:
             self.plugins.append(info)
-            reason = f"entry point name {name!r} is declared by {owners}; neither is loaded"
+            reason = f"entry point name {name!r} is declared {owners}; neither is loaded"
             self._fail(info, reason, None)
 
     def _invalid_hook(self, exc: pluggy.PluginValidationError) -> str:
@@ -213,91 +209,95 @@ class Registry:
         expected = f" (the hookspec is {hook}({', '.join(spec.argnames)}))" if spec else ""
         return f"invalid hook {definition}: {detail[:1].lower()}{detail[1:]}{expected}"
 
-    def _unknown_hook(self, caller: pluggy.HookCaller, plugin: object, info: PluginInfo) -> None:
-        """Report a hook that matches no spec (pluggy would ignore it silently)."""
-        impls = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
-        if all(impl.optionalhook for impl in impls):
-            return
+    def _check_hooks(self, plugin: object, info: PluginInfo) -> None:
+        """Report a plugin without hooks, and hooks that match no spec (pluggy ignores those)."""
+        callers = self.pm.get_hookcallers(plugin) or []
+        if not callers:
+            hint = "decorate register_providers with @providerhub.hookimpl"
+            self._fail(info, f"no hook implementations found ({hint})", None)
         known = [name for name, hook in vars(self.pm.hook).items() if hook.has_spec()]
-        close = difflib.get_close_matches(caller.name, known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        self._fail(info, f"unknown hook {caller.name!r}{hint}", None)
-
-    def _call_register(self, plugin: object, info: PluginInfo) -> bool:
-        """Run the plugin's register_providers; on failure undo what it added and say False."""
-        added: list[Provider] = []
-
-        def register(provider: object) -> None:
-            if self._add_provider(provider, info):
-                added.append(provider)  # type: ignore[arg-type]
-
-        for impl in self.pm.hook.register_providers.get_hookimpls():
-            if impl.plugin is not plugin:
+        for caller in callers:
+            impls = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+            if caller.has_spec() or all(impl.optionalhook for impl in impls):
                 continue
-            try:
-                _call_plain(impl, register=register)
-            except (Exception, SystemExit) as exc:
-                if exc is self._raising:
-                    raise
-                for provider in added:
-                    self._providers.pop(provider.name.lower(), None)
-                    info.providers.remove(provider.name)
-                self._fail(info, f"register_providers raised {type(exc).__name__}: {exc}", exc)
-                return False
+            close = difflib.get_close_matches(caller.name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            self._fail(info, f"unknown hook {caller.name!r}{hint}", None)
+
+    def _run_hooks(self, plugin: object, info: PluginInfo) -> bool:
+        """Run the plugin's registration hooks: all of them take effect, or none does.
+
+        When a hook raises, every provider and provider type the plugin registered, by any of
+        its hooks, is taken back, the failure is recorded, and the answer is False.
+        """
+        registers: dict[str, Callable[..., None]] = {
+            "register_providers": lambda provider: self._add_provider(provider, info),
+            "register_provider_types": lambda name, factory: self._add_type(name, factory, info),
+        }
+        for hook, register in registers.items():
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                try:
+                    _call_plain(impl, register=register)
+                except (Exception, SystemExit) as exc:
+                    if exc is self._raising:
+                        raise
+                    self._withdraw(info)
+                    self._fail(info, f"{hook} raised {type(exc).__name__}: {exc}", exc)
+                    return False
         return True
 
-    def _call_register_types(self, plugin: object, info: PluginInfo) -> bool:
-        """Run the plugin's register_provider_types; on failure undo what it added, say False."""
-        added: list[str] = []
+    def _withdraw(self, info: PluginInfo) -> None:
+        """Take back every provider and provider type registered for `info`'s plugin."""
+        for name in info.providers:
+            del self._providers[name.lower()]
+        for name in info.provider_types:
+            del self._types[name.lower()]
+        info.providers.clear()
+        info.provider_types.clear()
 
-        def register(name: object, factory: object) -> None:
-            if not isinstance(name, str) or not name or not callable(factory):
-                reason = f"provider type {name!r} needs a name and a callable factory"
-                self._fail(info, reason, None)
-                return
-            existing = self._types.get(name.lower())
-            if existing is not None:
-                reason = f"provider type {name!r} is already registered by {existing[1].source}"
-                self._fail(info, reason, None)
-                return
-            self._types[name.lower()] = (factory, info)
-            info.provider_types.append(name)
-            added.append(name)
-
-        for impl in self.pm.hook.register_provider_types.get_hookimpls():
-            if impl.plugin is not plugin:
-                continue
-            try:
-                _call_plain(impl, register=register)
-            except (Exception, SystemExit) as exc:
-                if exc is self._raising:
-                    raise
-                for name in added:
-                    del self._types[name.lower()]
-                    info.provider_types.remove(name)
-                reason = f"register_provider_types raised {type(exc).__name__}: {exc}"
-                self._fail(info, reason, exc)
-                return False
-        return True
-
-    def _add_provider(self, provider: object, info: PluginInfo) -> bool:
+    def _add_provider(self, provider: object, info: PluginInfo) -> None:
+        """Register `provider` for `info`'s plugin, or record why it is refused."""
         problem = _not_a_provider(provider)
         if problem:
             self._fail(info, problem, None)
-            return False
+            return
         assert isinstance(provider, Provider)
         existing = self._providers.get(provider.name.lower())
         if existing is not None:
+            source = existing.plugin.source
             self._fail(
-                info,
-                f"provider name {provider.name!r} is already registered by "
-                f"{existing.plugin.source}",
-                None,
+                info, f"provider name {provider.name!r} is already registered by {source}", None
             )
-            return False
+            return
         self._providers[provider.name.lower()] = Registered(provider, info)
         info.providers.append(provider.name)
-        return True
+
+    def _add_type(self, name: object, factory: object, info: PluginInfo) -> None:
+        """Register provider type `name` for `info`'s plugin, or record why it is refused."""
+        if not isinstance(name, str) or not name or not callable(factory):
+            self._fail(info, f"provider type {name!r} needs a name and a callable factory", None)
+            return
+        existing = self._types.get(name.lower())
+        if existing is not None:
+            source = existing[1].source
+            self._fail(info, f"provider type {name!r} is already registered by {source}", None)
+            return
+        self._types[name.lower()] = (factory, info)
+        info.provider_types.append(name)
+
+    def _matches(self, entry: Registered, attr: str, test: Callable[[Provider], bool]) -> bool:
+        """Whether `entry` passes `test`; one that raises does not, and is recorded once."""
+        try:
+            return test(entry.provider)
+        except Exception as exc:
+            key = (entry.provider.name.lower(), attr)
+            if key not in self._reported_queries:
+                self._reported_queries.add(key)
+                reason = f"{entry.provider.name}.{attr} raised {type(exc).__name__}: {exc}"
+                self._fail(entry.plugin, reason, exc)
+            return False
 
     def _fail(self, info: PluginInfo, reason: str, exc: BaseException | None) -> None:
         info.errors.append(reason)
@@ -347,37 +347,6 @@ def _not_a_provider(obj: object) -> str | None:
     if not isinstance(obj, Provider):
         return f"registered {label}, which is not a provider: it lacks the provider metadata"
     return None
-
-
-def _info_for(point: Any) -> PluginInfo:
-    name, version = _name_version(point.dist)
-    return PluginInfo(
-        name=point.name,
-        distribution=name,
-        version=version,
-        entry_point=f"{point.name} = {point.value}",
-    )
-
-
-def _name_version(dist: Any) -> tuple[str | None, str | None]:
-    """A distribution's Name and Version, read from its metadata headers.
-
-    `dist.name` and `dist.version` parse the whole METADATA with the email package on every
-    access, which was most of the scan time with 50 plugins; the two headers are all we need.
-    """
-    if dist is None:
-        return None, None
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
-    fields: dict[str, str] = {}
-    for line in text.partition("\n\n")[0].splitlines():
-        key, _, value = line.partition(":")
-        if key in ("Name", "Version") and key not in fields:
-            fields[key] = value.strip()
-    return fields.get("Name") or None, fields.get("Version") or None
-
-
-def _normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 _default: Registry | None = None
