@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import traceback
 from collections.abc import Awaitable, Callable
@@ -11,10 +12,12 @@ import aiohttp
 import importlib_metadata
 import pytest
 from providerhub import (
+    InvalidRequestError,
     MalformedStreamError,
     Registry,
     Timeouts,
     UpstreamConnectionError,
+    UpstreamError,
     UpstreamHTTPError,
 )
 from providerhub.testing import FakeUpstream, Reply
@@ -158,9 +161,61 @@ async def test_several_events_per_read_arrive_as_one_chunk(
     assert await chunks_of(ava(upstream)) == ["".join(TEXT)]
 
 
-async def test_slow_chunks_arrive_one_by_one(fake_upstream: MakeUpstream, ava: Ava) -> None:
-    upstream = await fake_upstream(Reply.text("a", "b", "c", delay=0.02))
-    assert await chunks_of(ava(upstream)) == ["a", "b", "c"]
+async def test_slow_chunks_are_not_held_back(fake_upstream: MakeUpstream, ava: Ava) -> None:
+    upstream = await fake_upstream(Reply.text("a", "b", "c", delay=0.1))
+    chunks = await chunks_of(ava(upstream))
+    assert "".join(chunks) == "abc"
+    assert len(chunks) > 1, "text that arrived in separate reads must not wait for the end"
+
+
+# Line-oriented upstreams: `data:` lines with no blank line between them.
+
+
+def delta(content: str) -> str:
+    return json.dumps({"choices": [{"delta": {"content": content}}]})
+
+
+def line_oriented(*lines: str, ending: str = "\n") -> bytes:
+    return "".join(f"data: {line}{ending}" for line in lines).encode()
+
+
+@pytest.mark.parametrize("split", [None, 1, 7])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+async def test_line_oriented_stream(
+    fake_upstream: MakeUpstream, ava: Ava, split: int | None, ending: str
+) -> None:
+    body = line_oriented(delta("Hé"), delta("llo"), "[DONE]", ending=ending)
+    upstream = await fake_upstream(Reply.raw_bytes(body, split=split))
+    assert "".join(await chunks_of(ava(upstream))) == "Héllo"
+
+
+async def test_line_oriented_stream_ignores_what_follows_done(
+    fake_upstream: MakeUpstream, ava: Ava
+) -> None:
+    body = line_oriented(delta("a"), "", delta("b"), "[DONE]", "{not json", delta("zz"))
+    upstream = await fake_upstream(Reply.raw_bytes(body))
+    assert await chunks_of(ava(upstream)) == ["ab"]
+
+
+async def test_line_oriented_stream_without_done(fake_upstream: MakeUpstream, ava: Ava) -> None:
+    upstream = await fake_upstream(Reply.raw_bytes(line_oriented(delta("a"), delta("b"))))
+    received: list[str] = []
+    with pytest.raises(UpstreamConnectionError) as info:
+        async with asyncio.timeout(HANG_BOUND):
+            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
+                received.append(chunk)
+    assert str(info.value).startswith(
+        "CodeLinkAva: stream ended before data: [DONE] (answer may be truncated)"
+    )
+    assert received == ["ab"]
+
+
+async def test_line_oriented_malformed_line(fake_upstream: MakeUpstream, ava: Ava) -> None:
+    body = line_oriented(delta("a"), "{bad", "[DONE]")
+    upstream = await fake_upstream(Reply.raw_bytes(body))
+    with pytest.raises(MalformedStreamError) as info:
+        await chunks_of(ava(upstream))
+    assert str(info.value) == "CodeLinkAva: malformed event: '{bad'"
 
 
 async def test_huge_line_larger_than_the_read_buffer(fake_upstream: MakeUpstream, ava: Ava) -> None:
@@ -274,11 +329,59 @@ async def test_stream_ending_without_done(fake_upstream: MakeUpstream, ava: Ava)
         async with asyncio.timeout(HANG_BOUND):
             async for chunk in ava(upstream).create_async_generator("", MESSAGES):
                 received.append(chunk)
-    assert (
-        str(info.value)
-        == f"CodeLinkAva: stream ended before data: [DONE] ({upstream.url}/api/chat)"
+    assert type(info.value) is UpstreamConnectionError
+    assert str(info.value) == (
+        "CodeLinkAva: stream ended before data: [DONE] (answer may be truncated) "
+        f"({upstream.url}/api/chat)"
     )
     assert received == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        ({"message": "model overloaded", "type": "server_error"}, "model overloaded"),
+        ("rate limited", "rate limited"),
+        ({"code": 500}, "{'code': 500}"),
+    ],
+)
+async def test_error_event_in_stream(
+    fake_upstream: MakeUpstream, ava: Ava, error: object, message: str
+) -> None:
+    body = (
+        f"data: {delta('a')}\n\n"
+        f"data: {json.dumps({'error': error})}\n\n"
+        f"data: {delta('zz')}\n\ndata: [DONE]\n\n"
+    )
+    upstream = await fake_upstream(Reply.raw_bytes(body.encode()))
+    received: list[str] = []
+    with pytest.raises(UpstreamError) as info:
+        async with asyncio.timeout(HANG_BOUND):
+            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
+                received.append(chunk)
+    assert type(info.value) is UpstreamError
+    assert str(info.value) == f"CodeLinkAva: error in stream: {message}"
+    assert info.value.provider == "CodeLinkAva"
+    assert received == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (object(), "Object of type object is not JSON serializable"),
+        (float("nan"), "NaN and infinity are not valid JSON"),
+        (float("inf"), "NaN and infinity are not valid JSON"),
+    ],
+)
+async def test_bad_parameter_fails_before_any_request(
+    fake_upstream: MakeUpstream, ava: Ava, value: object, problem: str
+) -> None:
+    upstream = await fake_upstream(Reply.text("a"))
+    with pytest.raises(InvalidRequestError) as info:
+        await chunks_of(ava(upstream), temperature=value)
+    assert type(info.value) is InvalidRequestError
+    assert str(info.value) == f"request parameter 'temperature' cannot be sent as JSON: {problem}"
+    assert upstream.requests == []
 
 
 async def test_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,10 +397,12 @@ async def test_connection_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sync_create_completion(monkeypatch: pytest.MonkeyPatch) -> None:
     from providerhub.testing import serve_in_thread
 
-    with serve_in_thread(Reply.text("Hel", "lo"), Reply.text("a", "b", delay=0.02)) as upstream:
+    with serve_in_thread(Reply.text("Hel", "lo"), Reply.text("a", "b", delay=0.1)) as upstream:
         monkeypatch.setattr(CodeLinkAva, "api_url", upstream.url + "/api/chat")
         assert list(CodeLinkAva.create_completion("gpt-3.5-turbo", MESSAGES)) == ["Hello"]
-        assert list(CodeLinkAva.create_completion("", MESSAGES, stream=True)) == ["a", "b"]
+        streamed = list(CodeLinkAva.create_completion("", MESSAGES, stream=True))
+        assert "".join(streamed) == "ab"
+        assert len(streamed) > 1
 
 
 # Secrets never leak into errors.

@@ -122,6 +122,35 @@ def test_max_line_counts_held_bytes_not_complete_lines() -> None:
     assert datas(decoder.feed(b"\n\n")) == ["1234"]
 
 
+def test_max_line_bounds_data_lines_never_dispatched() -> None:
+    decoder = SSEDecoder(max_line=10)
+    assert decoder.feed(b"data: 12345\n") == []
+    with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
+        decoder.feed(b"data: 678901\n")
+
+
+def test_max_line_bounds_data_lines_within_one_read() -> None:
+    decoder = SSEDecoder(max_line=10)
+    with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
+        decoder.feed(b"data: 123456\ndata: 78901\n")
+
+
+def test_max_line_counts_pending_data_with_the_held_line() -> None:
+    decoder = SSEDecoder(max_line=10)
+    assert decoder.feed(b"data: 123456\n") == []
+    with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
+        decoder.feed(b"data: 7890\ndata: x")
+
+
+def test_max_line_counts_each_data_line_once_and_resets_on_dispatch() -> None:
+    decoder = SSEDecoder(max_line=10)
+    for piece in (b"data: 12\n", b"data: 34\n", b"data: 56\n", b": comment\n", b"data: 78\n"):
+        assert decoder.feed(piece) == []
+    assert datas(decoder.feed(b"\n")) == ["12\n34\n56\n78"]
+    assert datas(decoder.feed(b"data: 0123456789\n\ndata: 0123456789\n")) == ["0123456789"]
+    assert datas(decoder.flush()) == ["0123456789"]
+
+
 def test_a_line_spanning_many_reads() -> None:
     payload = b"x" * 300_000
     stream = b"data: " + payload + b"\n\n"

@@ -9,12 +9,14 @@ importing this module does not import aiohttp.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .attempt import Attempt
     from .http import UpstreamHTTPError as UpstreamHTTPError
     from .timeouts import Phase
+
+_E = TypeVar("_E", bound=BaseException)
 
 __all__ = [
     "AllProvidersFailedError",
@@ -36,7 +38,14 @@ __all__ = [
 
 
 class ProviderHubError(Exception):
-    """Root of every error providerhub raises."""
+    """Root of every error providerhub raises.
+
+    Subclasses have their own constructor arguments, so a pickled error (e.g. one crossing a
+    process pool) is rebuilt from its `args` and attributes without calling `__init__`.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _restore, (type(self), self.args), dict(self.__dict__)
 
 
 class PluginError(ProviderHubError):
@@ -154,6 +163,10 @@ class StreamInterruptedError(ProviderHubError):
             f"stream from {provider} interrupted after {len(text)} characters: {cause}"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, {**state, "__cause__": self.__cause__}
+
 
 class AllProvidersFailedError(ProviderHubError):
     """Every provider of a chain was skipped or failed; the message has a line for each."""
@@ -165,10 +178,14 @@ class AllProvidersFailedError(ProviderHubError):
 
 
 def _describe(attempt: Attempt) -> str:
-    reason = attempt.reason or (str(attempt.error) if attempt.error else "")
-    if attempt.outcome == "skipped":
-        return f"{attempt.provider}: skipped ({reason})"
-    return f"{attempt.provider}: {reason}" if reason else f"{attempt.provider}: {attempt.outcome}"
+    return attempt.summary()
+
+
+def _restore(cls: type[_E], args: tuple[Any, ...]) -> _E:
+    """Unpickle an error: a bare instance with its `args`; pickle then restores its attributes."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 def __getattr__(name: str) -> Any:

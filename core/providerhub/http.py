@@ -9,29 +9,47 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import (
+    InvalidRequestError,
     MalformedStreamError,
     ProviderHubError,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamTimeoutError,
 )
+from .secrets import REDACTED, is_secret_header
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "set-cookie"}
-)
 EXCERPT_CHARS = 300
 READ_SIZE = 2**16
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_loads = json.loads
+
+
+class _Done:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DONE"
+
+
+DONE: Final[Any] = _Done()
+"""Stands for `data: [DONE]`, the end marker of an OpenAI-style stream, in `event_payloads`."""
+_ONLY_DONE = (DONE,)
 
 
 class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
@@ -83,6 +101,44 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
             f"url={self.url!r}, message={self.message!r}, retry_after={self.retry_after!r})"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle what the error says, with both header sets redacted (again) and no history."""
+        info = self.request_info
+        fields = {
+            "status": self.status,
+            "url": self.url,
+            "message": self.message,
+            "body": self.body,
+            "retry_after": self.retry_after,
+            "method": info.method,
+            "request_url": str(info.url),
+            "real_url": str(info.real_url),
+            "request_headers": list(redact_headers(info.headers).items()),
+            "headers": None if self.headers is None else list(redact_headers(self.headers).items()),
+        }
+        return _rebuild_http_error, (self.provider, fields), {"retryable": self.retryable}
+
+
+def _rebuild_http_error(provider: str, fields: dict[str, Any]) -> UpstreamHTTPError:
+    """Unpickle an UpstreamHTTPError from what its `__reduce__` kept."""
+    request_info = aiohttp.RequestInfo(
+        url=_yarl(fields["request_url"]),
+        method=fields["method"],
+        headers=CIMultiDictProxy(CIMultiDict(fields["request_headers"])),
+        real_url=_yarl(fields["real_url"]),
+    )
+    headers = fields["headers"]
+    return UpstreamHTTPError(
+        provider,
+        status=fields["status"],
+        url=fields["url"],
+        message=fields["message"],
+        body=fields["body"],
+        retry_after=fields["retry_after"],
+        request_info=request_info,
+        headers=None if headers is None else CIMultiDictProxy(CIMultiDict(headers)),
+    )
+
 
 def _yarl(url: str) -> Any:
     from yarl import URL
@@ -91,10 +147,10 @@ def _yarl(url: str) -> Any:
 
 
 def redact_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """A copy of `headers` with secret-bearing values replaced."""
+    """A copy of `headers` (repeated names kept) with the values of secret-bearing ones replaced,
+    by the shared rule `providerhub.secrets.is_secret_header`."""
     return CIMultiDict(
-        (key, "<redacted>" if key.lower() in SECRET_HEADERS else value)
-        for key, value in headers.items()
+        (key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()
     )
 
 
@@ -127,20 +183,52 @@ async def request(
 
     The session, its connector and the connection are closed when the block exits, also on
     cancellation. Failures are raised classified: UpstreamHTTPError for an error status,
-    UpstreamConnectionError, UpstreamTimeoutError.
+    UpstreamConnectionError, UpstreamTimeoutError. `json_body` is encoded first, so a value JSON
+    cannot carry (NaN, an arbitrary object) is an InvalidRequestError before any network I/O.
     """
     limits = timeouts or Timeouts()
+    body = None if json_body is None else encode_json(json_body)
+    if body is not None:
+        headers = CIMultiDict(headers or ())
+        headers.setdefault("Content-Type", "application/json")
     async with aiohttp.ClientSession(timeout=client_timeout(limits)) as session:
         try:
-            response = await session.request(
-                method, url, json=json_body, headers=headers, proxy=proxy
-            )
+            response = await session.request(method, url, data=body, headers=headers, proxy=proxy)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc, provider, url, limits) from exc
         async with response:
             if response.status >= 400:
                 raise await http_error(response, provider)
             yield response
+
+
+def encode_json(body: Any) -> bytes:
+    """`body` as compact, strict JSON (no NaN or infinity), or InvalidRequestError.
+
+    The error names the top-level parameter at fault and the kind of problem, never the value
+    (it could be a secret).
+    """
+    try:
+        return _dumps(body).encode()
+    except (TypeError, ValueError) as exc:
+        problem = exc
+    culprit = "the request body"
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            try:
+                _dumps(value)
+            except (TypeError, ValueError) as exc:
+                culprit, problem = f"request parameter {str(key)!r}", exc
+                break
+    raise InvalidRequestError(f"{culprit} cannot be sent as JSON: {_json_problem(problem)}")
+
+
+def _json_problem(exc: Exception) -> str:
+    """The encoder's complaint: it names types ("Object of type set ..."), never values."""
+    text = str(exc)
+    if text.startswith("Out of range float"):
+        return "NaN and infinity are not valid JSON"
+    return text
 
 
 async def read_events(
@@ -175,6 +263,43 @@ def loads_event(event: ServerSentEvent, provider: str) -> Any:
         raise MalformedStreamError(
             provider, "malformed event", excerpt=event.data[:EXCERPT_CHARS]
         ) from None
+
+
+def event_payloads(event: ServerSentEvent, provider: str) -> tuple[Any, ...]:
+    """The JSON documents an event carries, in order, with `DONE` standing for `[DONE]`.
+
+    An event normally carries one document. A line-oriented upstream that never sends the blank
+    line ending an event gets its data lines joined into one event (`{a}\n{b}\n[DONE]`); when
+    such data is not one JSON document, each non-empty line is a payload and nothing after
+    `[DONE]` is parsed. Anything else raises MalformedStreamError naming the provider.
+    """
+    data = event.data
+    if data == "[DONE]":
+        return _ONLY_DONE
+    try:
+        return (_loads(data),)
+    except ValueError:
+        if "\n" not in data:
+            raise MalformedStreamError(
+                provider, "malformed event", excerpt=data[:EXCERPT_CHARS]
+            ) from None
+    return _line_payloads(data, provider)
+
+
+def _line_payloads(data: str, provider: str) -> tuple[Any, ...]:
+    payloads: list[Any] = []
+    for line in data.split("\n"):
+        if line == "[DONE]":
+            payloads.append(DONE)
+            break
+        if line.strip():
+            try:
+                payloads.append(_loads(line))
+            except ValueError:
+                raise MalformedStreamError(
+                    provider, "malformed event", excerpt=line[:EXCERPT_CHARS]
+                ) from None
+    return tuple(payloads)
 
 
 async def http_error(response: aiohttp.ClientResponse, provider: str) -> UpstreamHTTPError:
@@ -212,48 +337,52 @@ def _error_message(body: str) -> str:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from Retry-After (seconds or HTTP date) or x-ratelimit-reset-* headers."""
-    value = headers.get("Retry-After")
-    if value is not None:
-        value = value.strip()
-        if value.replace(".", "", 1).isdigit():
-            return float(value)
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - (time.time() if now is None else now))
-    resets = [
-        seconds
-        for key in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-        if (seconds := _duration(headers.get(key))) is not None
-    ]
+    """Seconds to wait from Retry-After (seconds or HTTP date) or x-ratelimit-reset-* headers.
+
+    A value that is none of these (bad syntax, non-ASCII digits, out of range) counts as absent.
+    """
+    try:
+        value = headers.get("Retry-After")
+        if value is not None:
+            return _finite(_retry_after_value(value.strip(), now))
+        resets = [
+            seconds
+            for key in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+            if (seconds := _finite(_duration(headers.get(key)))) is not None
+        ]
+    except (ValueError, OverflowError):
+        return None
     return max(resets) if resets else None
+
+
+def _retry_after_value(value: str, now: float | None) -> float | None:
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _finite(seconds: float | None) -> float | None:
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _duration(value: str | None) -> float | None:
     """Parse OpenAI's reset durations: "20ms", "1.5s", "6m0s", "1h2m3s", or plain seconds."""
-    if not value:
-        return None
-    total, number = 0.0, ""
-    text = value.strip()
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char.isdigit() or char == ".":
-            number += char
-        else:
-            unit = "ms" if text.startswith("ms", index) else char
-            scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}.get(unit)
-            if scale is None or not number:
-                return None
-            total += float(number) * scale
-            number = ""
-            index += len(unit) - 1
-        index += 1
-    if number:
-        total += float(number)
-    return total
+    text = (value or "").strip()
+    total, position = 0.0, 0
+    while position < len(text):
+        part = _DURATION_PART.match(text, position)
+        if part is None:
+            return None
+        number, unit = part.groups()
+        position = part.end()
+        if unit is None and (part.start() or position < len(text)):
+            return None  # a bare number is only valid as the whole value
+        total += float(number) * _UNIT_SECONDS[unit]
+    return total if text else None
 
 
 def classify(

@@ -24,13 +24,16 @@ class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed so far.
 
     A line is handled as soon as its terminator arrives (a CR ending one read is not held back
-    waiting for a possible LF). `max_line` bounds the bytes held for one unfinished line, so a
-    hostile upstream cannot make the decoder buffer without limit (ValueError past it); a long
-    line costs linear time however many reads it spans.
+    waiting for a possible LF). `max_line` bounds the bytes held for one unfinished line and the
+    data accumulated for one undispatched event, so a hostile upstream cannot make the decoder
+    buffer without limit (ValueError past it); a long line costs linear time however many reads
+    it spans.
     """
 
     __slots__ = (
+        "_counted",
         "_data",
+        "_data_size",
         "_event",
         "_held",
         "_id",
@@ -48,6 +51,8 @@ class SSEDecoder:
         self._skip_lf = False
         self._started = False
         self._data: list[bytes] = []
+        self._counted = 0
+        self._data_size = 0
         self._event: str | None = None
         self._id: str | None = None
         self._retry: int | None = None
@@ -91,6 +96,8 @@ class SSEDecoder:
                     self._event = None
             elif line[0] != 58:  # b":" starts a comment
                 self._field(line)
+        if data:
+            self._count(data)
         return events
 
     def flush(self) -> list[ServerSentEvent]:
@@ -111,6 +118,15 @@ class SSEDecoder:
         if self._held > self.max_line:
             raise ValueError(f"event-stream line longer than {self.max_line} bytes")
 
+    def _count(self, data: list[bytes]) -> None:
+        """Add the data lines this read left pending to the event's size (each counted once)."""
+        counted = self._counted
+        self._counted = len(data)
+        for index in range(counted, len(data)):
+            self._data_size += len(data[index])
+        if self._data_size + self._held > self.max_line:
+            raise ValueError(f"event-stream event longer than {self.max_line} bytes")
+
     def _field(self, line: bytes) -> None:
         name, _, value = line.partition(b":")
         if value[:1] == b" ":
@@ -129,5 +145,7 @@ class SSEDecoder:
         text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
         event = ServerSentEvent(text, self._event or "message", self._id, self._retry)
         self._data = []
+        self._counted = 0
+        self._data_size = 0
         self._event = None
         return event

@@ -2,7 +2,8 @@
 
 Its service is gone, so it is marked `working = False` and chains skip it unless told to
 ignore that. The wire format is OpenAI-style SSE (`data: {...choices[0].delta.content...}`,
-ending with `data: [DONE]`).
+ending with `data: [DONE]`); line-oriented variants without blank lines between events are read
+too. A stream that ends without `[DONE]` is an error: the answer may be truncated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 
 import providerhub
 from providerhub import AsyncGeneratorProvider, Messages, Timeouts
+from providerhub.sse import ServerSentEvent
+
+_EXCERPT_CHARS = 300
 
 __all__ = ["CodeLinkAva", "register_providers"]
 
@@ -62,25 +66,52 @@ class CodeLinkAva(AsyncGeneratorProvider):
         ):
             async for events in reads:
                 text: list[str] = []
-                for event in events:
-                    if event.data == "[DONE]":
-                        if text:
-                            yield "".join(text)
-                        return
-                    try:
-                        chunk = http.loads_event(event, cls.name)
-                    except providerhub.MalformedStreamError:
-                        if text:
-                            yield "".join(text)
-                        raise
-                    content = _content(chunk)
-                    if content:
-                        text.append(content)
+                try:
+                    done = _read(events, text, cls.name)
+                except providerhub.UpstreamError:
+                    if text:
+                        yield "".join(text)
+                    raise
                 if text:
                     yield "".join(text)
+                if done:
+                    return
         raise providerhub.UpstreamConnectionError(
-            cls.name, "stream ended before data: [DONE]", url=cls.api_url
+            cls.name,
+            "stream ended before data: [DONE] (answer may be truncated)",
+            url=cls.api_url,
         )
+
+
+def _read(events: list[ServerSentEvent], text: list[str], provider: str) -> bool:
+    """Append the text of a batch of events to `text`; True once `[DONE]` ended the stream.
+
+    Raises MalformedStreamError for data that is not JSON, and UpstreamError with the
+    upstream's message for an error object sent inside the stream.
+    """
+    from providerhub.http import DONE, event_payloads
+
+    for event in events:
+        for payload in event_payloads(event, provider):
+            if payload is DONE:
+                return True
+            content = _content(payload)
+            if content:
+                text.append(content)
+            elif isinstance(payload, dict) and "error" in payload and not payload.get("choices"):
+                raise providerhub.UpstreamError(
+                    provider, f"error in stream: {_error_text(payload['error'])}"
+                )
+    return False
+
+
+def _error_text(error: Any) -> str:
+    """The upstream's own message from an in-stream error object, bounded."""
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        text = str(error["message"])
+    else:
+        text = str(error)
+    return text[:_EXCERPT_CHARS]
 
 
 def _content(chunk: Any) -> str | None:
