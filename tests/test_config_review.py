@@ -12,7 +12,7 @@ import providerhub_openai
 import pytest
 from providerhub import Registry
 from providerhub.config import Config, ConfigError, ProviderSpec, parse_config
-from providerhub.config.load import LITERAL_SECRET
+from providerhub.config.load import LITERAL_SECRET_WHY
 
 OK_PROVIDER = '[providers.local]\nuse = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
 SECRET = "sk-live-abcdef123456"
@@ -46,9 +46,42 @@ def build_error(text: str) -> ConfigError:
 def test_each_literal_secret_header_is_refused_without_its_value(header: str) -> None:
     caught = error(OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}", X-Title = "demo" }}\n')
 
-    assert str(caught) == f"p.toml [providers.local]: header {header!r}: {LITERAL_SECRET}"
+    prefix = f"p.toml [providers.local]: header {header!r}: {LITERAL_SECRET_WHY}"
+    assert str(caught).startswith(prefix)
+    assert (
+        str(caught)
+        .removeprefix(prefix)
+        .startswith(
+            "api_key_env = "
+            if header.lower() == "authorization"
+            else f'headers_env = {{ "{header}" = '
+        )
+    )
     assert (caught.table, caught.key) == ("providers.local", "headers")
     assert SECRET not in str(caught) and SECRET not in repr(caught)
+
+
+@pytest.mark.parametrize(
+    ("header", "suggestion"),
+    [
+        ("api-key", 'headers_env = { "api-key" = "API_KEY" }'),
+        ("x-goog-api-key", 'headers_env = { "x-goog-api-key" = "X_GOOG_API_KEY" }'),
+        (
+            "Ocp-Apim-Subscription-Key",
+            'headers_env = { "Ocp-Apim-Subscription-Key" = "OCP_APIM_SUBSCRIPTION_KEY" }',
+        ),
+        ("1-Token", 'headers_env = { "1-Token" = "API_KEY_1_TOKEN" }'),
+        ("Authorization", 'api_key_env = "OPENAI_API_KEY"'),
+    ],
+)
+def test_literal_secret_header_refusal_points_at_the_option_to_use(
+    header: str, suggestion: str
+) -> None:
+    caught = error(OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}" }}\n')
+
+    assert str(caught) == (
+        f"p.toml [providers.local]: header {header!r}: {LITERAL_SECRET_WHY}{suggestion}"
+    )
 
 
 @pytest.mark.parametrize("header", HEADERS)

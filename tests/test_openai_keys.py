@@ -3,6 +3,8 @@ parse errors share providerhub.http's excerpt length without importing aiohttp u
 
 from __future__ import annotations
 
+import logging
+import pickle
 import subprocess
 import sys
 from typing import Any
@@ -14,6 +16,7 @@ from providerhub import (
     InvalidRequestError,
     MalformedStreamError,
     MemoryHealthStore,
+    MissingCredentialsError,
     ServerSentEvent,
     UpstreamError,
     UpstreamHTTPError,
@@ -134,3 +137,175 @@ def test_importing_the_plugin_does_not_import_aiohttp() -> None:
     )
 
     assert done.stdout == "False\n"
+
+
+AZURE_VAR = "PROVIDERHUB_TEST_AZURE_KEY"
+AZURE_KEY = "az-5ecret-0123456789abcdef"
+
+
+def azure(url: str, **options: Any) -> OpenAICompatible:
+    return OpenAICompatible(
+        name="azure",
+        base_url=url + "/v1",
+        headers_env={"api-key": AZURE_VAR},
+        default_model="m",
+        **options,
+    )
+
+
+async def test_headers_env_sends_the_variable_and_shows_only_its_name(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(AZURE_VAR, AZURE_KEY)
+    upstream = await fake_upstream(Reply.text("fine"))
+    provider = azure(upstream.url, headers={"X-Title": "demo"})
+
+    assert await provider.create_async("", MESSAGES) == "fine"
+
+    sent = upstream.requests[0].headers
+    assert (sent["api-key"], sent["X-Title"]) == (AZURE_KEY, "demo")
+    assert "Authorization" not in sent
+    assert (provider.needs_auth, provider.missing_credentials()) == (True, None)
+    assert provider.headers_env == {"api-key": AZURE_VAR}
+    assert repr(provider) == (
+        f"OpenAICompatible(name='azure', base_url='{upstream.url}/v1', default_model='m', "
+        f"headers={{'X-Title': 'demo'}}, headers_env={{'api-key': '{AZURE_VAR}'}})"
+    )
+    assert caplog.records
+    for text in (repr(provider), str(provider.__dict__), caplog.text):
+        assert AZURE_KEY not in text
+
+
+async def test_headers_env_value_is_read_at_call_time(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(AZURE_VAR, raising=False)
+    upstream = await fake_upstream(Reply.text("a"), Reply.text("b"))
+    provider = azure(upstream.url)
+    monkeypatch.setenv(AZURE_VAR, "first")
+    await provider.create_async("", MESSAGES)
+    monkeypatch.setenv(AZURE_VAR, "second")
+    await provider.create_async("", MESSAGES)
+
+    assert [r.headers["api-key"] for r in upstream.requests] == ["first", "second"]
+
+
+async def test_unset_headers_env_variable_is_missing_credentials(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VAR, "sk-set")
+    monkeypatch.delenv(AZURE_VAR, raising=False)
+    upstream = await fake_upstream(Reply.text("from backup"))
+    provider = azure(upstream.url, api_key_env=VAR)
+    backup = OpenAICompatible(name="backup", base_url=upstream.url + "/v1", default_model="m")
+    chain = FallbackChain([provider, backup], health=MemoryHealthStore())
+
+    assert provider.missing_credentials() == f"environment variable {AZURE_VAR} is not set"
+    with pytest.raises(MissingCredentialsError) as caught:
+        await provider.create_async("m", MESSAGES)
+    assert caught.value.env_var == AZURE_VAR
+    assert str(caught.value) == (
+        f"provider 'azure' needs credentials: environment variable {AZURE_VAR} is not set"
+    )
+    stream = chain.stream("", MESSAGES)
+    assert "".join([chunk async for chunk in stream]) == "from backup"
+    assert [str(a) for a in stream.attempts] == [
+        f"azure: skipped (missing credentials: environment variable {AZURE_VAR} is not set)",
+        "backup: served",
+    ]
+    assert len(upstream.requests) == 1 and "api-key" not in upstream.requests[0].headers
+
+
+async def test_headers_env_value_with_a_control_character_is_refused_by_name(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(AZURE_VAR, "az-abc123\n")
+    upstream = await fake_upstream(Reply.text("never"))
+    provider = azure(upstream.url)
+    unusable = UNUSABLE.replace(VAR, AZURE_VAR)
+
+    with pytest.raises(InvalidRequestError) as caught:
+        await provider.create_async("m", MESSAGES)
+
+    assert str(caught.value) == f"azure: {unusable}"
+    assert provider.missing_credentials() == unusable
+    assert upstream.requests == []
+
+
+async def test_echoed_headers_env_value_is_scrubbed_from_the_error(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(AZURE_VAR, AZURE_KEY)
+    upstream = await fake_upstream(Reply.error(401, f"tenant {AZURE_KEY} unknown"))
+    provider = OpenAICompatible(
+        name="t", base_url=upstream.url + "/v1", headers_env={"X-Tenant": AZURE_VAR}
+    )
+
+    with pytest.raises(UpstreamHTTPError) as caught:
+        await provider.create_async("m", MESSAGES)
+
+    error = caught.value
+    assert upstream.requests[0].headers["X-Tenant"] == AZURE_KEY
+    assert error.message == "tenant <redacted> unknown"
+    assert error.request_info.headers["X-Tenant"] == "<redacted>"
+    for text in (str(error), repr(error), error.body, repr(pickle.loads(pickle.dumps(error)))):
+        assert AZURE_KEY not in text
+
+
+@pytest.mark.parametrize(
+    ("options", "kind", "message"),
+    [
+        ({"headers_env": "API_KEY"}, TypeError, "option 'headers_env' must be a table of strings"),
+        (
+            {"headers_env": {"api-key": 1}},
+            TypeError,
+            "option 'headers_env' must map names to strings; 'api-key' does not",
+        ),
+        (
+            {"headers_env": {"api key": "V"}},
+            ValueError,
+            "option 'headers_env': 'api key' is not a valid header name",
+        ),
+        (
+            {"headers_env": {"api-key": "az-abc123-secret"}},
+            ValueError,
+            "option 'headers_env': the value for 'api-key' must be the NAME of an environment "
+            "variable (like AZURE_OPENAI_API_KEY), not the key itself",
+        ),
+        (
+            {"headers_env": {"api-key": "A", "API-KEY": "B"}},
+            ValueError,
+            "option 'headers_env' names header 'API-KEY' twice",
+        ),
+        (
+            {"headers_env": {"X-Title": "V"}, "headers": {"x-title": "demo"}},
+            ValueError,
+            "option 'headers_env': header 'X-Title' is also given in headers; keep one",
+        ),
+        (
+            {"headers_env": {"authorization": "V"}, "api_key_env": "OTHER"},
+            ValueError,
+            "option 'headers_env' sets 'Authorization', which the API key already fills "
+            "(Bearer); keep one",
+        ),
+    ],
+)
+def test_bad_headers_env_is_refused_naming_the_option(
+    options: dict[str, Any], kind: type[Exception], message: str
+) -> None:
+    with pytest.raises(kind) as caught:
+        OpenAICompatible(name="x", base_url="http://127.0.0.1:1/v1", **options)
+
+    assert str(caught.value).startswith(message)
+    assert "abc123" not in str(caught.value)
+
+
+def test_needs_auth_follows_the_configured_keys() -> None:
+    def needs(**options: Any) -> bool:
+        return OpenAICompatible(name="x", base_url="http://127.0.0.1:1/v1", **options).needs_auth
+
+    assert not needs()
+    assert not needs(headers_env={})
+    assert needs(headers_env={"api-key": "V"})
+    assert needs(api_key_env="V")

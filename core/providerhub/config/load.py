@@ -7,6 +7,7 @@ $XDG_CONFIG_HOME/providerhub/providerhub.toml (XDG_CONFIG_HOME defaults to ~/.co
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,11 +20,12 @@ from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, Se
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-LITERAL_SECRET = (
+LITERAL_SECRET_WHY = (
     "literal secrets are refused: config files get committed, shared and printed "
     "(`providerhub config check`), and a key in one leaks with it. Put the key in an "
-    'environment variable and give its name instead, e.g. api_key_env = "OPENAI_API_KEY"'
+    "environment variable and give its name instead, e.g. "
 )
+LITERAL_SECRET = LITERAL_SECRET_WHY + 'api_key_env = "OPENAI_API_KEY"'
 CHAIN_OPTIONS = (
     "providers",
     "order",
@@ -161,7 +163,7 @@ class _Parser:
             if key == "headers" and isinstance(value, dict):
                 for header in value:
                     if is_secret_header(header):
-                        raise self.error(table, f"header {header!r}: {LITERAL_SECRET}", key)
+                        raise self.error(table, literal_secret_header(header), key)
         options = {key: value for key, value in body.items() if key != "use"}
         return ProviderSpec(name, use, options)
 
@@ -329,6 +331,20 @@ class _Parser:
     ) -> None:
         if not ok(value):
             raise self.error(table, f"{key!r} must be {expected}, not {_shown(key, value)}", key)
+
+
+def literal_secret_header(header: str) -> str:
+    """Why a literal secret header is refused, and the `headers_env` line to use instead
+    (`api_key_env` for Authorization, which it fills as "Bearer <key>")."""
+    if header.lower() == "authorization":
+        return f"header {header!r}: {LITERAL_SECRET}"
+    variable = re.sub(r"[^A-Za-z0-9]+", "_", header).strip("_").upper()
+    if not variable[:1].isalpha():
+        variable = "API_KEY" + (variable and "_" + variable)
+    return (
+        f"header {header!r}: {LITERAL_SECRET_WHY}"
+        f'headers_env = {{ {json.dumps(header)} = "{variable}" }}'
+    )
 
 
 def _is_bool(value: Any) -> bool:

@@ -1,7 +1,8 @@
 """The resolved config as TOML, for `providerhub config check`: secrets never appear.
 
-Keys are shown by environment variable name with whether the variable is set, never its value;
-secret-looking options and headers and credentials inside URLs are redacted.
+Keys are shown by environment variable name with whether the variable is set, never its value
+(`api_key_env`, each `headers_env` entry as a dotted key); secret-looking options and headers
+and credentials inside URLs are redacted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from ..registry import Registry
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def render(config: Config, registry: Registry | None = None) -> str:
@@ -30,10 +32,15 @@ def render(config: Config, registry: Registry | None = None) -> str:
             lines.append(f"# type {spec.use!r} from {_type_source(registry, spec.use)}")
         lines.append(f"use = {_value(spec.use)}")
         for key, value in spec.options.items():
-            line = f"{_key(key)} = {_value(_redacted(key, value))}"
-            if key.endswith("_env") and isinstance(value, str):
-                line += "  # set" if os.environ.get(value) else "  # not set"
-            lines.append(line)
+            if key == "headers_env" and isinstance(value, dict) and value:
+                lines += [
+                    _variable(f"{_key(key)}.{_key(str(header))}", variable)
+                    for header, variable in value.items()
+                ]
+            elif key.endswith("_env") and isinstance(value, str):
+                lines.append(_variable(_key(key), value))
+            else:
+                lines.append(f"{_key(key)} = {_value(_redacted(key, value))}")
     for chain in config.chains.values():
         lines += [
             "",
@@ -57,6 +64,16 @@ def render(config: Config, registry: Registry | None = None) -> str:
     if server.chain is not None:
         lines.append(f"chain = {_value(server.chain)}")
     return "\n".join(lines) + "\n"
+
+
+def _variable(key: str, name: Any) -> str:
+    """`key = "NAME"  # set`: a variable by name and whether it is set, never its value.
+
+    A value that is no variable name (a key pasted in its place) is redacted instead.
+    """
+    if not isinstance(name, str) or not ENV_NAME.match(name):
+        return f"{key} = {_value(REDACTED)}"
+    return f"{key} = {_value(name)}  # {'set' if os.environ.get(name) else 'not set'}"
 
 
 def _member(config: Config, registry: Registry, name: str) -> str:

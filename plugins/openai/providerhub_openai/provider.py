@@ -3,7 +3,8 @@
 OpenAI, Groq, OpenRouter, Together, DeepInfra and local servers (Ollama's /v1, vLLM, llama.cpp
 server, LM Studio) all speak this API, so one class configured per endpoint covers them. Keys are
 given by environment variable name (read at call time) or, in code only, as a literal; either
-way they never appear in a repr, an error or a log line.
+way they never appear in a repr, an error or a log line. `api_key_env` fills `Authorization:
+Bearer`; `headers_env` fills any other header (Azure's `api-key`, Google's `x-goog-api-key`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
     none. Extra keyword arguments of a call are request parameters (temperature, max_tokens,
     stream_options, ...); `stream=False` asks for one JSON completion instead of SSE. Pass
     `completion=Completion()` to a call, or use `stream()`, to read finish_reason and usage.
+    `headers_env` maps header names to environment variable names (`{"api-key":
+    "AZURE_OPENAI_API_KEY"}`), read at every call like `api_key_env`.
     """
 
     working = True
@@ -70,6 +73,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         models: Sequence[str] = (),
         default_model: str | None = None,
         headers: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, str] | None = None,
         organization: str | None = None,
         working: bool = True,
         supports_stream: bool = True,
@@ -86,7 +90,6 @@ class OpenAICompatible(AsyncGeneratorProvider):
             raise ValueError("give either 'api_key' or 'api_key_env', not both")
         self._api_key = None if api_key is None else _Secret(_key("api_key", api_key))
         self.api_key_env = _env_name(api_key_env) if api_key_env is not None else None
-        self.needs_auth = api_key is not None or api_key_env is not None
         self.models = _strings("models", models)
         self.default_model = _optional_string("default_model", default_model)
         extra = _headers(headers)
@@ -95,6 +98,11 @@ class OpenAICompatible(AsyncGeneratorProvider):
         self._secret_headers = {
             key: _Secret(value) for key, value in extra.items() if is_secret_header(key)
         }
+        self.headers_env = _headers_env(headers_env)
+        """Headers whose values are read at call time from environment variables, by name."""
+        bearer = api_key is not None or api_key_env is not None
+        _check_overlap(extra, self.headers_env, bearer)
+        self.needs_auth = bearer or bool(self.headers_env)
         self.organization = _optional_string("organization", organization)
         flags = {
             "working": working,
@@ -121,6 +129,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
             parts.append(f"default_model={self.default_model!r}")
         if self.headers:
             parts.append(f"headers={self.headers!r}")
+        if self.headers_env:
+            parts.append(f"headers_env={self.headers_env!r}")
         if not self.working:
             parts.append("working=False")
         return f"OpenAICompatible({', '.join(parts)})"
@@ -136,13 +146,29 @@ class OpenAICompatible(AsyncGeneratorProvider):
 
     def missing_credentials(self) -> str | None:
         """Why no usable key is configured ("environment variable X is not set"), or None."""
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                return f"environment variable {self.api_key_env} is not set"
-            if CONTROL.search(key):
-                return _unusable(f"environment variable {self.api_key_env}")
+        for variable in self._variables():
+            value = os.environ.get(variable)
+            if not value:
+                return f"environment variable {variable} is not set"
+            if CONTROL.search(value):
+                return _unusable(f"environment variable {variable}")
         return None
+
+    def _variables(self) -> list[str]:
+        """Every environment variable a request reads, in the order they are checked."""
+        first = [self.api_key_env] if self.api_key_env else []
+        return first + list(self.headers_env.values())
+
+    def _read(self, variable: str) -> str:
+        """The value of `variable`, refused by name (never echoed) when unset or unusable."""
+        value = os.environ.get(variable)
+        if not value:
+            raise MissingCredentialsError(self.name, variable)
+        if CONTROL.search(value):
+            raise InvalidRequestError(
+                f"{self.name}: {_unusable(f'environment variable {variable}')}"
+            )
+        return value
 
     def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
         """Stream the answer; the returned stream also carries `finish_reason` and `usage`."""
@@ -180,19 +206,14 @@ class OpenAICompatible(AsyncGeneratorProvider):
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         key = None if self._api_key is None else self._api_key.value
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise MissingCredentialsError(self.name, self.api_key_env)
-            if CONTROL.search(key):
-                raise InvalidRequestError(
-                    f"{self.name}: {_unusable(f'environment variable {self.api_key_env}')}"
-                )
+            key = self._read(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         if self.organization:
             headers["OpenAI-Organization"] = self.organization
         headers.update(self.headers)
         headers.update((name, secret.value) for name, secret in self._secret_headers.items())
+        headers.update((name, self._read(variable)) for name, variable in self.headers_env.items())
         return headers
 
     async def _call(
@@ -235,7 +256,12 @@ class OpenAICompatible(AsyncGeneratorProvider):
                 finally:
                     await cast("AsyncGenerator[Any, None]", batches).aclose()
         except http.UpstreamHTTPError as exc:
-            _scrub(exc, [value for key, value in headers.items() if is_secret_header(key)])
+            secrets = [
+                value
+                for key, value in headers.items()
+                if is_secret_header(key) or key in self.headers_env
+            ]
+            _scrub(exc, secrets, self.headers_env)
             raise
         if not done and completion.finish_reason is None:
             raise UpstreamConnectionError(
@@ -259,12 +285,26 @@ class _Secret:
     __str__ = __repr__
 
 
-def _scrub(error: UpstreamHTTPError, secrets: list[str]) -> None:
-    """Remove keys from `error`, should the upstream have echoed one in its error body."""
+def _scrub(error: UpstreamHTTPError, secrets: list[str], hidden: Mapping[str, str]) -> None:
+    """Remove keys from `error`, should the upstream have echoed one in its error body.
+
+    Headers named in `hidden` (from `headers_env`) are redacted from the recorded request too,
+    even when their names do not look secret to the shared rule that http.py applies.
+    """
     for secret in secrets:
         for token in {secret, secret.removeprefix("Bearer ")}:
             error.message = error.message.replace(token, REDACTED)
             error.body = error.body.replace(token, REDACTED)
+    names = {name.lower() for name in hidden if not is_secret_header(name)}
+    if names:
+        from multidict import CIMultiDict, CIMultiDictProxy
+
+        info = error.request_info
+        shown = CIMultiDict(
+            (key, REDACTED if key.lower() in names else value)
+            for key, value in info.headers.items()
+        )
+        error.request_info = info._replace(headers=CIMultiDictProxy(shown))
 
 
 def _kind(value: object) -> str:
@@ -326,6 +366,46 @@ def _env_name(value: object) -> str:
             "(like OPENAI_API_KEY), not the key itself"
         )
     return name
+
+
+def _headers_env(value: object) -> dict[str, str]:
+    """Header name -> environment variable name; the message never repeats a wrong value."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'headers_env' must be a table of strings, not {_kind(value)}")
+    seen: set[str] = set()
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(f"option 'headers_env' must map names to strings; {key!r} does not")
+        if not HEADER_NAME.match(key):
+            raise ValueError(f"option 'headers_env': {key!r} is not a valid header name")
+        if key.lower() in seen:
+            raise ValueError(f"option 'headers_env' names header {key!r} twice")
+        seen.add(key.lower())
+        if not ENV_NAME.match(item):
+            raise ValueError(
+                f"option 'headers_env': the value for {key!r} must be the NAME of an "
+                "environment variable (like AZURE_OPENAI_API_KEY), not the key itself"
+            )
+    return dict(value)
+
+
+def _check_overlap(
+    headers: Mapping[str, str], headers_env: Mapping[str, str], bearer: bool
+) -> None:
+    """Refuse a header set two ways: which one would win is not obvious from the config."""
+    literal = {name.lower() for name in headers}
+    for name in headers_env:
+        if name.lower() in literal:
+            raise ValueError(
+                f"option 'headers_env': header {name!r} is also given in headers; keep one"
+            )
+        if bearer and name.lower() == "authorization":
+            raise ValueError(
+                "option 'headers_env' sets 'Authorization', which the API key already fills "
+                "(Bearer); keep one"
+            )
 
 
 def _headers(value: object) -> dict[str, str]:
