@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 from providerhub import InvalidRequestError, MalformedStreamError, UpstreamHTTPError, http
+from providerhub import payloads as payloads_mod
 from providerhub.secrets import is_secret_header
 from providerhub.sse import ServerSentEvent
 from providerhub.testing import FakeUpstream, Reply
@@ -225,21 +226,21 @@ def test_unencodable_value_is_never_in_the_message() -> None:
 
 
 def payloads(data: str) -> tuple[Any, ...]:
-    return http.event_payloads(ServerSentEvent(data), "P")
+    return payloads_mod.event_payloads(ServerSentEvent(data), "P")
 
 
 def test_event_payloads_one_document() -> None:
     assert payloads('{"a": 1}') == ({"a": 1},)
-    assert payloads("[DONE]") == (http.DONE,)
+    assert payloads("[DONE]") == (payloads_mod.DONE,)
     assert payloads('{\n "a": [1,\n 2]\n}') == ({"a": [1, 2]},)
-    assert repr(http.DONE) == "DONE"
+    assert repr(payloads_mod.DONE) == "DONE"
 
 
 def test_event_payloads_line_oriented() -> None:
-    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, http.DONE)
+    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, payloads_mod.DONE)
     assert payloads('{"a": 1}\n\n{"b": 2}\n') == ({"a": 1}, {"b": 2})
-    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, http.DONE)
-    assert payloads("[DONE]\n[DONE]") == (http.DONE,)
+    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, payloads_mod.DONE)
+    assert payloads("[DONE]\n[DONE]") == (payloads_mod.DONE,)
 
 
 @pytest.mark.parametrize(

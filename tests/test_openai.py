@@ -167,6 +167,21 @@ async def test_nothing_after_done_is_read(fake_upstream: Any) -> None:
     assert await endpoint(upstream).create_async("m", MESSAGES) == "ab"
 
 
+@pytest.mark.parametrize("split", [None, 5])
+async def test_line_oriented_stream_without_blank_lines(
+    fake_upstream: Any, split: int | None
+) -> None:
+    wire = Reply.text("Hel", "lo", usage={"total_tokens": 3}).wire(
+        {"stream_options": {"include_usage": True}}
+    )
+    line_oriented = wire.replace(b"\n\n", b"\n") + b"data: {not json after done}\n"
+    upstream = await fake_upstream(Reply.raw_bytes(line_oriented, split=split))
+    stream = endpoint(upstream).stream("m", MESSAGES, stream_options={"include_usage": True})
+
+    assert [chunk async for chunk in stream] == ["Hello"]
+    assert (stream.finish_reason, stream.usage) == ("stop", {"total_tokens": 3})
+
+
 async def test_empty_stream_is_an_error(fake_upstream: Any) -> None:
     upstream = await fake_upstream(Reply.empty(), Reply.text())
     provider = endpoint(upstream)

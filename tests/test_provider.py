@@ -26,17 +26,19 @@ HANG_BOUND = 5.0
 async def _stream(name: str, url: str, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
     """A minimal OpenAI-SSE client on the shared plumbing, as a plugin would write it."""
     from providerhub import http
+    from providerhub.payloads import DONE, event_payloads
 
     timeouts = kwargs.pop("timeout")
     body = {"messages": messages, "stream": True, **kwargs}
     async with http.request(name, url, json_body=body, timeouts=timeouts) as response:
         async for events in http.read_events(response, name):
             for event in events:
-                if event.data == "[DONE]":
-                    return
-                delta = http.loads_event(event, name)["choices"][0]["delta"]
-                if delta.get("content"):
-                    yield delta["content"]
+                for payload in event_payloads(event, name):
+                    if payload is DONE:
+                        return
+                    delta = payload["choices"][0]["delta"]
+                    if delta.get("content"):
+                        yield delta["content"]
 
 
 class Streamer(AsyncGeneratorProvider):

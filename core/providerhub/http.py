@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -27,29 +27,16 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from .payloads import EXCERPT_CHARS, error_message, excerpt
 from .secrets import REDACTED, is_secret_header
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
-EXCERPT_CHARS = 300
 READ_SIZE = 2**16
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-_loads = json.loads
-
-
-class _Done:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DONE"
-
-
-DONE: Final[Any] = _Done()
-"""Stands for `data: [DONE]`, the end marker of an OpenAI-style stream, in `event_payloads`."""
-_ONLY_DONE = (DONE,)
 
 
 class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
@@ -255,53 +242,6 @@ async def read_events(
         raise classify(exc, provider, str(response.url)) from exc
 
 
-def loads_event(event: ServerSentEvent, provider: str) -> Any:
-    """Parse an event's JSON data, or raise MalformedStreamError naming the provider."""
-    try:
-        return json.loads(event.data)
-    except ValueError:
-        raise MalformedStreamError(
-            provider, "malformed event", excerpt=event.data[:EXCERPT_CHARS]
-        ) from None
-
-
-def event_payloads(event: ServerSentEvent, provider: str) -> tuple[Any, ...]:
-    """The JSON documents an event carries, in order, with `DONE` standing for `[DONE]`.
-
-    An event normally carries one document. A line-oriented upstream that never sends the blank
-    line ending an event gets its data lines joined into one event (`{a}\n{b}\n[DONE]`); when
-    such data is not one JSON document, each non-empty line is a payload and nothing after
-    `[DONE]` is parsed. Anything else raises MalformedStreamError naming the provider.
-    """
-    data = event.data
-    if data == "[DONE]":
-        return _ONLY_DONE
-    try:
-        return (_loads(data),)
-    except ValueError:
-        if "\n" not in data:
-            raise MalformedStreamError(
-                provider, "malformed event", excerpt=data[:EXCERPT_CHARS]
-            ) from None
-    return _line_payloads(data, provider)
-
-
-def _line_payloads(data: str, provider: str) -> tuple[Any, ...]:
-    payloads: list[Any] = []
-    for line in data.split("\n"):
-        if line == "[DONE]":
-            payloads.append(DONE)
-            break
-        if line.strip():
-            try:
-                payloads.append(_loads(line))
-            except ValueError:
-                raise MalformedStreamError(
-                    provider, "malformed event", excerpt=line[:EXCERPT_CHARS]
-                ) from None
-    return tuple(payloads)
-
-
 async def http_error(response: aiohttp.ClientResponse, provider: str) -> UpstreamHTTPError:
     """Build the UpstreamHTTPError for an error response, reading a bounded excerpt of its body."""
     try:
@@ -313,27 +253,12 @@ async def http_error(response: aiohttp.ClientResponse, provider: str) -> Upstrea
         provider,
         status=response.status,
         url=str(response.url),
-        message=_error_message(body) or response.reason or "error",
-        body=body[:EXCERPT_CHARS],
+        message=error_message(body) or response.reason or "error",
+        body=excerpt(body),
         retry_after=retry_after(response.headers),
         request_info=response.request_info,
         headers=CIMultiDictProxy(redact_headers(response.headers)),
     )
-
-
-def _error_message(body: str) -> str:
-    """The upstream's own explanation from an OpenAI-style error body, else a body excerpt."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return " ".join(body.split())[:EXCERPT_CHARS]
-    if isinstance(document, dict):
-        error = document.get("error", document)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])[:EXCERPT_CHARS]
-        if isinstance(error, str):
-            return error[:EXCERPT_CHARS]
-    return " ".join(body.split())[:EXCERPT_CHARS]
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

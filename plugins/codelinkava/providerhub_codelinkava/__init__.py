@@ -14,9 +14,8 @@ from typing import Any
 
 import providerhub
 from providerhub import AsyncGeneratorProvider, Messages, Timeouts
+from providerhub.payloads import DONE, error_text, event_payloads
 from providerhub.sse import ServerSentEvent
-
-_EXCERPT_CHARS = 300
 
 __all__ = ["CodeLinkAva", "register_providers"]
 
@@ -89,8 +88,6 @@ def _read(events: list[ServerSentEvent], text: list[str], provider: str) -> bool
     Raises MalformedStreamError for data that is not JSON, and UpstreamError with the
     upstream's message for an error object sent inside the stream.
     """
-    from providerhub.http import DONE, event_payloads
-
     for event in events:
         for payload in event_payloads(event, provider):
             if payload is DONE:
@@ -100,18 +97,9 @@ def _read(events: list[ServerSentEvent], text: list[str], provider: str) -> bool
                 text.append(content)
             elif isinstance(payload, dict) and "error" in payload and not payload.get("choices"):
                 raise providerhub.UpstreamError(
-                    provider, f"error in stream: {_error_text(payload['error'])}"
+                    provider, f"error in stream: {error_text(payload['error'])}"
                 )
     return False
-
-
-def _error_text(error: Any) -> str:
-    """The upstream's own message from an in-stream error object, bounded."""
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        text = str(error["message"])
-    else:
-        text = str(error)
-    return text[:_EXCERPT_CHARS]
 
 
 def _content(chunk: Any) -> str | None:

@@ -1,9 +1,8 @@
 """Parsing OpenAI chat-completions answers: streamed chunks and whole completions.
 
 The streaming path works on the batches `providerhub.http.read_events` yields (one per network
-read), so the per-event work is one `json.loads` and a few dict lookups. Error excerpts share
-`providerhub.http.EXCERPT_CHARS`, imported only on the error path: importing this module (as
-listing providers does) must not import aiohttp.
+read), so the per-event work is one `json.loads` and a few dict lookups. Payload and excerpt
+rules are the shared ones of `providerhub.payloads` (which does not import aiohttp).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
+from providerhub.payloads import DONE, error_text, event_payloads, excerpt
 
 
 @dataclass(slots=True)
@@ -49,32 +49,39 @@ def parse_events(
             data = event.data
             if data == "[DONE]":
                 return "".join(parts), True
-            chunk = loads(data)
-            choices = chunk.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content:
-                        parts.append(content)
-                reason = choice.get("finish_reason")
-                if reason:
-                    completion.finish_reason = reason
-            elif "error" in chunk:
-                raise UpstreamError(provider, f"error in stream: {_error_text(chunk['error'])}")
-            usage = chunk.get("usage")
-            if usage:
-                completion.usage = usage
-            if completion.id is None:
-                completion.id = chunk.get("id")
-                completion.model = chunk.get("model")
+            try:
+                chunks: tuple[Any, ...] = (loads(data),)
+            except ValueError:
+                chunks = event_payloads(event, provider)
+            for chunk in chunks:
+                if chunk is DONE:
+                    return "".join(parts), True
+                choices = chunk.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content:
+                            parts.append(content)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        completion.finish_reason = reason
+                elif "error" in chunk:
+                    message = error_text(chunk["error"])
+                    raise UpstreamError(provider, f"error in stream: {message}")
+                usage = chunk.get("usage")
+                if usage:
+                    completion.usage = usage
+                if completion.id is None:
+                    completion.id = chunk.get("id")
+                    completion.model = chunk.get("model")
         return "".join(parts), False
     except ValueError:
-        raise MalformedStreamError(provider, "malformed event", excerpt=_excerpt(data)) from None
+        raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
     except (AttributeError, TypeError, IndexError, KeyError):
         raise MalformedStreamError(
-            provider, "event is not a chat.completion.chunk", excerpt=_excerpt(data)
+            provider, "event is not a chat.completion.chunk", excerpt=excerpt(data)
         ) from None
 
 
@@ -91,26 +98,9 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> str:
         completion.id = document.get("id")
         completion.model = document.get("model")
     except ValueError:
-        raise MalformedStreamError(
-            provider, "malformed completion", excerpt=_excerpt(raw)
-        ) from None
+        raise MalformedStreamError(provider, "malformed completion", excerpt=excerpt(raw)) from None
     except (AttributeError, TypeError, IndexError, KeyError):
         raise MalformedStreamError(
-            provider, "body is not a chat.completion", excerpt=_excerpt(raw)
+            provider, "body is not a chat.completion", excerpt=excerpt(raw)
         ) from None
     return content
-
-
-def _error_text(error: Any) -> str:
-    """The message of an OpenAI-style error object, cut to an excerpt."""
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return _excerpt(error["message"])
-    return _excerpt(str(error))
-
-
-def _excerpt(text: str | bytes) -> str:
-    from providerhub.http import EXCERPT_CHARS
-
-    if isinstance(text, bytes):
-        text = text[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    return text[:EXCERPT_CHARS]
