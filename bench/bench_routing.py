@@ -11,6 +11,11 @@ measured in the same run, interleaved:
    directly, time to first chunk (median of 50 warm calls); target <= +5 ms.
 3. hedging: a chain whose first provider hangs, hedge_after=H, vs the second provider
    directly, time to first chunk (median); target <= H + direct + 10 ms.
+4. per-chunk cost: an in-memory provider yielding N chunks (no network), through a chain vs
+   directly (median of R rounds); the chain's extra time per chunk (informational).
+5. cold failover: the first call of a fresh process (new event loop, nothing warm), a chain
+   whose first provider refuses connections vs the second provider directly, time to first
+   chunk (median of 5 processes each; informational; import time excluded).
 
     .venv/bin/python bench/bench_routing.py [--events 20000] [--rounds 9] [--calls 50]
 """
@@ -28,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from providerhub import FallbackChain, MemoryHealthStore, Timeouts
+from providerhub import AsyncGeneratorProvider, FallbackChain, MemoryHealthStore, Timeouts
 from providerhub.testing import Reply, serve_in_thread
 from providerhub_codelinkava import CodeLinkAva
 
@@ -48,6 +53,42 @@ def serve(events: int) -> None:
     ):
         print(json.dumps([big.url, small.url, hanging.url]), flush=True)
         sys.stdin.read()
+
+
+class InMemory(AsyncGeneratorProvider):
+    """A provider with no network: yields `chunks` short chunks."""
+
+    working = True
+    chunks = 20000
+
+    @classmethod
+    async def create_async_generator(
+        cls, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        for index in range(cls.chunks):
+            yield f"t{index % 10} "
+
+
+def cold(kind: str, small_url: str) -> None:
+    """Child process: one first call from a fresh loop; print its time to first chunk."""
+    small, refusing = provider("small", small_url), provider("refusing", refused_url())
+    target: Any = small
+    if kind == "chain":
+        target = FallbackChain([refusing, small], health=MemoryHealthStore())
+    print(asyncio.run(first_chunk(lambda: target.create_async_generator("", MESSAGES))))
+
+
+def cold_times(kind: str, small_url: str, processes: int = 5) -> float:
+    times = []
+    for _ in range(processes):
+        out = subprocess.run(
+            [sys.executable, __file__, "--cold", kind, small_url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        times.append(float(out.stdout))
+    return statistics.median(times)
 
 
 def provider(name: str, url: str) -> type[CodeLinkAva]:
@@ -98,7 +139,7 @@ async def compare(
     return statistics.median(times["base"]), statistics.median(times["chained"])
 
 
-async def run(urls: list[str], rounds: int, calls: int) -> list[tuple[str, str, bool]]:
+async def run(urls: list[str], rounds: int, calls: int, events: int) -> list[tuple[str, str, bool]]:
     big_url, small_url, hanging_url = (url + "/api/chat" for url in urls)
     big, small = provider("big", big_url), provider("small", small_url)
     hanging, refusing = provider("hanging", hanging_url), provider("refusing", refused_url())
@@ -155,6 +196,35 @@ async def run(urls: list[str], rounds: int, calls: int) -> list[tuple[str, str, 
             chained <= bound,
         )
     )
+
+    InMemory.chunks = events
+    memory = FallbackChain([InMemory], health=NO_BREAKER)
+    direct, chained = await compare(
+        full,
+        lambda: InMemory.create_async_generator("", MESSAGES),
+        lambda: memory.stream("", MESSAGES),
+        rounds,
+    )
+    per_chunk = (chained - direct) / events * 1e6
+    rows.append(
+        (
+            f"in-memory provider, {events} chunks",
+            f"direct {direct * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
+            f"ratio {chained / direct:.3f}, +{per_chunk:.2f} us/chunk",
+            True,
+        )
+    )
+
+    direct = cold_times("direct", small_url)
+    chained = cold_times("chain", small_url)
+    rows.append(
+        (
+            "cold first call, failover from refused connection, TTFC",
+            f"direct {direct * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
+            f"+{(chained - direct) * 1000:.1f} ms",
+            True,
+        )
+    )
     return rows
 
 
@@ -164,7 +234,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cold", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cold:
+        cold(*args.cold)
+        return 0
     if args.serve:
         serve(args.events)
         return 0
@@ -177,7 +251,7 @@ def main() -> int:
     try:
         assert child.stdout is not None
         urls = json.loads(child.stdout.readline())
-        rows = asyncio.run(run(urls, args.rounds, args.calls))
+        rows = asyncio.run(run(urls, args.rounds, args.calls, args.events))
     finally:
         assert child.stdin is not None
         child.stdin.close()

@@ -8,6 +8,7 @@ the test's event loop while the CLI runs in a child process.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import signal
 import subprocess
@@ -307,3 +308,39 @@ async def _until(condition: Any) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition never became true")
+
+
+@pytest.mark.parametrize("inner_fails", [False, True], ids=["inner serves", "inner fails"])
+async def test_verbose_trace_expands_nested_chains(fake_upstream: Any, inner_fails: bool) -> None:
+    from providerhub import FallbackChain, MemoryHealthStore
+    from providerhub.cli.chat import stream
+    from routing_helpers import provider
+
+    bad = await fake_upstream(default=Reply.error(500, "boom"))
+    good = await fake_upstream(default=Reply.error(503) if inner_fails else Reply.text("ok"))
+    backup = await fake_upstream(default=Reply.text("backup"))
+    health = MemoryHealthStore()
+    inner = FallbackChain(
+        [provider("acme", bad), provider("good", good)], name="inner", health=health
+    )
+    outer = FallbackChain([inner, provider("backup", backup)], name="outer", health=health)
+    out, err = io.StringIO(), io.StringIO()
+    await stream(outer, "", [{"role": "user", "content": "hi"}], {}, out, err)
+    assert out.getvalue() == ("backup\n" if inner_fails else "ok\n")
+    parsed = trace(err.getvalue())
+    rows = [(item["number"], item["provider"], item["outcome"]) for item in parsed]
+    if inner_fails:
+        assert rows == [
+            ("1", "inner", "failed"),
+            ("1.1", "acme", "failed"),
+            ("1.2", "good", "failed"),
+            ("2", "backup", "served"),
+        ]
+    else:
+        assert rows == [
+            ("1", "inner", "served"),
+            ("1.1", "acme", "failed"),
+            ("1.2", "good", "served"),
+        ]
+        assert parsed[0]["reason"] == "via good"
+    assert parsed[1]["reason"] == f"HTTP 500 from {bad.url}/api/chat: boom"

@@ -5,98 +5,130 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from providerhub import FallbackChain, HealthStore, MemoryHealthStore, default_health_store
-from providerhub.testing import FakeUpstream, Reply
-from providerhub_codelinkava import CodeLinkAva
-
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
-MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def provider(name: str, upstream: FakeUpstream, **attrs: Any) -> type[CodeLinkAva]:
-    url = upstream.url + "/api/chat"
-    return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url, **attrs})
+from providerhub import (
+    FallbackChain,
+    HealthStore,
+    InvalidRequestError,
+    MemoryHealthStore,
+    MissingCredentialsError,
+    StreamInterruptedError,
+    default_health_store,
+)
+from providerhub.failure import unhealthy
+from providerhub.health import Ticket
+from providerhub.testing import Reply
+from routing_helpers import MESSAGES, Clock, MakeUpstream, admitted, provider
 
 
 def test_circuit_opens_after_consecutive_failures_then_lets_one_probe() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=3, cooldown=10, clock=clock)
     assert isinstance(store, HealthStore)
-    store.failure("a")
-    store.failure("a")
-    assert store.admit("a") is None
-    store.failure("a")
+    store.failure(Ticket("a"))
+    store.failure(Ticket("a"))
+    assert admitted(store, "a")
+    store.failure(Ticket("a"))
     assert (
         store.admit("a") == "cooling down, 10.0s left (circuit open after 3 consecutive failures)"
     )
     clock.now += 10
-    assert store.admit("a") is None
+    probe = store.admit("a")
+    assert isinstance(probe, Ticket) and probe.probe
     assert store.admit("a") == (
         "cooling down, probe in flight (circuit open after 3 consecutive failures)"
     )
-    store.failure("a")
+    store.failure(probe)
     assert (
         store.admit("a") == "cooling down, 20.0s left (circuit open after 4 consecutive failures)"
     )
     clock.now += 20
-    assert store.admit("a") is None
-    store.success("a", 0.2)
-    assert store.admit("a") is None and store.admit("a") is None
+    probe = store.admit("a")
+    assert isinstance(probe, Ticket) and probe.probe
+    store.success(probe)
+    first, second = store.admit("a"), store.admit("a")
+    assert isinstance(first, Ticket) and isinstance(second, Ticket)
+    assert not first.probe and not second.probe
 
 
 def test_success_resets_the_failure_count() -> None:
     store = MemoryHealthStore(failure_threshold=2, clock=Clock())
-    store.failure("a")
-    store.success("a", None)
-    store.failure("a")
-    assert store.admit("a") is None
+    store.failure(Ticket("a"))
+    store.success(Ticket("a"))
+    store.failure(Ticket("a"))
+    assert admitted(store, "a")
 
 
 def test_released_probe_lets_the_next_caller_probe() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=1, cooldown=5, clock=clock)
-    store.failure("a")
+    store.failure(Ticket("a"))
     clock.now += 5
-    assert store.admit("a") is None
-    store.release("a")
-    assert store.admit("a") is None
+    probe = store.admit("a")
+    assert isinstance(probe, Ticket) and probe.probe
+    store.release(probe)
+    assert admitted(store, "a")
+
+
+def test_only_the_probe_frees_the_probe_slot() -> None:
+    clock = Clock()
+    store = MemoryHealthStore(failure_threshold=1, cooldown=5, clock=clock)
+    early = store.admit("a")
+    assert isinstance(early, Ticket) and not early.probe
+    store.failure(Ticket("a"))
+    clock.now += 5
+    probe = store.admit("a")
+    assert isinstance(probe, Ticket) and probe.probe
+    store.release(early)
+    store.failure(early)
+    assert (
+        store.admit("a")
+        == "cooling down, probe in flight (circuit open after 1 consecutive failures)"
+    )
+    store.success(probe)
+    assert admitted(store, "a")
+
+
+def test_failures_while_open_do_not_extend_the_cooldown() -> None:
+    clock = Clock()
+    store = MemoryHealthStore(failure_threshold=1, cooldown=10, clock=clock)
+    tickets = [store.admit("a") for _ in range(4)]
+    for ticket in tickets:
+        assert isinstance(ticket, Ticket)
+        store.failure(ticket)
+    assert (
+        store.admit("a") == "cooling down, 10.0s left (circuit open after 1 consecutive failures)"
+    )
+    clock.now += 5
+    assert store.admit("a") == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
 
 
 def test_retry_after_sets_the_cooldown_capped() -> None:
     clock = Clock()
     store = MemoryHealthStore(max_retry_after=60, clock=clock)
-    store.failure("a", retry_after=2.5)
+    store.failure(Ticket("a"), retry_after=2.5)
     assert store.admit("a") == "cooling down, 2.5s left (rate limited, Retry-After 2.5s)"
-    store.failure("b", retry_after=10**6)
+    store.failure(Ticket("b"), retry_after=10**6)
     clock.now += 60
-    assert store.admit("b") is None
+    assert admitted(store, "b")
 
 
 def test_cooldown_doubles_up_to_the_maximum() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=1, cooldown=10, max_cooldown=25, clock=clock)
     waits = []
+    ticket = store.admit("a")
     for _ in range(4):
-        store.failure("a")
+        assert isinstance(ticket, Ticket)
+        store.failure(ticket)
         reason = store.admit("a")
-        assert reason is not None
+        assert isinstance(reason, str)
         waits.append(reason.split(", ")[1])
         clock.now += 100
-        assert store.admit("a") is None
+        ticket = store.admit("a")
+        assert isinstance(ticket, Ticket) and ticket.probe
     assert waits == ["10.0s left (circuit open after 1 consecutive failures)"] + [
         f"{s}s left (circuit open after {n} consecutive failures)"
         for s, n in (("20.0", 2), ("25.0", 3), ("25.0", 4))
@@ -106,9 +138,9 @@ def test_cooldown_doubles_up_to_the_maximum() -> None:
 def test_latency_is_a_moving_average() -> None:
     store = MemoryHealthStore(latency_weight=0.5)
     assert store.latency("a") is None
-    store.success("a", 1.0)
-    store.success("a", 0.0)
-    store.success("a", 0.5)
+    store.first_chunk("a", 1.0)
+    store.first_chunk("a", 0.0)
+    store.first_chunk("a", 0.5)
     assert store.latency("a") == pytest.approx(0.5)
 
 
@@ -192,3 +224,112 @@ async def test_retry_after_as_http_date(fake_upstream: MakeUpstream) -> None:
     left = float(reason.removeprefix("cooling down, ").split("s left")[0])
     assert 100 < left <= 121 and "(rate limited, Retry-After 1" in reason
     assert len(limited.requests) == 1
+
+
+async def test_bad_transport_option_is_rejected_before_any_request(
+    fake_upstream: MakeUpstream,
+) -> None:
+    upstream = await fake_upstream(default=Reply.text("ok"))
+    health = MemoryHealthStore(failure_threshold=1)
+    chain = FallbackChain([provider("a", upstream), provider("b", upstream)], health=health)
+    for _ in range(3):
+        with pytest.raises(InvalidRequestError, match="proxy must be a URL string, not int"):
+            chain.stream("", MESSAGES, proxy=123)
+        with pytest.raises(InvalidRequestError, match="timeout must be a positive number"):
+            chain.stream("", MESSAGES, timeout=-1)
+    assert upstream.requests == []
+    assert admitted(health, "a") and admitted(health, "b")
+    assert await chain.create_async("", MESSAGES) == "ok"
+
+
+class Misconfigured:
+    """A provider that rejects every request as the caller's fault."""
+
+    name = "misconfigured"
+    working = True
+    supports_stream = True
+    needs_auth = False
+
+    def supports_model(self, model: str) -> bool:
+        return True
+
+    def missing_credentials(self) -> str | None:
+        return None
+
+    def create_async_generator(self, model: str, messages: Any, **kwargs: Any) -> Any:
+        raise InvalidRequestError("bad argument")
+
+
+async def test_caller_faults_do_not_open_the_circuit(fake_upstream: MakeUpstream) -> None:
+    assert not unhealthy(InvalidRequestError("x"))
+    assert not unhealthy(MissingCredentialsError("p", "KEY"))
+    assert unhealthy(RuntimeError("plugin bug"))
+    backup = await fake_upstream(default=Reply.text("backup"))
+    health = MemoryHealthStore(failure_threshold=1)
+    chain = FallbackChain([Misconfigured(), provider("backup", backup)], health=health)
+    for _ in range(3):
+        stream = chain.stream("", MESSAGES)
+        assert await stream.text() == "backup"
+        assert [(a.outcome, a.reason) for a in stream.attempts] == [
+            ("failed", "bad argument"),
+            ("served", ""),
+        ]
+    assert admitted(health, "misconfigured")
+
+
+async def test_a_provider_that_always_cuts_opens_its_circuit(fake_upstream: MakeUpstream) -> None:
+    cutter = await fake_upstream(default=Reply.close_after_chunks("one "))
+    health = MemoryHealthStore(failure_threshold=3)
+    chain = FallbackChain([provider("cutter", cutter)], health=health)
+    for _ in range(3):
+        with pytest.raises(StreamInterruptedError):
+            await chain.create_async("", MESSAGES)
+    assert health.latency("cutter") is not None
+    reason = health.admit("cutter")
+    assert isinstance(reason, str) and reason.endswith(
+        "(circuit open after 3 consecutive failures)"
+    )
+    assert len(cutter.requests) == 3
+
+
+async def test_retries_stop_at_an_open_circuit(fake_upstream: MakeUpstream) -> None:
+    bad = await fake_upstream(default=Reply.error(503))
+    good = await fake_upstream(default=Reply.text("ok"))
+    clock = Clock()
+    health = MemoryHealthStore(failure_threshold=1, cooldown=5, clock=clock)
+    chain = FallbackChain(
+        [provider("p", bad), provider("g", good)], health=health, retries=3, backoff=0.01
+    )
+    stream = chain.stream("", MESSAGES)
+    assert await stream.text() == "ok"
+    assert [(a.provider, a.outcome, a.try_number) for a in stream.attempts] == [
+        ("p", "failed", 1),
+        ("g", "served", 1),
+    ]
+    assert len(bad.requests) == 1
+    assert (
+        health.admit("p") == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
+    )
+    clock.now += 5
+    stream = chain.stream("", MESSAGES)
+    assert await stream.text() == "ok"
+    assert [(a.provider, a.outcome, a.try_number) for a in stream.attempts] == [
+        ("p", "failed", 1),
+        ("g", "served", 1),
+    ]
+    assert len(bad.requests) == 2
+    assert health.admit("p") == (
+        "cooling down, 10.0s left (circuit open after 2 consecutive failures)"
+    )
+
+
+async def test_nested_members_are_counted_once(fake_upstream: MakeUpstream) -> None:
+    bad = await fake_upstream(default=Reply.error(500))
+    good = await fake_upstream(default=Reply.text("ok"))
+    health = MemoryHealthStore(failure_threshold=2)
+    inner = FallbackChain([provider("bad", bad), provider("good", good)], health=health)
+    outer = FallbackChain([inner], health=health, name="outer")
+    assert await outer.create_async("", MESSAGES) == "ok"
+    assert admitted(health, "bad")
+    assert health.latency(inner.name) is None
+    assert outer.latency() == health.latency("good")

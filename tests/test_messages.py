@@ -93,4 +93,4 @@ def test_timeout_coercion() -> None:
     limits = Timeouts(first_chunk=1, idle=None)
     assert Timeouts.coerce(limits) is limits
     assert Timeouts.coerce(5) == Timeouts(connect=5, first_chunk=5, idle=5, total=5)
-    assert Timeouts.coerce(30.0) == Timeouts(connect=10, first_chunk=30, idle=30, total=30)
+    assert Timeouts.coerce(30.0) == Timeouts(connect=10, first_chunk=20, idle=30, total=30)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import providerhub
@@ -29,28 +29,13 @@ from providerhub import (
 from providerhub.routing import CONTINUE_PROMPT
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 from providerhub_codelinkava import CodeLinkAva
+from routing_helpers import BOUND, MESSAGES, REFUSED, MakeUpstream, consume, provider
 
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
-MESSAGES = [{"role": "user", "content": "hi"}]
 FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
-BOUND = 5.0
-"""Generous upper bound on any one call: only a hang exceeds it."""
-REFUSED = "http://127.0.0.1:1/api/chat"
-
-
-def provider(name: str, upstream: FakeUpstream | None = None, **attrs: Any) -> type[CodeLinkAva]:
-    """A working CodeLinkAva-protocol provider called `name`, served by `upstream`."""
-    url = upstream.url + "/api/chat" if upstream is not None else REFUSED
-    return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url, **attrs})
 
 
 def outcomes(stream: ChatStream | AllProvidersFailedError) -> list[tuple[str, str, str]]:
     return [(a.provider, a.outcome, a.reason) for a in stream.attempts]
-
-
-async def consume(stream: ChatStream) -> str:
-    async with asyncio.timeout(BOUND):
-        return "".join([chunk async for chunk in stream])
 
 
 @pytest.fixture(autouse=True)
@@ -419,7 +404,7 @@ async def test_names_resolve_through_registry_and_hook_sees_attempts(
     assert len(lines) == 3
     assert lines[0] == "main: CodeLinkAva: skipped (not working)"
     assert lines[1].startswith(f"main: acme: failed (HTTP 500 from {bad.url}/api/chat")
-    assert lines[2].startswith("main: good: served [try 1, first chunk ")
+    assert lines[2].startswith("main: good: served [first chunk ")
     with pytest.raises(ProviderNotFoundError, match="did you mean"):
         FallbackChain(["acmee"], registry=registry)
 

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import itertools
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -14,22 +14,16 @@ from providerhub import (
     AllProvidersFailedError,
     FallbackChain,
     MemoryHealthStore,
+    StreamInterruptedError,
     Timeouts,
     UpstreamError,
     default_health_store,
 )
-from providerhub.testing import FakeUpstream, Reply
-from providerhub_codelinkava import CodeLinkAva
+from providerhub.race import CLOSE_LIMIT
+from providerhub.testing import Reply
+from routing_helpers import BOUND, MESSAGES, MakeUpstream, admitted, provider, until
 
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
-MESSAGES = [{"role": "user", "content": "hi"}]
 FAST = Timeouts(connect=2, first_chunk=0.5, idle=0.5, total=10)
-BOUND = 5.0
-
-
-def provider(name: str, upstream: FakeUpstream | None = None, **attrs: Any) -> type[CodeLinkAva]:
-    url = upstream.url + "/api/chat" if upstream is not None else "http://127.0.0.1:1/api/chat"
-    return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url, **attrs})
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +31,6 @@ def fresh_health() -> Iterator[None]:
     default_health_store().reset()
     yield
     default_health_store().reset()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for something the server side observes asynchronously."""
-    async with asyncio.timeout(BOUND):
-        while not condition():  # noqa: ASYNC110 - polls counters the server updates
-            await asyncio.sleep(0.01)
 
 
 async def test_hedge_wins_and_the_loser_is_closed(fake_upstream: MakeUpstream) -> None:
@@ -66,7 +53,7 @@ async def test_hedge_wins_and_the_loser_is_closed(fake_upstream: MakeUpstream) -
     ]
     await until(lambda: slow.disconnects == 1)
     assert slow.active == 0
-    assert health.admit("slow") is None
+    assert admitted(health, "slow")
 
 
 async def test_hedge_not_started_when_first_is_quick(fake_upstream: MakeUpstream) -> None:
@@ -154,7 +141,7 @@ async def test_task_cancel_before_first_chunk_is_not_a_failure(
     await until(lambda: first.disconnects + second.disconnects == expected)
     assert [a.outcome for a in stream.attempts] == ["cancelled"] * expected
     assert {a.reason for a in stream.attempts} == {"stopped by the consumer"}
-    assert health.admit("first") is None and health.admit("second") is None
+    assert admitted(health, "first") and admitted(health, "second")
 
 
 async def test_task_cancel_mid_stream(fake_upstream: MakeUpstream) -> None:
@@ -195,8 +182,8 @@ async def test_latency_order_prefers_the_fastest(fake_upstream: MakeUpstream) ->
     slow = await fake_upstream(default=Reply.text("slow"))
     fast = await fake_upstream(default=Reply.text("fast"))
     health = MemoryHealthStore()
-    health.success("slow", 0.5)
-    health.success("fast", 0.01)
+    health.first_chunk("slow", 0.5)
+    health.first_chunk("fast", 0.01)
     chain = FallbackChain(
         [provider("slow", slow), provider("fast", fast)], order="latency", health=health
     )
@@ -205,46 +192,198 @@ async def test_latency_order_prefers_the_fastest(fake_upstream: MakeUpstream) ->
 
 
 async def test_many_concurrent_streams_over_flaky_upstreams(fake_upstream: MakeUpstream) -> None:
+    """200 streams at once; 30% of requests fault, before or after the first chunk.
+
+    Every stream ends with the full text, or with an error each of whose attempts matches a
+    fault actually scripted for that upstream (no timeout appears unless a hang was scripted).
+    """
     rng = random.Random(7)
-    faults = [
-        Reply.error(500),
-        Reply.error(429),
-        Reply.empty(),
-        Reply.close_after_chunks(),
-        Reply.malformed_after_chunks(),
-        Reply.hang(),
-    ]
+    text = "The quick brown fox"
+    faults = {
+        "500": Reply.error(500),
+        "429": Reply.error(429),
+        "empty": Reply.empty(),
+        "hang": Reply.hang(),
+        "cut": Reply.close_after_chunks("The quick "),
+        "malformed": Reply.malformed_after_chunks("The quick "),
+        "stall": Reply.hang_after_chunks("The quick "),
+    }
     good = Reply.text("The quick ", "brown ", "fox", split=40)
+    reasons = {
+        "500": "HTTP 500 from ",
+        "429": "HTTP 429 from ",
+        "empty": "stream ended without any text",
+        "hang": "first chunk timeout after 1s",
+        "cut": "connection closed before the response was complete",
+        "malformed": "malformed",
+        "stall": "idle timeout after 1s",
+    }
 
-    def script(count: int) -> list[Reply]:
-        replies = [rng.choice(faults) for _ in range(count * 3 // 10)]
-        replies += [good] * (count - len(replies))
+    def script(count: int) -> tuple[list[Reply], set[str]]:
+        names = [rng.choice(sorted(faults)) for _ in range(count * 3 // 10)]
+        replies = [faults[name] for name in names] + [good] * (count - len(names))
         rng.shuffle(replies)
-        return replies
+        return replies, set(names)
 
-    first = await fake_upstream(*script(200), default=good)
-    second = await fake_upstream(*script(200), default=good)
+    first_script, first_faults = script(200)
+    second_script, second_faults = script(200)
+    first = await fake_upstream(*first_script, default=good)
+    second = await fake_upstream(*second_script, default=good)
+    scripted = {"first": first_faults, "second": second_faults}
     chain = FallbackChain(
         [provider("first", first), provider("second", second)],
-        timeouts=Timeouts(first_chunk=1.0, idle=5),
-        health=MemoryHealthStore(),
+        timeouts=Timeouts(first_chunk=1.0, idle=1.0),
+        health=MemoryHealthStore(failure_threshold=10**6),
     )
 
-    async def one() -> str | BaseException:
+    async def one() -> tuple[str, BaseException | None]:
+        received: list[str] = []
         try:
-            return await chain.create_async("", MESSAGES)
-        except AllProvidersFailedError as exc:
-            return exc
+            async for chunk in chain.stream("", MESSAGES):
+                received.append(chunk)
+        except (AllProvidersFailedError, StreamInterruptedError) as exc:
+            return "".join(received), exc
+        return "".join(received), None
 
     async with asyncio.timeout(30):
         results = await asyncio.gather(*(one() for _ in range(200)))
-    served = [r for r in results if isinstance(r, str)]
-    assert set(served) == {"The quick brown fox"}
-    for error in results:
-        if isinstance(error, AllProvidersFailedError):
-            assert [a.provider for a in error.attempts] == ["first", "second"]
-            assert {a.outcome for a in error.attempts} <= {"failed", "skipped"}
-            for attempt in error.attempts:
-                assert attempt.outcome == "skipped" or isinstance(attempt.error, UpstreamError)
-    assert len(served) >= 150
-    assert first.active == 0 and second.active == 0
+    interrupted = 0
+    for received, error in results:
+        if error is None:
+            assert received == text
+            continue
+        if isinstance(error, StreamInterruptedError):
+            interrupted += 1
+            assert received == error.text and text.startswith(received) and received
+        for attempt in error.attempts:  # type: ignore[attr-defined]
+            if attempt.outcome in ("failed", "interrupted"):
+                assert isinstance(attempt.error, UpstreamError)
+                assert any(
+                    reasons[name] in attempt.reason for name in scripted[attempt.provider]
+                ), attempt.reason
+            else:
+                assert attempt.outcome == "served"
+    served = sum(error is None for _, error in results)
+    assert (
+        served
+        + interrupted
+        + sum(isinstance(error, AllProvidersFailedError) for _, error in results)
+        == 200
+    )
+    assert served >= 100 and interrupted >= 1
+    await until(lambda: first.active == 0 and second.active == 0)
+
+
+class _Stubborn:
+    """Never answers; when cancelled, takes its time to clean up (a slow close)."""
+
+    working = True
+    supports_stream = True
+    needs_auth = False
+
+    def __init__(self, events: list[str], cleanup: float) -> None:
+        self.name = "stubborn"
+        self.events = events
+        self.cleanup = cleanup
+
+    def supports_model(self, model: str) -> bool:
+        return True
+
+    def missing_credentials(self) -> str | None:
+        return None
+
+    async def create_async_generator(
+        self, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        try:
+            await asyncio.sleep(100)
+            yield "never"
+        finally:
+            self.events.append("loser cleanup start")
+            try:
+                await asyncio.sleep(self.cleanup)
+            except asyncio.CancelledError:
+                self.events.append("loser cleanup cut")
+                raise
+            self.events.append("loser cleanup end")
+
+
+class _Winner:
+    working = True
+    supports_stream = True
+    needs_auth = False
+    name = "winner"
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def supports_model(self, model: str) -> bool:
+        return True
+
+    def missing_credentials(self) -> str | None:
+        return None
+
+    async def create_async_generator(
+        self, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        try:
+            await asyncio.sleep(0.1)
+            yield "w1"
+            await asyncio.sleep(100)
+            yield "w2"
+        finally:
+            self.events.append("winner closed")
+
+
+async def test_hedged_winner_is_not_held_up_by_a_slow_loser() -> None:
+    events: list[str] = []
+    chain = FallbackChain(
+        [_Stubborn(events, 0.5), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
+    )
+    stream = chain.stream("", MESSAGES)
+    async with asyncio.timeout(BOUND):
+        assert await anext(stream) == "w1"
+        events.append("winner first chunk")
+        await stream.aclose()
+    assert events[0] == "winner first chunk" and events[-1] == "loser cleanup end"
+    assert sorted(events[1:3]) == ["loser cleanup start", "winner closed"]
+    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == [
+        ("stubborn", "cancelled", "lost the race to winner"),
+        ("winner", "served", "stopped by the consumer"),
+    ]
+
+
+async def test_consumer_cancelled_while_losers_close() -> None:
+    events: list[str] = []
+    chain = FallbackChain(
+        [_Stubborn(events, 0.3), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
+    )
+    stream = chain.stream("", MESSAGES)
+
+    async def read() -> None:
+        async for _chunk in stream:
+            events.append("chunk")
+
+    task = asyncio.create_task(read())
+    await until(lambda: "chunk" in events)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events[0] == "chunk" and events[-1] == "loser cleanup end"
+    assert sorted(events[1:3]) == ["loser cleanup start", "winner closed"]
+    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == [
+        ("stubborn", "cancelled", "lost the race to winner"),
+        ("winner", "served", "stopped by the consumer"),
+    ]
+
+
+async def test_a_loser_ignoring_cancellation_is_cut_after_the_close_limit() -> None:
+    events: list[str] = []
+    chain = FallbackChain(
+        [_Stubborn(events, 30), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
+    )
+    async with asyncio.timeout(CLOSE_LIMIT + BOUND):
+        stream = chain.stream("", MESSAGES)
+        assert await anext(stream) == "w1"
+        await stream.aclose()
+    assert sorted(events) == ["loser cleanup cut", "loser cleanup start", "winner closed"]

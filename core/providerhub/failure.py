@@ -14,6 +14,13 @@ REQUEST_FAULTS = frozenset({400, 413, 422})
 """HTTP statuses that blame the request, not the provider: they do not open its circuit."""
 
 
+class SpuriousCancellation(RuntimeError):
+    """A provider raised CancelledError although nobody cancelled it: a provider bug."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"{provider} raised CancelledError without being cancelled")
+
+
 def reason(exc: BaseException, provider: str) -> str:
     """One line saying what went wrong, without repeating the provider's name."""
     text = " ".join(str(exc).split())
@@ -43,14 +50,27 @@ def retryable(exc: BaseException) -> bool:
     """Whether the same provider may succeed if asked again soon.
 
     Upstream faults say so themselves (5xx, 408, 429, timeouts, connection errors yes; auth and
-    other 4xx no). A 429 that names its wait is not retried here: the provider cools down.
-    Anything else (a plugin bug, missing credentials) is not retried.
+    other 4xx no). A 429 that names its wait is not retried here: the provider cools down. A TLS
+    handshake failure (bad certificate, wrong protocol) fails the same way every time. Anything
+    else (a plugin bug, missing credentials) is not retried.
     """
-    return isinstance(exc, UpstreamError) and exc.retryable and retry_after(exc) is None
+    return (
+        isinstance(exc, UpstreamError)
+        and exc.retryable
+        and retry_after(exc) is None
+        and not _tls(exc)
+    )
 
 
 def unhealthy(exc: BaseException) -> bool:
-    """Whether the failure counts toward opening the provider's circuit."""
+    """Whether the failure counts toward opening the provider's circuit.
+
+    Only upstream faults do, except statuses that blame the request; a ProviderHubError that is
+    not an UpstreamError (a bad argument, missing credentials) says nothing about the provider's
+    health. Other exceptions are provider bugs and do count.
+    """
+    if isinstance(exc, ProviderHubError) and not isinstance(exc, UpstreamError):
+        return False
     return status(exc) not in REQUEST_FAULTS
 
 
@@ -59,3 +79,15 @@ def backoff(try_number: int, base: float, cap: float = 5.0) -> float:
     ceiling = min(cap, base * 2 ** max(try_number - 2, 0))
     half: float = ceiling / 2
     return half + random.uniform(0, half)
+
+
+def _tls(exc: BaseException) -> bool:
+    """Whether an error was caused by a failed TLS handshake or certificate check."""
+    cause = exc.__cause__
+    while cause is not None:
+        if any(
+            "SSL" in kind.__name__ or "Certificate" in kind.__name__ for kind in type(cause).__mro__
+        ):
+            return True
+        cause = cause.__cause__
+    return False

@@ -3,21 +3,137 @@
 Without hedging one attempt runs at a time: on failure it is retried (when the chain allows)
 or the next eligible provider starts. With `hedge_after`, an attempt that has produced nothing
 after that many seconds gets company: the next eligible provider starts alongside, the first
-chunk wins, and every other attempt is cancelled and its connection closed.
+chunk wins, and every other attempt is cancelled. The winner is handed over at once; the
+losers' connections are closed concurrently in the background (each within `CLOSE_LIMIT`),
+and the chain awaits that before its stream ends, so no task outlives the call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol
 
-from .stream import Run
+from .attempt import Attempt
+from .errors import EmptyStreamError
+from .failure import SpuriousCancellation
+from .health import Ticket
+
+__all__ = ["CLOSE_LIMIT", "Racer", "Run", "close_quietly", "race"]
+
+log = logging.getLogger("providerhub.routing")
+
+CLOSE_LIMIT = 1.0
+"""Seconds a provider gets to close a cancelled request before it is cancelled again."""
+
+
+class Run:
+    """One request to one provider, driven in its own task until its first non-empty chunk."""
+
+    __slots__ = ("attempt", "begins", "chunks", "first", "member", "started", "task", "ticket")
+
+    def __init__(self, member: Any, attempt: Attempt, ticket: Ticket | None) -> None:
+        self.member = member
+        self.attempt = attempt
+        self.ticket = ticket
+        """The health store's leave for this request; None for a nested chain (not tracked)."""
+        self.chunks: AsyncIterator[str] | None = None
+        self.task: asyncio.Task[str] | None = None
+        self.first = ""
+        self.begins = 0.0
+        """Loop time at which the request is sent (after any retry backoff)."""
+        self.started = 0.0
+
+    def start(self, open_stream: Callable[[], AsyncIterator[str]], delay: float = 0.0) -> None:
+        """Send the request (after `delay` seconds) and wait for its first chunk in a task."""
+        loop = asyncio.get_running_loop()
+        self.begins = loop.time() + delay
+        self.task = loop.create_task(self._first_chunk(open_stream, delay))
+
+    async def _first_chunk(
+        self, open_stream: Callable[[], AsyncIterator[str]], delay: float
+    ) -> str:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        self.started = loop.time()
+        self.chunks = open_stream()
+        try:
+            async for chunk in self.chunks:
+                if chunk:
+                    self.first = chunk
+                    self.attempt.time_to_first_chunk = loop.time() - self.started
+                    return chunk
+        except asyncio.CancelledError:
+            if not _cancelled():
+                raise SpuriousCancellation(self.attempt.provider) from None
+            raise
+        raise EmptyStreamError(self.attempt.provider)
+
+    def error(self) -> BaseException | None:
+        """The failure of a finished first-chunk task, or None if it produced a chunk."""
+        assert self.task is not None and self.task.done()
+        if self.task.cancelled():
+            return asyncio.CancelledError()
+        return self.task.exception()
+
+    def stop_clock(self) -> None:
+        """Set the attempt's duration from the moment its request was sent."""
+        if self.started:
+            self.attempt.duration = asyncio.get_running_loop().time() - self.started
+        else:
+            self.attempt.duration = 0.0
+
+    async def close(self) -> None:
+        """Cancel the request if it is still running and close its connection.
+
+        A provider that takes longer than CLOSE_LIMIT to honour the cancellation is cancelled
+        again, so closing is bounded.
+        """
+        task = self.task
+        if task is not None:
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=CLOSE_LIMIT)
+            if not task.cancelled():
+                task.exception()
+        try:
+            async with asyncio.timeout(CLOSE_LIMIT):
+                await close_quietly(self.chunks, self.attempt.provider)
+        except TimeoutError:
+            log.debug("closing %s's stream took over %gs", self.attempt.provider, CLOSE_LIMIT)
+
+
+def _cancelled() -> bool:
+    """Whether the current task was really asked to stop (not a stray CancelledError)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+async def close_quietly(chunks: AsyncIterator[str] | None, provider: str) -> None:
+    """Close a provider's chunk iterator (and so its connection); a failure to close is logged."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception as exc:
+        log.debug("closing %s's stream failed: %s", provider, exc)
+
+
+async def close_all(runs: list[Run]) -> None:
+    """Close several runs concurrently."""
+    if runs:
+        await asyncio.gather(*(run.close() for run in runs))
 
 
 class Racer(Protocol):
     """What the race needs from a chain call: starting attempts and recording their ends."""
 
     hedge_after: float | None
+    deadline: float | None
+    """Loop time after which no attempt may run, or None."""
 
     def next_run(self, hedged: bool) -> Run | None:
         """Start the next eligible provider (recording skips on the way), or None if none left."""
@@ -31,7 +147,15 @@ class Racer(Protocol):
 
     def cancelled(self, run: Run, reason: str) -> None: ...
 
+    def expired(self, runs: list[Run]) -> None:
+        """The deadline passed: record the runs cut and the providers never started."""
+        ...
+
     def won(self, run: Run) -> None: ...
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (closing losers) alongside the stream; the call awaits it at its end."""
+        ...
 
 
 async def race(call: Racer) -> Run | None:
@@ -50,11 +174,20 @@ async def race(call: Racer) -> Run | None:
             if call.hedge_after is not None and not exhausted:
                 latest = max(run.begins for run in running)
                 timeout = max(0.0, latest + call.hedge_after - loop.time())
+            if call.deadline is not None:
+                left = max(0.0, call.deadline - loop.time())
+                timeout = left if timeout is None else min(timeout, left)
             tasks = {run.task for run in running if run.task is not None}
             done, _ = await asyncio.wait(
                 tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if not done:
+                if call.deadline is not None and loop.time() >= call.deadline:
+                    cut = list(running)
+                    running.clear()
+                    call.expired(cut)
+                    await close_all(cut)
+                    return None
                 hedge = call.next_run(hedged=True)
                 if hedge is None:
                     exhausted = True
@@ -69,29 +202,31 @@ async def race(call: Racer) -> Run | None:
                 running.remove(run)
                 error = run.error()
                 if error is None:
-                    await _settle_losers(call, running, run)
+                    losers = list(running)
+                    running.clear()
+                    _settle(call, losers, run)
                     call.won(run)
+                    call.background(close_all(losers))
                     return run
-                await run.close()
                 call.failed(run, error)
+                await run.close()
                 again = call.retry(run, error)
                 if again is not None:
                     running.append(again)
     except BaseException:
-        for run in running:
-            await run.close()
+        cut = list(running)
+        running.clear()
+        for run in cut:
             call.cancelled(run, "stopped by the consumer")
+        await close_all(cut)
         raise
 
 
-async def _settle_losers(call: Racer, running: list[Run], winner: Run) -> None:
-    """Close every other attempt: failed if it had already failed, else cancelled."""
-    losers = list(running)
-    running.clear()
+def _settle(call: Racer, losers: list[Run], winner: Run) -> None:
+    """Record every other attempt: failed if it had already failed, else cancelled."""
     for run in losers:
         error = run.error() if run.task is not None and run.task.done() else None
-        await run.close()
-        if error is not None:
+        if error is not None and not isinstance(error, asyncio.CancelledError):
             call.failed(run, error)
         else:
             call.cancelled(run, f"lost the race to {winner.attempt.provider}")

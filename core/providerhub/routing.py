@@ -12,20 +12,18 @@ log line on logger "providerhub.routing" and an `attempt_finished` hook call.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import classify
-from .attempt import Attempt
+from .call import CONTINUE_PROMPT, Call, DeadlinePassed
 from .errors import AllProvidersFailedError, InvalidRequestError, StreamInterruptedError
+from .failure import SpuriousCancellation
 from .health import HealthStore, default_health_store
-from .hedging import race
 from .messages import Messages, validate_messages, validate_model
-from .provider import AsyncGeneratorProvider, Provider, _guard
-from .stream import ChatStream, Run, close_quietly
+from .provider import AsyncGeneratorProvider, Provider, _transport_options
+from .race import close_quietly, race
+from .stream import ChatStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -33,16 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "Order"]
 
-log = logging.getLogger("providerhub.routing")
-
 Order = Literal["given", "shuffle", "latency"]
 OnInterrupt = Literal["raise", "continue"]
-
-CONTINUE_PROMPT = (
-    "Your previous answer was cut off. Continue it exactly where it stopped, "
-    "without repeating anything you already wrote."
-)
-"""The instruction sent, after the partial answer, to the provider asked to continue it."""
 
 
 class FallbackChain(AsyncGeneratorProvider):
@@ -56,6 +46,8 @@ class FallbackChain(AsyncGeneratorProvider):
     exponential backoff from `backoff` seconds) before moving on. `hedge_after` starts the next
     provider alongside one that has sent nothing for that long. `health` defaults to the store
     shared by the process. `on_interrupt="continue"` hands a cut answer to the next provider.
+    `deadline` (seconds, also a per-call keyword of `stream()`) bounds the whole call: once it
+    has passed no attempt starts and the running one is cut.
     """
 
     guarded = False
@@ -74,6 +66,7 @@ class FallbackChain(AsyncGeneratorProvider):
         hedge_after: float | None = None,
         health: HealthStore | None = None,
         on_interrupt: OnInterrupt = "raise",
+        deadline: float | None = None,
         name: str | None = None,
     ) -> None:
         items = providers.split(",") if isinstance(providers, str) else list(providers)
@@ -87,8 +80,13 @@ class FallbackChain(AsyncGeneratorProvider):
             )
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidRequestError(f"retries must be a whole number >= 0, not {retries!r}")
-        if hedge_after is not None and not hedge_after > 0:
+        if hedge_after is not None and not _positive(hedge_after):
             raise InvalidRequestError(f"hedge_after must be positive seconds, not {hedge_after!r}")
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
+            raise InvalidRequestError(f"backoff must be seconds >= 0, not {backoff!r}")
+        if shuffle and order not in ("given", "shuffle"):
+            raise InvalidRequestError(f"shuffle=True contradicts order={order!r}")
+        _check_deadline(deadline)
         if registry is None and any(isinstance(item, str) for item in items):
             from .registry import default_registry
 
@@ -103,6 +101,7 @@ class FallbackChain(AsyncGeneratorProvider):
         self.hedge_after = hedge_after
         self.health: HealthStore = health if health is not None else default_health_store()
         self.on_interrupt: OnInterrupt = on_interrupt
+        self.deadline = deadline
         self.name = name or f"chain({','.join(member.name for member in self.members)})"
         self._derive_metadata()
 
@@ -119,6 +118,7 @@ class FallbackChain(AsyncGeneratorProvider):
             "hedge_after": self.hedge_after,
             "health": self.health,
             "on_interrupt": self.on_interrupt,
+            "deadline": self.deadline,
             "name": self.name,
         }
         unknown = set(changes) - set(arguments)
@@ -164,14 +164,21 @@ class FallbackChain(AsyncGeneratorProvider):
     def stream(self, model: str, messages: Messages, **kwargs: Any) -> ChatStream:
         """Stream the answer; the request is validated here, before any I/O.
 
-        `timeout` (seconds or Timeouts) overrides the chain's timeouts for this call; other
-        keyword arguments go to every member.
+        `timeout` (seconds or Timeouts) overrides the chain's timeouts for each attempt and
+        `deadline` (seconds) its whole-call deadline; other keyword arguments go to every member.
+        Transport options (`timeout`, `proxy`) are checked here: a bad one raises
+        InvalidRequestError at once instead of failing (and blaming) every member.
         """
         model = validate_model(model)
         checked = validate_messages(messages)
         timeout = kwargs.pop("timeout", None)
+        deadline = kwargs.pop("deadline", self.deadline)
+        _check_deadline(deadline)
+        _transport_options({"timeout": timeout, "proxy": kwargs.get("proxy")})
         timeouts = self.timeouts if timeout is None else Timeouts.coerce(timeout)
-        return ChatStream(lambda stream: self._chunks(stream, model, checked, timeouts, kwargs))
+        return ChatStream(
+            lambda stream: self._chunks(stream, model, checked, timeouts, deadline, kwargs)
+        )
 
     def create_async_generator(
         self, model: str, messages: Messages, **kwargs: Any
@@ -195,14 +202,26 @@ class FallbackChain(AsyncGeneratorProvider):
         """The members in the order a call tries them.
 
         "latency" sorts by the health store's estimate of time to first chunk; members with no
-        estimate yet come first (in the given order), so they get measured.
+        estimate yet come first (in the given order), so they get measured. A nested chain's
+        estimate is that of its fastest member, from its own store.
         """
         members = list(self.members)
         if self.order == "shuffle":
             random.shuffle(members)
         elif self.order == "latency":
-            members.sort(key=lambda member: self.health.latency(member.name) or 0.0)
+            members.sort(key=lambda member: self._estimate(member) or 0.0)
         return members
+
+    def latency(self) -> float | None:
+        """The lowest time-to-first-chunk estimate among the members, or None without any."""
+        estimates = [self._estimate(member) for member in self.members]
+        known = [value for value in estimates if value is not None]
+        return min(known) if known else None
+
+    def _estimate(self, member: Provider) -> float | None:
+        if isinstance(member, FallbackChain):
+            return member.latency()
+        return self.health.latency(member.name)
 
     async def _chunks(
         self,
@@ -210,208 +229,94 @@ class FallbackChain(AsyncGeneratorProvider):
         model: str,
         messages: list[dict[str, str]],
         timeouts: Timeouts | None,
+        deadline: float | None,
         kwargs: dict[str, Any],
     ) -> AsyncGenerator[str, None]:
-        call = _Call(self, stream, model, messages, timeouts, kwargs)
+        call = Call(self, stream, model, messages, timeouts, kwargs, deadline)
         parts: list[str] = []
         cause: BaseException | None = None
-        while True:
-            run = await race(call)
-            if run is None:
-                if cause is not None:
-                    text = "".join(parts)
-                    raise StreamInterruptedError(call.interrupted, text, stream.attempts, cause)
-                raise AllProvidersFailedError(stream.attempts)
-            chunks = run.chunks
-            assert chunks is not None
-            try:
-                parts.append(run.first)
-                yield run.first
-                async for chunk in chunks:
-                    if chunk:
-                        parts.append(chunk)
-                        yield chunk
-            except Exception as exc:
-                cause = exc
-                call.interrupt(run, exc)
-                if self.on_interrupt == "raise":
-                    text = "".join(parts)
-                    raise StreamInterruptedError(
-                        run.attempt.provider, text, stream.attempts, exc
-                    ) from exc
-                call.continue_after("".join(parts))
-                continue
-            except BaseException:
-                call.served(run, "stopped by the consumer")
-                raise
-            finally:
-                await close_quietly(chunks, run.attempt.provider)
-            call.served(run, "")
-            return
+        try:
+            while True:
+                run = await race(call)
+                if run is None:
+                    if cause is not None:
+                        text = "".join(parts)
+                        raise StreamInterruptedError(call.interrupted, text, stream.attempts, cause)
+                    raise AllProvidersFailedError(stream.attempts)
+                chunks = run.chunks
+                assert chunks is not None
+                try:
+                    parts.append(run.first)
+                    yield run.first
+                    rest = chunks if deadline is None else _until(chunks, call.deadline, deadline)
+                    async for chunk in rest:
+                        if chunk:
+                            parts.append(chunk)
+                            yield chunk
+                except BaseException as exc:
+                    error = _failure(exc, run.attempt.provider)
+                    if error is None:
+                        call.served(run, "stopped by the consumer", completed=False)
+                        raise
+                    cause = error
+                    call.interrupt(run, error)
+                    if self.on_interrupt == "raise":
+                        text = "".join(parts)
+                        raise StreamInterruptedError(
+                            run.attempt.provider, text, stream.attempts, error
+                        ) from error
+                    call.continue_after("".join(parts))
+                    continue
+                finally:
+                    await close_quietly(chunks, run.attempt.provider)
+                call.served(run, "", completed=True)
+                return
+        finally:
+            await call.drain()
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.name!r}, members={[m.name for m in self.members]!r})"
 
 
-class _Call:
-    """The state of one chain call: who is left, the trace, health and hook reporting."""
+def _positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
 
-    def __init__(
-        self,
-        chain: FallbackChain,
-        stream: ChatStream,
-        model: str,
-        messages: list[dict[str, str]],
-        timeouts: Timeouts | None,
-        kwargs: dict[str, Any],
-    ) -> None:
-        self.chain = chain
-        self.stream = stream
-        self.model = model
-        self.messages = messages
-        self.timeouts = timeouts
-        self.kwargs = kwargs
-        self.hedge_after = chain.hedge_after
-        self.queue: deque[Provider] = deque(chain.ordered())
-        self.continuing = False
-        self.interrupted = ""
-        """The provider whose answer was cut most recently (for hand-overs)."""
 
-    def next_run(self, hedged: bool) -> Run | None:
-        while self.queue:
-            member = self.queue.popleft()
-            tracked = not isinstance(member, FallbackChain)
-            why = self.chain.skip_reason(member, self.model)
-            if (
-                why is None
-                and self.continuing
-                and not getattr(member, "supports_message_history", True)
-            ):
-                why = "cannot continue an answer (no message history)"
-            if why is None and tracked:
-                why = self.chain.health.admit(member.name)
-            if why is not None:
-                self._report(Attempt(member.name, "skipped", why, continuation=self.continuing))
-                continue
-            return self._start(member, 1, hedged, 0.0, tracked)
-        return None
+def _check_deadline(deadline: object) -> None:
+    if deadline is not None and not _positive(deadline):
+        raise InvalidRequestError(f"deadline must be positive seconds, not {deadline!r}")
 
-    def _start(
-        self, member: Provider, number: int, hedged: bool, delay: float, tracked: bool
-    ) -> Run:
-        attempt = Attempt(
-            member.name, "failed", try_number=number, hedged=hedged, continuation=self.continuing
-        )
-        run = Run(member, attempt, tracked=tracked)
-        run.start(self._opener(member), delay)
-        return run
 
-    def _opener(self, member: Provider) -> Callable[[], AsyncIterator[str]]:
-        model, messages, timeouts, kwargs = self.model, self.messages, self.timeouts, self.kwargs
+def _failure(exc: BaseException, provider: str) -> Exception | None:
+    """The provider failure `exc` stands for, or None when the consumer stopped the stream.
 
-        def open_stream() -> AsyncIterator[str]:
-            options = kwargs if timeouts is None else {**kwargs, "timeout": timeouts}
-            chunks = member.create_async_generator(model, messages, **options)
-            method = member.create_async_generator
-            if isinstance(member, FallbackChain) or getattr(method, "_providerhub_guard", False):
-                return chunks
-            return _guard(chunks, timeouts or Timeouts(), member.name)
+    A CancelledError while the task was not cancelled came from the provider itself.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() == 0:
+            return SpuriousCancellation(provider)
+    return None
 
-        return open_stream
 
-    def retry(self, run: Run, error: BaseException) -> Run | None:
-        number = run.attempt.try_number
-        if number > self.chain.retries or not classify.retryable(error):
-            return None
-        delay = classify.backoff(number + 1, self.chain.backoff)
-        return self._start(run.member, number + 1, run.attempt.hedged, delay, run.tracked)
-
-    def failed(self, run: Run, error: BaseException) -> None:
-        attempt = run.attempt
-        run.stop_clock()
-        if isinstance(error, asyncio.CancelledError):
-            self.cancelled(run, "cancelled")
+async def _until(
+    chunks: AsyncIterator[str], end: float | None, seconds: float
+) -> AsyncIterator[str]:
+    """`chunks`, cut with DeadlinePassed once loop time `end` is reached."""
+    while True:
+        scope = asyncio.timeout_at(end)
+        try:
+            async with scope:
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
             return
-        attempt.outcome, attempt.error = "failed", error
-        attempt.reason = classify.reason(error, attempt.provider)
-        self._health_failure(run, error)
-        self._report(attempt)
-
-    def cancelled(self, run: Run, reason: str) -> None:
-        run.stop_clock()
-        run.attempt.outcome, run.attempt.reason = "cancelled", reason
-        if run.tracked:
-            self.chain.health.release(run.attempt.provider)
-        self._report(run.attempt)
-
-    def won(self, run: Run) -> None:
-        attempt = run.attempt
-        attempt.outcome = "served"
-        if isinstance(run.chunks, ChatStream) and run.chunks.provider:
-            attempt.reason = f"via {run.chunks.provider}"
-        self.stream.provider = attempt.provider
-        self.stream.attempts.append(attempt)
-        if run.tracked:
-            self.chain.health.success(attempt.provider, attempt.time_to_first_chunk)
-
-    def served(self, run: Run, reason: str) -> None:
-        """The winner's stream ended (completely, or because the consumer stopped)."""
-        run.stop_clock()
-        if reason:
-            run.attempt.reason = f"{run.attempt.reason}; {reason}" if run.attempt.reason else reason
-        self._log(run.attempt)
-
-    def interrupt(self, run: Run, error: Exception) -> None:
-        """The winner failed after its first chunk."""
-        attempt = run.attempt
-        run.stop_clock()
-        attempt.outcome, attempt.error = "interrupted", error
-        attempt.reason = classify.reason(error, attempt.provider)
-        self.interrupted = attempt.provider
-        self._health_failure(run, error)
-        self._log(attempt)
-
-    def continue_after(self, text: str) -> None:
-        """Ask the remaining providers to continue `text` rather than answer from scratch."""
-        self.continuing = True
-        self.messages = [
-            *self.messages,
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": CONTINUE_PROMPT},
-        ]
-
-    def _health_failure(self, run: Run, error: BaseException) -> None:
-        if not run.tracked:
-            return
-        if classify.unhealthy(error):
-            self.chain.health.failure(run.attempt.provider, classify.retry_after(error))
-        else:
-            self.chain.health.release(run.attempt.provider)
-
-    def _report(self, attempt: Attempt) -> None:
-        self.stream.attempts.append(attempt)
-        self._log(attempt)
-
-    def _log(self, attempt: Attempt) -> None:
-        """One log line and one `attempt_finished` hook call per attempt, once it is final."""
-        if log.isEnabledFor(logging.INFO):
-            details = [] if attempt.outcome == "skipped" else [f"try {attempt.try_number}"]
-            if attempt.time_to_first_chunk is not None:
-                details.append(f"first chunk {attempt.time_to_first_chunk * 1000:.0f} ms")
-            if attempt.duration is not None:
-                details.append(f"total {attempt.duration * 1000:.0f} ms")
-            if attempt.hedged:
-                details.append("hedged")
-            if attempt.continuation:
-                details.append("continuation")
-            suffix = f" [{', '.join(details)}]" if details else ""
-            log.info("%s: %s%s", self.chain.name, attempt, suffix)
-        registry = self.chain.registry
-        if registry is not None:
-            try:
-                registry.pm.hook.attempt_finished(attempt=attempt)
-            except Exception:
-                log.exception("an attempt_finished hook failed")
+        except TimeoutError:
+            if scope.expired():
+                raise DeadlinePassed(seconds) from None
+            raise
+        yield chunk
 
 
 def _resolve(item: object, registry: Registry | None) -> Provider:

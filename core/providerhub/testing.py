@@ -182,7 +182,7 @@ class FakeUpstream:
         self._release = asyncio.Event()
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)

@@ -16,11 +16,17 @@ class Timeouts:
 
     `first_chunk` and `total` are wall-clock deadlines, so an upstream that trickles keep-alive
     bytes without producing text still times out (per-read socket timeouts never fire on it).
+
+    The defaults are chosen so a chain whose first provider hangs fails over within 20 s (the
+    first chunk deadline counts from the request, connect included), well inside the 40 s after
+    which gpt4free's and LiteLLM's fallbacks had still given no answer; a streaming provider that
+    is working sends its first token within seconds. `idle` allows 30 s of silence mid-answer
+    and `total` ten minutes for a long answer.
     """
 
     connect: float | None = 10.0
-    first_chunk: float | None = 60.0
-    idle: float | None = 60.0
+    first_chunk: float | None = 20.0
+    idle: float | None = 30.0
     total: float | None = 600.0
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
-from .. import classify
+from .. import failure
 from ..attempt import Attempt
 from ..messages import Messages
 from ..provider import Provider
@@ -167,28 +167,14 @@ async def stream(
 def trace_lines(attempts: list[Attempt], parent: str = "") -> list[str]:
     """The -v trace: per attempt, provider, outcome, reason, time to first chunk, duration.
 
-    The attempts of a nested chain that failed or was interrupted follow its own line,
-    numbered under it (2.1, 2.2, ...).
+    The attempts of a nested chain (`Attempt.inner`), whether it served, failed or was
+    interrupted, follow its own line, numbered under it (2.1, 2.2, ...).
     """
     lines = []
     for number, attempt in enumerate(attempts, 1):
         label = f"{parent}{number}"
-        details = []
-        if attempt.outcome != "skipped":
-            first = attempt.time_to_first_chunk
-            details.append("first chunk " + ("-" if first is None else _ms(first)))
-            details.append("total " + ("-" if attempt.duration is None else _ms(attempt.duration)))
-            if attempt.try_number > 1:
-                details.append(f"try {attempt.try_number}")
-        if attempt.hedged:
-            details.append("hedged")
-        if attempt.continuation:
-            details.append("continuation")
-        suffix = f" [{', '.join(details)}]" if details else ""
-        lines.append(f"providerhub: attempt {label}: {attempt}{suffix}")
-        inner = getattr(attempt.error, "attempts", None)
-        if isinstance(inner, list):
-            lines += trace_lines(inner, f"{label}.")
+        lines.append(f"providerhub: attempt {label}: {attempt}{attempt.details()}")
+        lines += trace_lines(attempt.inner, f"{label}.")
     return lines
 
 
@@ -198,11 +184,7 @@ def _ended(attempt: Attempt, exc: BaseException) -> None:
         attempt.outcome, attempt.reason = "cancelled", "stopped by the consumer"
         return
     attempt.outcome = "failed" if attempt.time_to_first_chunk is None else "interrupted"
-    attempt.error, attempt.reason = exc, classify.reason(exc, attempt.provider)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+    attempt.error, attempt.reason = exc, failure.reason(exc, attempt.provider)
 
 
 def _seconds(text: str) -> float:

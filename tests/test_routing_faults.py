@@ -1,0 +1,204 @@
+"""FallbackChain on more transport faults, continuation edge cases, options, the message."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from providerhub import (
+    AllProvidersFailedError,
+    FallbackChain,
+    InvalidRequestError,
+    MemoryHealthStore,
+    StreamInterruptedError,
+    Timeouts,
+    default_health_store,
+)
+from providerhub.failure import SpuriousCancellation, retryable
+from providerhub.routing import CONTINUE_PROMPT
+from providerhub.testing import Reply
+from providerhub_codelinkava import CodeLinkAva
+from routing_helpers import MESSAGES, MakeUpstream, consume, provider
+
+FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
+
+
+@pytest.fixture(autouse=True)
+def fresh_health() -> Iterator[None]:
+    default_health_store().reset()
+    yield
+    default_health_store().reset()
+
+
+def at(name: str, url: str) -> type[CodeLinkAva]:
+    return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url})
+
+
+@pytest.fixture
+async def resetting() -> AsyncIterator[str]:
+    """A loopback server that reads the request and resets the connection (RST)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def serve() -> None:
+        while True:
+            client, _ = await loop.sock_accept(server)
+            await loop.sock_recv(client, 65536)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+
+    task = asyncio.create_task(serve())
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/api/chat"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    server.close()
+
+
+async def test_dns_reset_and_tls_failures_fail_over(
+    fake_upstream: MakeUpstream, resetting: str
+) -> None:
+    good = await fake_upstream(default=Reply.text("ok"))
+    tls_url = good.url.replace("http:", "https:") + "/api/chat"
+    chain = FallbackChain(
+        [
+            at("tls", tls_url),
+            at("dns", "http://no-such-host.invalid/api/chat"),
+            at("reset", resetting),
+            provider("good", good),
+        ],
+        retries=1,
+        backoff=0.01,
+        timeouts=Timeouts(connect=3, first_chunk=3),
+        health=MemoryHealthStore(),
+    )
+    stream = chain.stream("", MESSAGES)
+    assert await consume(stream) == "ok"
+    assert [(a.provider, a.outcome, a.try_number, a.reason) for a in stream.attempts] == [
+        ("tls", "failed", 1, f"TLS handshake failed ({tls_url})"),
+        ("dns", "failed", 1, "DNS lookup failed (http://no-such-host.invalid/api/chat)"),
+        ("dns", "failed", 2, "DNS lookup failed (http://no-such-host.invalid/api/chat)"),
+        ("reset", "failed", 1, f"connection error: Connection reset by peer ({resetting})"),
+        ("reset", "failed", 2, f"connection error: Connection reset by peer ({resetting})"),
+        ("good", "served", 1, ""),
+    ]
+    assert not retryable(stream.attempts[0].error or Exception())
+    assert len(good.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Reply.hang_after_chunks("one ", "two "), Reply.malformed_after_chunks("one ", "two ")],
+    ids=["stall", "malformed"],
+)
+async def test_continue_after_a_stall_or_a_malformed_event(
+    fake_upstream: MakeUpstream, fault: Reply
+) -> None:
+    bad = await fake_upstream(fault)
+    good = await fake_upstream(Reply.text("three."))
+    chain = FallbackChain(
+        [provider("acme", bad), provider("good", good)], timeouts=FAST, on_interrupt="continue"
+    )
+    stream = chain.stream("", MESSAGES)
+    assert await consume(stream) == "one two three."
+    assert [(a.provider, a.outcome, a.continuation) for a in stream.attempts] == [
+        ("acme", "interrupted", False),
+        ("good", "served", True),
+    ]
+    assert good.requests[0].json["messages"][-2:] == [
+        {"role": "assistant", "content": "one two "},
+        {"role": "user", "content": CONTINUE_PROMPT},
+    ]
+
+
+async def test_continuation_skips_providers_without_message_history(
+    fake_upstream: MakeUpstream,
+) -> None:
+    bad = await fake_upstream(Reply.close_after_chunks("one "))
+    never = await fake_upstream(default=Reply.text("never"))
+    chain = FallbackChain(
+        [provider("acme", bad), provider("nohist", never, supports_message_history=False)],
+        timeouts=FAST,
+        on_interrupt="continue",
+    )
+    with pytest.raises(StreamInterruptedError) as caught:
+        await consume(chain.stream("", MESSAGES))
+    assert caught.value.text == "one "
+    assert [(a.provider, a.outcome, a.reason) for a in caught.value.attempts][1:] == [
+        ("nohist", "skipped", "cannot continue an answer (no message history)")
+    ]
+    assert never.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backoff": "x"}, "backoff must be seconds >= 0, not 'x'"),
+        ({"backoff": -1}, "backoff must be seconds >= 0, not -1"),
+        ({"shuffle": True, "order": "latency"}, "shuffle=True contradicts order='latency'"),
+        ({"deadline": 0}, "deadline must be positive seconds, not 0"),
+    ],
+)
+def test_more_bad_chain_options(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        FallbackChain([provider("a")], **kwargs)
+    assert str(caught.value) == message
+
+
+async def test_all_failed_lines_show_the_try(fake_upstream: MakeUpstream) -> None:
+    bad = await fake_upstream(default=Reply.error(500))
+    chain = FallbackChain(
+        [provider("acme", bad)], retries=1, backoff=0.01, health=MemoryHealthStore()
+    )
+    with pytest.raises(AllProvidersFailedError) as caught:
+        await chain.create_async("", MESSAGES)
+    url = bad.url + "/api/chat"
+    assert str(caught.value) == (
+        "all providers failed:\n"
+        f"  acme: HTTP 500 from {url}: upstream error\n"
+        f"  acme: HTTP 500 from {url}: upstream error (try 2)"
+    )
+
+
+class Quitter:
+    """Sends one chunk, then raises CancelledError although nobody cancelled it."""
+
+    name = "quitter"
+    working = True
+    supports_stream = True
+    needs_auth = False
+
+    def supports_model(self, model: str) -> bool:
+        return True
+
+    def missing_credentials(self) -> str | None:
+        return None
+
+    async def create_async_generator(
+        self, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        yield "partial "
+        raise asyncio.CancelledError
+
+
+async def test_a_stray_cancelled_error_is_a_provider_failure() -> None:
+    health = MemoryHealthStore(failure_threshold=1)
+    chain = FallbackChain([Quitter()], health=health)
+    with pytest.raises(StreamInterruptedError) as caught:
+        await consume(chain.stream("", MESSAGES))
+    assert caught.value.text == "partial "
+    assert isinstance(caught.value.__cause__, SpuriousCancellation)
+    assert [(a.outcome, a.reason) for a in caught.value.attempts] == [
+        (
+            "interrupted",
+            "SpuriousCancellation: quitter raised CancelledError without being cancelled",
+        )
+    ]
+    assert isinstance(health.admit("quitter"), str)
