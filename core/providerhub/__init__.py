@@ -26,14 +26,14 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from .health import HealthStore, MemoryHealthStore, default_health_store
+from .health import HealthStore, MemoryHealthStore, Ticket, default_health_store
 from .hookspecs import hookimpl, hookspec
 from .messages import Message, Messages, validate_messages
 from .provider import AsyncGeneratorProvider, Provider, hybridmethod
 from .registry import PluginFailure, PluginInfo, Registry, default_registry
 from .routing import FallbackChain
 from .sse import ServerSentEvent, SSEDecoder
-from .stream import ChatStream
+from .stream import ChatStream, ChunkStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "AsyncGeneratorProvider",
     "Attempt",
     "ChatStream",
+    "ChunkStream",
     "ConfigError",
     "EmptyStreamError",
     "FallbackChain",
@@ -69,6 +70,7 @@ __all__ = [
     "SSEDecoder",
     "ServerSentEvent",
     "StreamInterruptedError",
+    "Ticket",
     "Timeouts",
     "UpstreamConnectionError",
     "UpstreamError",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import failure
 from .attempt import Attempt
 from .health import Ticket
-from .provider import Provider, _guard
+from .provider import Provider, guard, is_guarded
 from .race import Run
 from .stream import ChatStream
 from .timeouts import Timeouts
@@ -125,9 +125,9 @@ class Call:
                 attempt.inner = inner.attempts
                 return inner  # type: ignore[no-any-return]
             chunks = member.create_async_generator(model, messages, **options)
-            if getattr(member.create_async_generator, "_providerhub_guard", False):
+            if is_guarded(member):
                 return chunks
-            return _guard(chunks, timeouts or Timeouts(), member.name)
+            return guard(chunks, timeouts or Timeouts(), member.name)
 
         return open_stream
 

@@ -34,6 +34,8 @@ from .errors import (
 from .messages import Messages, validate_messages, validate_model
 from .timeouts import Phase, Timeouts
 
+_GUARD_MARK = "_providerhub_guard"
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -99,7 +101,7 @@ class AsyncGeneratorProvider:
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
         impl = cls.__dict__.get("create_async_generator")
-        if impl is not None and cls.guarded and not getattr(impl, "_providerhub_guard", False):
+        if impl is not None and cls.guarded and not getattr(impl, _GUARD_MARK, False):
             cls.create_async_generator = _guarded(impl)  # type: ignore[method-assign]
 
     @hybridmethod
@@ -143,7 +145,7 @@ class AsyncGeneratorProvider:
         """
         validate_model(model)
         validate_messages(messages)
-        _transport_options(kwargs)
+        transport_options(kwargs)
         chunks = _iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
         return chunks if stream else iter(["".join(chunks)])
 
@@ -159,12 +161,12 @@ def _guarded(impl: Any) -> Any:
     ) -> AsyncIterator[str]:
         model = validate_model(model)
         checked = validate_messages(messages)
-        timeouts = _transport_options(kwargs)
+        timeouts = transport_options(kwargs)
         kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
-        return _guard(chunks, timeouts, this.name)
+        return guard(chunks, timeouts, this.name)
 
-    create_async_generator._providerhub_guard = True  # type: ignore[attr-defined]
+    setattr(create_async_generator, _GUARD_MARK, True)
     if is_classmethod:
         return classmethod(create_async_generator)
     if isinstance(impl, hybridmethod):
@@ -172,18 +174,26 @@ def _guarded(impl: Any) -> Any:
     return create_async_generator
 
 
-def _transport_options(kwargs: dict[str, Any]) -> Timeouts:
-    """The call's Timeouts, with `timeout` and `proxy` checked before any I/O."""
+def is_guarded(provider: object) -> bool:
+    """Whether calls to `provider` already validate input and enforce timeouts themselves."""
+    return bool(getattr(getattr(provider, "create_async_generator", None), _GUARD_MARK, False))
+
+
+def transport_options(kwargs: dict[str, Any]) -> Timeouts:
+    """The call's Timeouts, with `timeout` and `proxy` checked: InvalidRequestError before I/O."""
     proxy = kwargs.get("proxy")
     if proxy is not None and not isinstance(proxy, str):
         raise InvalidRequestError(f"proxy must be a URL string, not {type(proxy).__name__}")
     return Timeouts.coerce(kwargs.get("timeout"))
 
 
-async def _guard(
+async def guard(
     chunks: AsyncIterator[str], timeouts: Timeouts, provider: str
 ) -> AsyncIterator[str]:
     """Re-yield `chunks` under the wall-clock deadlines, with transport errors classified.
+
+    Subclasses of AsyncGeneratorProvider get this automatically; a chain applies it to any
+    other provider object (see `is_guarded`).
 
     The first chunk must come within `first_chunk`, each later one within `idle` of the one
     before, all within `total`; an upstream trickling keep-alives without text still times out.

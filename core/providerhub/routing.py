@@ -21,7 +21,7 @@ from .errors import AllProvidersFailedError, InvalidRequestError, StreamInterrup
 from .failure import SpuriousCancellation
 from .health import HealthStore, default_health_store
 from .messages import Messages, validate_messages, validate_model
-from .provider import AsyncGeneratorProvider, Provider, _transport_options
+from .provider import AsyncGeneratorProvider, Provider, transport_options
 from .race import close_quietly, race
 from .stream import ChatStream
 from .timeouts import Timeouts
@@ -174,7 +174,7 @@ class FallbackChain(AsyncGeneratorProvider):
         timeout = kwargs.pop("timeout", None)
         deadline = kwargs.pop("deadline", self.deadline)
         _check_deadline(deadline)
-        _transport_options({"timeout": timeout, "proxy": kwargs.get("proxy")})
+        transport_options({"timeout": timeout, "proxy": kwargs.get("proxy")})
         timeouts = self.timeouts if timeout is None else Timeouts.coerce(timeout)
         return ChatStream(
             lambda stream: self._chunks(stream, model, checked, timeouts, deadline, kwargs)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Any
+
+from providerhub import ChunkStream
 
 from .parse import Completion
 
 
-class CompletionStream:
+class CompletionStream(ChunkStream):
     """Async iterator of text chunks; `finish_reason` and `usage` are final once it is exhausted.
 
     Use it with `async with` (or call `aclose()`) to close the connection when stopping early.
     """
 
-    __slots__ = ("_chunks", "completion")
+    __slots__ = ("completion",)
 
     def __init__(self, chunks: AsyncIterator[str], completion: Completion) -> None:
-        self._chunks = chunks
+        super().__init__(chunks)
         self.completion = completion
 
     @property
@@ -30,26 +31,3 @@ class CompletionStream:
     def usage(self) -> dict[str, Any] | None:
         """Token counts, when the upstream sent them (ask with stream_options.include_usage)."""
         return self.completion.usage
-
-    def __aiter__(self) -> CompletionStream:
-        return self
-
-    async def __anext__(self) -> str:
-        return await anext(self._chunks)
-
-    async def aclose(self) -> None:
-        """Stop the stream and close its connection."""
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-    async def __aenter__(self) -> CompletionStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
