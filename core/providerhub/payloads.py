@@ -86,10 +86,7 @@ def error_message(body: str) -> str:
         document = None
     if isinstance(document, dict):
         error = document.get("error", document)
-        if (
-            (isinstance(error, dict)
-            and isinstance(error.get("message"), str))
-            or isinstance(error, str)
-        ):
-            return error_text(error)
+        message = error.get("message") if isinstance(error, dict) else error
+        if isinstance(message, str):
+            return excerpt(message)
     return excerpt(" ".join(body.split()))
