@@ -6,6 +6,7 @@
         [-m MODEL] [--system TEXT] [--ignore-working] [--timeout S] [--retries N]
         [--hedge-after S] [-v] [PROMPT]
     providerhub [--config PATH] config check
+    providerhub [--config PATH] serve [--host H] [--port P] [--chain NAME] [--log-level L]
 
 The config is --config PATH (before or after the command), else $PROVIDERHUB_CONFIG, else
 $XDG_CONFIG_HOME/providerhub/providerhub.toml when it exists; with none, only plugins are used.
@@ -58,7 +59,7 @@ from ..errors import (
     StreamInterruptedError,
     UpstreamError,
 )
-from . import chat, configcmd, listing
+from . import chat, configcmd, listing, serve
 from .common import PluginLoadError, UsageError, config_option
 
 USAGE = 2
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_parsers(commands)
     chat.add_parser(commands)
     configcmd.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

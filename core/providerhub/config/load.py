@@ -292,7 +292,7 @@ class _Parser:
         return aliases
 
     def server(self, body: dict[str, Any], chains: Mapping[str, ChainSpec]) -> ServerSettings:
-        self.known_keys("server", body, ("host", "port", "chain"))
+        self.known_keys("server", body, ("host", "port", "chain", "api_key_env"))
         defaults = ServerSettings()
         host = body.get("host", defaults.host)
         port = body.get("port", defaults.port)
@@ -314,7 +314,17 @@ class _Parser:
         if chain is not None:
             self.check("server", "chain", chain, _is_name, "a chain name")
             chain = self.chain_name("server", "chain", chain, chains)
-        return ServerSettings(host, port, chain)
+        api_key_env = body.get("api_key_env")
+        if api_key_env is not None and not (
+            isinstance(api_key_env, str) and re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", api_key_env)
+        ):
+            raise self.error(
+                "server",
+                "'api_key_env' must be the NAME of an environment variable (like "
+                "PROVIDERHUB_API_KEY), not the key itself; the value is not shown",
+                "api_key_env",
+            )
+        return ServerSettings(host, port, chain, api_key_env)
 
     def chain_name(self, table: str, key: str, name: str, chains: Mapping[str, ChainSpec]) -> str:
         for known in chains:

@@ -63,6 +63,8 @@ def render(config: Config, registry: Registry | None = None) -> str:
     lines += ["", "[server]", f"host = {_value(server.host)}", f"port = {server.port}"]
     if server.chain is not None:
         lines.append(f"chain = {_value(server.chain)}")
+    if server.api_key_env is not None:
+        lines.append(_variable("api_key_env", server.api_key_env))
     return "\n".join(lines) + "\n"
 
 

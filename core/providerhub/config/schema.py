@@ -68,11 +68,13 @@ class ModelAlias:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """`[server]`: where the gateway listens and which chain answers by default."""
+    """`[server]`: where the gateway listens, which chain answers by default, and the name of
+    the environment variable holding the key clients must send (`api_key_env`; None: no auth)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     chain: str | None = None
+    api_key_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,61 @@
+"""The OpenAI-compatible HTTP gateway (`providerhub serve`) in front of providers and chains.
+
+Importing this package imports aiohttp.web; only the serve path does (`providerhub providers`
+never does).
+
+Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`):
+
+- `POST /v1/chat/completions`: an OpenAI request body. `model` picks the target (see
+  `resolve`: alias, chain, provider, "NAME/MODEL", else the default chain with the model passed
+  through; 404 `model_not_found` lists what exists). `messages` are validated by providerhub;
+  `stream`, `n` (only 1) and `stream_options.include_usage` are the gateway's; every other field
+  (temperature, max_tokens, stop, stream_options, ...) is passed upstream as a request
+  parameter, except the transport options `timeout`, `proxy`, `deadline` (refused: a client
+  must not pick where the gateway connects). A bad request is a 400 before any upstream I/O.
+- `GET /v1/models`: aliases, chains and providers as model objects (`owned_by` = their source:
+  the config file or the plugin distribution; `kind` says which).
+- `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate.
+- `GET /healthz`: `{"status": "ok"}` with counts; open even when auth is on.
+
+Streaming (`"stream": true`): the gateway waits for the first chunk before sending headers, so a
+failure before it is a real status: every provider failed → 502 with one line per provider;
+every provider asked answered 429 → 429 (Retry-After: the shortest asked), nobody could be
+asked (not working, cooling down, missing credentials) → 503; every one timed out → 504; every
+one rejected the request (400/413/422) → 400. Then SSE exactly like OpenAI's: a first
+`chat.completion.chunk` with `role`, content deltas, a final chunk with `finish_reason`, a usage
+chunk when `stream_options.include_usage` was asked and the serving stream reports usage (the
+gateway never invents counts), and `data: [DONE]`. A failure after the first chunk sends
+`data: {"error": {...}}` (code `stream_interrupted`) and ends the stream without `[DONE]`: the
+client sees a truncated answer, never spliced text. A client that disconnects cancels its
+handler, which closes the upstream connection at once.
+
+Non-streaming: one `chat.completion` with the joined text; any failure is an error status
+(never partial text). Both carry `x-providerhub-provider` (who served) and
+`x-providerhub-route` (the path through nested chains, e.g. "default > local").
+
+Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
+`Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
+log line or a response. Logging: one line per request on logger "providerhub.server" (method,
+path, status, provider, duration; 499 when the client went away), never headers or bodies.
+Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight answers finish for up to `GRACE`
+seconds, then cancel them (closing their upstreams) and close everything.
+"""
+
+from __future__ import annotations
+
+from .app import PROVIDER_HEADER, ROUTE_HEADER, create_app
+from .resolve import Target, Targets
+from .run import GRACE, serve, start
+from .wire import RequestError
+
+__all__ = [
+    "GRACE",
+    "PROVIDER_HEADER",
+    "ROUTE_HEADER",
+    "RequestError",
+    "Target",
+    "Targets",
+    "create_app",
+    "serve",
+    "start",
+]

@@ -1,0 +1,262 @@
+"""The aiohttp application: routes, auth, access log, and streaming answers as SSE.
+
+See the package docstring for the behaviour; this module wires it to aiohttp.web.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..errors import AllProvidersFailedError, InvalidRequestError, StreamInterruptedError
+from ..stream import ChatStream
+from . import status, wire
+from .resolve import Target, Targets
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..health import HealthStore
+    from ..registry import Registry
+
+log = logging.getLogger("providerhub.server")
+
+TARGETS = web.AppKey("targets", Targets)
+API_KEY = web.AppKey("api_key", bytes)
+PROVIDER_HEADER = "x-providerhub-provider"
+ROUTE_HEADER = "x-providerhub-route"
+MAX_BODY = 16 * 1024 * 1024
+SERVED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("served_by", default="-")
+"""The provider serving the current request, for its access log line (same task)."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    registry: Registry,
+    config: Config | None = None,
+    *,
+    api_key: str | None = None,
+    health: HealthStore | None = None,
+    default_chain: str | None = None,
+) -> web.Application:
+    """The gateway for `registry` (plugins plus the config's instances) and `config`.
+
+    `api_key` (the value, read by the caller from the variable `[server] api_key_env` names)
+    makes every `/v1/` route require `Authorization: Bearer <api_key>`. `health` defaults to the
+    store shared by the process; `default_chain` overrides `[server] chain`. Chains are built
+    here, so a bad chain or default is a ConfigError before anything listens.
+    """
+    app = web.Application(middlewares=[_access_log, _errors, _auth], client_max_size=MAX_BODY)
+    app[TARGETS] = Targets(registry, config, health=health, default_chain=default_chain)
+    if api_key is not None:
+        app[API_KEY] = api_key.encode()
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/providers", providers)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+@web.middleware
+async def _access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request: method, path, status, provider, duration (never headers/bodies).
+
+    A client that went away before the answer was complete is logged as 499.
+    """
+    started = time.perf_counter()
+    served = SERVED_BY.set("-")
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except BaseException as exc:
+        if isinstance(exc, web.HTTPException):
+            code = exc.status
+        elif not isinstance(exc, Exception) or isinstance(exc, ConnectionResetError):
+            code = 499
+        raise
+    finally:
+        log.info(
+            "%s %s %d provider=%s %.1fms",
+            request.method,
+            request.path,
+            code,
+            SERVED_BY.get(),
+            (time.perf_counter() - started) * 1000,
+        )
+        SERVED_BY.reset(served)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refusals and aiohttp's own errors (404 route, 405, 413) as OpenAI-shaped JSON."""
+    try:
+        return await handler(request)
+    except wire.RequestError as exc:
+        return _json_error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = "invalid_request_error" if exc.status < 500 else "server_error"
+        return _json_error(wire.RequestError(exc.status, exc.reason, type=kind))
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With a key configured, `/v1/` needs `Authorization: Bearer <key>` (compared in constant
+    time); `/healthz` stays open for load balancers."""
+    key = request.app.get(API_KEY)
+    if key is not None and request.path.startswith("/v1/"):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), key
+        ):
+            raise wire.RequestError(
+                401,
+                "missing or invalid API key: send Authorization: Bearer <key>",
+                code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await handler(request)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """`POST /v1/chat/completions`: validate, resolve, then stream (SSE) or answer (JSON)."""
+    chat = wire.parse_chat(await request.read())
+    target = request.app[TARGETS].resolve(chat.model)
+    try:
+        stream = target.chain.stream(target.model, chat.messages, **chat.params)
+    except InvalidRequestError as exc:
+        raise wire.RequestError(400, str(exc)) from None
+    async with stream:
+        if chat.stream:
+            return await _stream(request, target, chat, stream)
+        return await _complete(request, target, chat, stream)
+
+
+async def _stream(
+    request: web.Request, target: Target, chat: wire.ChatRequest, stream: ChatStream
+) -> web.StreamResponse:
+    """SSE; headers go out only with the first chunk, so earlier failures get a real status."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = ""
+    except AllProvidersFailedError as exc:
+        raise status.all_failed(exc) from None
+    except StreamInterruptedError as exc:
+        raise status.interrupted(exc) from None
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            **_served(target, stream),
+        }
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    chunks = wire.Chunks(chat.model)
+    try:
+        await response.write(chunks.first(first))
+        async for text in stream:
+            await response.write(chunks.content(text))
+    except StreamInterruptedError as exc:
+        await response.write(wire.error_event(str(exc), "stream_interrupted"))
+        await response.write_eof()
+        return response
+    usage = _usage(stream) if chat.include_usage else None
+    await response.write(chunks.end(_finish_reason(stream), usage))
+    await response.write_eof()
+    return response
+
+
+async def _complete(
+    request: web.Request, target: Target, chat: wire.ChatRequest, stream: ChatStream
+) -> web.StreamResponse:
+    """One `chat.completion`; a failure at any point is an error status, never partial text."""
+    try:
+        text = await stream.text()
+    except AllProvidersFailedError as exc:
+        raise status.all_failed(exc) from None
+    except StreamInterruptedError as exc:
+        raise status.interrupted(exc) from None
+    body = wire.completion(chat.model, text, _finish_reason(stream), _usage(stream))
+    return web.json_response(body, headers=_served(target, stream))
+
+
+def _served(target: Target, stream: ChatStream) -> dict[str, str]:
+    """The headers naming who served, noted on the request for the access log too."""
+    provider = stream.provider or ""
+    SERVED_BY.set(provider or "-")
+    route = provider if target.single else stream.route or provider
+    return {PROVIDER_HEADER: provider, ROUTE_HEADER: route}
+
+
+def _finish_reason(stream: ChatStream) -> str:
+    """The serving stream's finish_reason when it reports one, else "stop" (it completed)."""
+    reason = getattr(stream, "finish_reason", None)
+    return reason if isinstance(reason, str) and reason else "stop"
+
+
+def _usage(stream: ChatStream) -> dict[str, Any] | None:
+    """Token counts when the serving stream reports them; the gateway never invents them."""
+    usage = getattr(stream, "usage", None)
+    return usage if isinstance(usage, dict) else None
+
+
+async def models(request: web.Request) -> web.Response:
+    """`GET /v1/models`: aliases, chains and providers as OpenAI model objects."""
+    return web.json_response({"object": "list", "data": request.app[TARGETS].models()})
+
+
+async def providers(request: web.Request) -> web.Response:
+    """`GET /v1/providers`: metadata, credentials state and latency estimate of each provider."""
+    targets = request.app[TARGETS]
+    health = targets.health
+    data = []
+    for entry in targets.registry.entries():
+        provider = entry.provider
+        missing = provider.missing_credentials() if provider.needs_auth else None
+        latency = health.latency(provider.name)
+        data.append(
+            {
+                "name": provider.name,
+                "source": entry.plugin.source,
+                "working": bool(provider.working),
+                "supports_stream": bool(provider.supports_stream),
+                "supports_gpt_35_turbo": bool(getattr(provider, "supports_gpt_35_turbo", False)),
+                "supports_gpt_4": bool(getattr(provider, "supports_gpt_4", False)),
+                "needs_auth": bool(provider.needs_auth),
+                "credentials": "ok" if missing is None else f"missing: {missing}",
+                "url": getattr(provider, "url", None),
+                "latency_ms": None if latency is None else round(latency * 1000, 1),
+            }
+        )
+    return web.json_response({"object": "list", "data": data})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """`GET /healthz`: the process answers; counts of what it serves."""
+    targets = request.app[TARGETS]
+    entries = targets.registry.entries()
+    config = targets.config
+    return web.json_response(
+        {
+            "status": "ok",
+            "providers": len(entries),
+            "working": sum(1 for entry in entries if entry.provider.working),
+            "chains": len(targets.chains),
+            "aliases": len(config.models) if config is not None else 0,
+            "default_chain": targets.default.name if targets.default is not None else None,
+        }
+    )
+
+
+def _json_error(error: wire.RequestError) -> web.Response:
+    return web.json_response(error.body(), status=error.status, headers=error.headers)

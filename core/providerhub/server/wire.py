@@ -1,0 +1,195 @@
+"""OpenAI's chat-completions wire format as the gateway speaks it: requests in, JSON and SSE out.
+
+Parsing a request checks everything before any upstream I/O and raises `RequestError` (HTTP 400,
+OpenAI-shaped). Chunks are rendered from a prefix fixed per response, so each content delta
+costs one `json.dumps` of its text.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidRequestError
+from ..messages import validate_messages
+
+HANDLED = frozenset({"model", "messages", "stream", "n"})
+"""Body fields the gateway acts on itself; every other field goes upstream as a parameter."""
+REFUSED = frozenset({"timeout", "proxy", "deadline", "completion"})
+"""Names a provider call reads as transport options: a client must not set them (a `proxy`
+from a client would make the gateway connect wherever it says)."""
+DONE = b"data: [DONE]\n\n"
+
+
+class RequestError(Exception):
+    """A request the gateway refuses: the status and the OpenAI error object's fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: `{"error": {"message", "type", "param", "code"}}`."""
+        return error_body(self.message, self.type, self.param, self.code)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated `/v1/chat/completions` body."""
+
+    model: str
+    messages: list[dict[str, str]]
+    stream: bool
+    include_usage: bool
+    params: dict[str, Any]
+    """Request parameters for the upstream (temperature, max_tokens, stream_options, ...)."""
+
+
+def parse_chat(raw: bytes) -> ChatRequest:
+    """Validate a request body; RequestError (400) names the parameter at fault."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError(400, "'model' is required and must be a non-empty string", param="model")
+    try:
+        messages = validate_messages(body.get("messages"))
+    except InvalidRequestError as exc:
+        raise RequestError(400, str(exc), param="messages") from None
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise RequestError(400, "'stream' must be true or false", param="stream")
+    n = body.get("n", 1)
+    if n not in (1, None) or isinstance(n, bool):
+        raise RequestError(400, "only n=1 is supported: the gateway returns one choice", param="n")
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise RequestError(400, "'stream_options' must be an object", param="stream_options")
+        include_usage = options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise RequestError(
+                400,
+                "'stream_options.include_usage' must be true or false",
+                param="stream_options.include_usage",
+            )
+    params = {key: value for key, value in body.items() if key not in HANDLED}
+    for key in params:
+        if key in REFUSED:
+            raise RequestError(
+                400,
+                f"parameter {key!r} is not accepted by the gateway",
+                param=key,
+                code="unsupported_parameter",
+            )
+    return ChatRequest(model, messages, stream, include_usage, params)
+
+
+def error_body(
+    message: str,
+    type: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """An OpenAI-shaped error object."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+class Chunks:
+    """The `chat.completion.chunk` events of one streamed answer, as SSE bytes."""
+
+    __slots__ = ("_head", "_tail", "_usage_head", "completion_id", "created", "model")
+
+    def __init__(self, model: str) -> None:
+        self.completion_id = new_id()
+        self.created = int(time.time())
+        self.model = model
+        head = json.dumps(
+            {
+                "id": self.completion_id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": model,
+            }
+        )[:-1]
+        self._head = f'data: {head}, "choices": [{{"index": 0, "delta": '
+        self._tail = "}]}\n\n"
+        self._usage_head = f'data: {head}, "choices": [], "usage": '
+
+    def first(self, text: str) -> bytes:
+        """The opening event (role) and the first content delta."""
+        role = (
+            f'{self._head}{{"role": "assistant", "content": ""}}, "finish_reason": null{self._tail}'
+        )
+        return (role + self._content(text)).encode()
+
+    def content(self, text: str) -> bytes:
+        """One content delta."""
+        return self._content(text).encode()
+
+    def _content(self, text: str) -> str:
+        return f'{self._head}{{"content": {json.dumps(text)}}}, "finish_reason": null{self._tail}'
+
+    def end(self, finish_reason: str, usage: Mapping[str, Any] | None) -> bytes:
+        """The final delta with `finish_reason`, the usage event when given, and `[DONE]`."""
+        last = f'{self._head}{{}}, "finish_reason": {json.dumps(finish_reason)}{self._tail}'
+        if usage is not None:
+            last += f"{self._usage_head}{json.dumps(dict(usage))}}}\n\n"
+        return last.encode() + DONE
+
+
+def error_event(message: str, code: str, type: str = "upstream_error") -> bytes:
+    """An SSE event carrying an error object (the stream ends after it, without [DONE])."""
+    return f"data: {json.dumps(error_body(message, type, None, code))}\n\n".encode()
+
+
+def completion(
+    model: str, text: str, finish_reason: str, usage: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """A whole `chat.completion` object."""
+    body: dict[str, Any] = {
+        "id": new_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
+            }
+        ],
+    }
+    if usage is not None:
+        body["usage"] = dict(usage)
+    return body
+
+
+def new_id() -> str:
+    """A fresh completion id, "chatcmpl-" and 24 hex digits."""
+    return f"chatcmpl-{secrets.token_hex(12)}"
