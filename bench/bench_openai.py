@@ -4,7 +4,7 @@ The upstream is a FakeUpstream (serve_in_thread, in a child process so it does n
 GIL) on 127.0.0.1 serving a pre-rendered OpenAI chat.completion.chunk stream of N events; only
 the client side is measured. Each round runs the two fast readers several times, alternating,
 then each SDK once; the report gives per-reader medians and their ratios to the raw reader,
-all from this one run.
+all from this one run. Target (issue 4): OpenAICompatible at most 1.15x the raw reader.
 
 Readers: OpenAICompatible end to end (request, SSE decoding, JSON, the guard); the raw floor
 (iter_chunked, split on newlines, json.loads); and, when importable, the openai SDK's
@@ -19,36 +19,31 @@ dependency: run from a scratch venv that has them, with providerhub on PYTHONPAT
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from importlib.metadata import version
 from typing import Any
 
-import aiohttp
-from providerhub.testing import Reply, serve_in_thread
+from _common import RAW, Run, raw_read, rotated, streaming_main, timed
 from providerhub_openai import OpenAICompatible
 
+TARGET = 1.15
+PROVIDERHUB = "providerhub OpenAICompatible"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 MODEL = "fake-model"
 KEY = "sk-bench"
 Reader = Callable[[str], Awaitable[int]]
-FAST = ("providerhub OpenAICompatible", "raw iter_chunked")
+FAST = (PROVIDERHUB, RAW)
 FAST_REPEAT = 5
-
-
-def serve(events: int) -> None:
-    """Child process: serve the pre-rendered stream until stdin closes."""
-    body = Reply.text(*(f"t{index % 10}" for index in range(events))).wire()
-    with serve_in_thread(default=Reply.raw_bytes(body)) as upstream:
-        print(upstream.url, flush=True)
-        sys.stdin.read()
+SDK_HINT = (
+    "for the comparison: python3 -m venv /tmp/phbench && "
+    "/tmp/phbench/bin/pip install aiohttp pluggy importlib-metadata openai litellm, then "
+    "PYTHONPATH=core:plugins/openai /tmp/phbench/bin/python bench/bench_openai.py"
+)
 
 
 def providerhub_reader() -> Reader:
@@ -68,29 +63,21 @@ def providerhub_reader() -> Reader:
 
 def raw_reader() -> Reader:
     async def read(base_url: str) -> int:
-        total = 0
         body = {"model": MODEL, "messages": MESSAGES, "stream": True}
         headers = {"Authorization": f"Bearer {KEY}"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{base_url}/chat/completions", json=body, headers=headers) as response,
-        ):
-            response.raise_for_status()
-            buffer = b""
-            async for piece in response.content.iter_chunked(65536):
-                lines = (buffer + piece).split(b"\n")
-                buffer = lines.pop()
-                for line in lines:
-                    if line.startswith(b"data: "):
-                        if line == b"data: [DONE]":
-                            return total
-                        choices = json.loads(line[6:])["choices"]
-                        content = choices[0]["delta"].get("content") if choices else None
-                        if content:
-                            total += len(content)
-        return total
+        return await raw_read(f"{base_url}/chat/completions", body, headers)
 
     return read
+
+
+async def sdk_total(chunks: AsyncIterator[Any]) -> int:
+    """Content characters in an SDK's stream of ChatCompletionChunk-like objects."""
+    total = 0
+    async for chunk in chunks:
+        content = chunk.choices[0].delta.content if chunk.choices else None
+        if content:
+            total += len(content)
+    return total
 
 
 def openai_reader() -> Reader | None:
@@ -101,16 +88,12 @@ def openai_reader() -> Reader | None:
     clients: dict[str, Any] = {}
 
     async def read(base_url: str) -> int:
-        client = clients.get(base_url)
+        client: Any = clients.get(base_url)
         if client is None:
             client = clients[base_url] = AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0)
-        total = 0
-        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
-        async for chunk in stream:
-            content = chunk.choices[0].delta.content if chunk.choices else None
-            if content:
-                total += len(content)
-        return total
+        return await sdk_total(
+            await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        )
 
     return read
 
@@ -124,38 +107,38 @@ def litellm_reader() -> Reader | None:
     litellm.telemetry = False
 
     async def read(base_url: str) -> int:
-        total = 0
-        response = await litellm.acompletion(
-            model=f"openai/{MODEL}",
-            api_base=base_url,
-            api_key=KEY,
-            messages=MESSAGES,
-            stream=True,
-            max_retries=0,
+        return await sdk_total(
+            await litellm.acompletion(
+                model=f"openai/{MODEL}",
+                api_base=base_url,
+                api_key=KEY,
+                messages=MESSAGES,
+                stream=True,
+                max_retries=0,
+            )
         )
-        async for chunk in response:
-            content = chunk.choices[0].delta.content if chunk.choices else None
-            if content:
-                total += len(content)
-        return total
 
     return read
 
 
 def readers() -> dict[str, Reader]:
-    found: dict[str, Reader] = {
-        "providerhub OpenAICompatible": providerhub_reader(),
-        "raw iter_chunked": raw_reader(),
-    }
-    for name, make in (
-        ("openai AsyncOpenAI", openai_reader),
-        ("litellm acompletion", litellm_reader),
+    """The two fast readers, and each SDK importable here; one line saying what is missing."""
+    found: dict[str, Reader] = {PROVIDERHUB: providerhub_reader(), RAW: raw_reader()}
+    missing, versions = [], []
+    for name, distribution, make in (
+        ("openai AsyncOpenAI", "openai", openai_reader),
+        ("litellm acompletion", "litellm", litellm_reader),
     ):
         reader = make()
         if reader is None:
-            print(f"  ({name}: not installed in this interpreter, skipped)")
+            missing.append(distribution)
         else:
             found[name] = reader
+            versions.append(f"{distribution} {version(distribution)}")
+    if missing:
+        print(f"  ({' and '.join(missing)} not installed here, skipped; {SDK_HINT})")
+    if versions:
+        print(f"  (SDKs: {', '.join(versions)})")
     return found
 
 
@@ -170,66 +153,24 @@ async def settle() -> None:
     await asyncio.sleep(0.05)
 
 
-async def measure(
-    base_url: str, chosen: dict[str, Reader], rounds: int, expected: int
-) -> dict[str, list[float]]:
-    """Each round: FAST_REPEAT alternating runs of the two fast readers, then each SDK once.
+def schedule(names: list[str], _round: int) -> list[str]:
+    """One round: FAST_REPEAT alternating runs of the two fast readers, then each SDK once.
 
     The fast pair gets more samples because a 50 ms stream is easily disturbed by other work
     on a 2-core machine; their medians are what the 1.15x budget is checked against.
     """
-    times: dict[str, list[float]] = {name: [] for name in chosen}
-    fast = [name for name in chosen if name in FAST]
-    slow = [name for name in chosen if name not in FAST]
-    for name in chosen:  # warm-up: connections, imports, caches
-        await chosen[name](base_url)
-    alternating: list[str] = []
-    for repeat in range(FAST_REPEAT):
-        alternating += fast if repeat % 2 == 0 else fast[::-1]
-    for _ in range(rounds):
-        for name in alternating + slow:
-            await settle()
-            start = time.perf_counter()
-            total = await chosen[name](base_url)
-            times[name].append(time.perf_counter() - start)
-            if total != expected:
-                raise SystemExit(f"{name} read {total} characters, expected {expected}")
-    return times
+    fast = [name for name in names if name in FAST]
+    slow = [name for name in names if name not in FAST]
+    return [name for repeat in range(FAST_REPEAT) for name in rotated(fast, repeat)] + slow
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.events)
-        return
-    chosen = readers()
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--events", str(args.events)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base_url = server.stdout.readline().strip() + "/v1"
-        times = asyncio.run(measure(base_url, chosen, args.rounds, expected=2 * args.events))
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=10)
-    raw = statistics.median(times["raw iter_chunked"])
-    print(f"{args.events} events, {args.rounds} rounds, median wall time per stream")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(
-            f"  {name:<30} {median * 1000:8.1f} ms  {median / raw:6.2f}x raw"
-            f"  (min {min(samples) * 1000:.1f} ms)"
-        )
+def runs(base: str, expected: int) -> dict[str, Run]:
+    base_url = f"{base}/v1"
+    return {
+        name: timed(name, partial(read, base_url), expected, before=settle)
+        for name, read in readers().items()
+    }
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(streaming_main(__doc__ or "", __file__, runs, 5, PROVIDERHUB, TARGET, order=schedule))

@@ -2,7 +2,7 @@
 
 The upstreams are FakeUpstreams in a child process on 127.0.0.1 (so the server does not share
 this process's CPU): a pre-rendered stream of N CodeLinkAva/OpenAI-style events, a short
-answer, and one that hangs before sending headers. Three measurements, each with its baseline
+answer, and one that hangs before sending headers. Five measurements, each with its baseline
 measured in the same run, interleaved:
 
 1. overhead: a chain whose first provider serves vs that provider directly, full stream of N
@@ -24,35 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from _common import Check, child_upstreams, interleave, serve, stream_reply, verdicts
 from providerhub import AsyncGeneratorProvider, FallbackChain, MemoryHealthStore, Timeouts
-from providerhub.testing import Reply, serve_in_thread
+from providerhub.testing import Reply
 from providerhub_codelinkava import CodeLinkAva
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 HEDGE_AFTER = 0.05
 NO_BREAKER = MemoryHealthStore(failure_threshold=10**9)
 """Failures must not open the circuit here: every call should really fail over."""
-
-
-def serve(events: int) -> None:
-    """Child process: serve the three upstreams until stdin closes."""
-    body = Reply.text(*(f"t{index % 10} " for index in range(events))).wire()
-    with (
-        serve_in_thread(default=Reply.raw_bytes(body)) as big,
-        serve_in_thread(default=Reply.text("Hello", " world")) as small,
-        serve_in_thread(default=Reply.hang()) as hanging,
-    ):
-        print(json.dumps([big.url, small.url, hanging.url]), flush=True)
-        sys.stdin.read()
 
 
 class InMemory(AsyncGeneratorProvider):
@@ -126,72 +114,56 @@ async def first_chunk(open_stream: Open) -> float:
 
 
 async def compare(
-    measure: Callable[[Open], Any], base: Open, chained: Open, rounds: int
+    measure: Callable[[Open], Awaitable[float]], base: Open, chained: Open, rounds: int
 ) -> tuple[float, float]:
     """Medians of (base, chained), measured alternately after one warm-up each."""
-    await measure(base)
-    await measure(chained)
-    times: dict[str, list[float]] = {"base": [], "chained": []}
-    for index in range(rounds):
-        order = [("base", base), ("chained", chained)]
-        for label, open_stream in order if index % 2 == 0 else reversed(order):
-            times[label].append(await measure(open_stream))
+    times = await interleave(
+        {"base": lambda: measure(base), "chained": lambda: measure(chained)}, rounds
+    )
     return statistics.median(times["base"]), statistics.median(times["chained"])
 
 
-async def run(urls: list[str], rounds: int, calls: int, events: int) -> list[tuple[str, str, bool]]:
+async def run(urls: list[str], rounds: int, calls: int, events: int) -> list[Check]:
     big_url, small_url, hanging_url = (url + "/api/chat" for url in urls)
     big, small = provider("big", big_url), provider("small", small_url)
     hanging, refusing = provider("hanging", hanging_url), provider("refusing", refused_url())
     timeouts = Timeouts(first_chunk=30, idle=30, total=120)
     rows = []
 
-    serving = FallbackChain([big, small], timeouts=timeouts, health=NO_BREAKER)
-    direct, chained = await compare(
-        full,
-        lambda: big.create_async_generator("", MESSAGES, timeout=timeouts),
-        lambda: serving.stream("", MESSAGES),
-        rounds,
-    )
-    ratio = chained / direct
+    def direct(chosen: type[CodeLinkAva]) -> Open:
+        return lambda: chosen.create_async_generator("", MESSAGES, timeout=timeouts)
+
+    def through(*providers: type[AsyncGeneratorProvider], **options: Any) -> Open:
+        chain = FallbackChain(list(providers), timeouts=timeouts, health=NO_BREAKER, **options)
+        return lambda: chain.stream("", MESSAGES)
+
+    base, chained = await compare(full, direct(big), through(big, small), rounds)
+    ratio = chained / base
     rows.append(
         (
             "overhead, first provider serves",
-            f"direct {direct * 1000:.1f} ms, chain {chained * 1000:.1f} ms, ratio {ratio:.3f}",
+            f"direct {base * 1000:.1f} ms, chain {chained * 1000:.1f} ms, ratio {ratio:.3f}",
             ratio <= 1.05,
         )
     )
 
-    failover = FallbackChain([refusing, small], timeouts=timeouts, health=NO_BREAKER)
-    direct, chained = await compare(
-        first_chunk,
-        lambda: small.create_async_generator("", MESSAGES, timeout=timeouts),
-        lambda: failover.stream("", MESSAGES),
-        calls,
-    )
-    extra = (chained - direct) * 1000
+    base, chained = await compare(first_chunk, direct(small), through(refusing, small), calls)
+    extra = (chained - base) * 1000
     rows.append(
         (
             "failover from refused connection, TTFC",
-            f"direct {direct * 1000:.2f} ms, chain {chained * 1000:.2f} ms, +{extra:.2f} ms",
+            f"direct {base * 1000:.2f} ms, chain {chained * 1000:.2f} ms, +{extra:.2f} ms",
             extra <= 5.0,
         )
     )
 
-    hedged = FallbackChain(
-        [hanging, small], timeouts=timeouts, hedge_after=HEDGE_AFTER, health=NO_BREAKER
-    )
-    direct, chained = await compare(
-        first_chunk,
-        lambda: small.create_async_generator("", MESSAGES, timeout=timeouts),
-        lambda: hedged.stream("", MESSAGES),
-        max(calls // 2, 5),
-    )
-    bound = HEDGE_AFTER + direct + 0.010
+    hedged = through(hanging, small, hedge_after=HEDGE_AFTER)
+    base, chained = await compare(first_chunk, direct(small), hedged, max(calls // 2, 5))
+    bound = HEDGE_AFTER + base + 0.010
     rows.append(
         (
             f"hedging a hanging provider, hedge_after={HEDGE_AFTER * 1000:.0f} ms, TTFC",
-            f"direct {direct * 1000:.2f} ms, chain {chained * 1000:.2f} ms, "
+            f"direct {base * 1000:.2f} ms, chain {chained * 1000:.2f} ms, "
             f"bound {bound * 1000:.2f} ms",
             chained <= bound,
         )
@@ -199,29 +171,29 @@ async def run(urls: list[str], rounds: int, calls: int, events: int) -> list[tup
 
     InMemory.chunks = events
     memory = FallbackChain([InMemory], health=NO_BREAKER)
-    direct, chained = await compare(
+    base, chained = await compare(
         full,
         lambda: InMemory.create_async_generator("", MESSAGES),
         lambda: memory.stream("", MESSAGES),
         rounds,
     )
-    per_chunk = (chained - direct) / events * 1e6
+    per_chunk = (chained - base) / events * 1e6
     rows.append(
         (
             f"in-memory provider, {events} chunks",
-            f"direct {direct * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
-            f"ratio {chained / direct:.3f}, +{per_chunk:.2f} us/chunk",
+            f"direct {base * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
+            f"ratio {chained / base:.3f}, +{per_chunk:.2f} us/chunk",
             True,
         )
     )
 
-    direct = cold_times("direct", small_url)
+    base = cold_times("direct", small_url)
     chained = cold_times("chain", small_url)
     rows.append(
         (
             "cold first call, failover from refused connection, TTFC",
-            f"direct {direct * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
-            f"+{(chained - direct) * 1000:.1f} ms",
+            f"direct {base * 1000:.1f} ms, chain {chained * 1000:.1f} ms, "
+            f"+{(chained - base) * 1000:.1f} ms",
             True,
         )
     )
@@ -240,26 +212,12 @@ def main() -> int:
         cold(*args.cold)
         return 0
     if args.serve:
-        serve(args.events)
+        serve(stream_reply(args.events, "t{} "), Reply.text("Hello", " world"), Reply.hang())
         return 0
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--events", str(args.events)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        urls = json.loads(child.stdout.readline())
+    with child_upstreams(__file__, "--events", str(args.events)) as urls:
         rows = asyncio.run(run(urls, args.rounds, args.calls, args.events))
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(timeout=10)
     print(f"bench_routing: {args.events} events, {args.rounds} rounds, {args.calls} calls")
-    for label, numbers, ok in rows:
-        print(f"  {'ok  ' if ok else 'FAIL'} {label}: {numbers}")
-    return 0 if all(ok for _, _, ok in rows) else 1
+    return verdicts(rows)
 
 
 if __name__ == "__main__":
