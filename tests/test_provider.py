@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from providerhub import (
     AsyncGeneratorProvider,
+    ChunkStream,
     InvalidRequestError,
     Messages,
     Timeouts,
@@ -168,6 +169,7 @@ async def test_bad_input_raises_before_any_request(
     provider = streamer(upstream)
     for call in (
         lambda: provider.create_async_generator(model, messages, **kwargs),
+        lambda: provider.stream(model, messages, **kwargs),
         lambda: provider.create_async(model, messages, **kwargs),
         lambda: provider.create_completion(model, messages, stream=True, **kwargs),
     ):
@@ -198,6 +200,40 @@ async def test_instance_style_create_async(fake_upstream: MakeUpstream) -> None:
     assert await endpoint.create_async("m", MESSAGES) == "xy"
     assert await collect(endpoint.create_async_generator("m", MESSAGES)) == ["z"]
     assert [r.path for r in upstream.requests] == ["/chat/completions"] * 2
+
+
+async def test_stream_on_class_and_instance_style_providers(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.text("Hel", "lo"), Reply.text("x", "y"))
+    streams = [
+        streamer(upstream).stream("", MESSAGES, temperature=0),
+        Endpoint("local", upstream.url).stream("m", MESSAGES),
+    ]
+    assert upstream.requests == [], "the request is sent on the first read"
+    texts = []
+    for stream in streams:
+        assert type(stream) is ChunkStream
+        async with asyncio.timeout(HANG_BOUND), stream:
+            texts.append([chunk async for chunk in stream])
+        assert (stream.finish_reason, stream.usage) == (None, None)
+    assert texts == [["Hel", "lo"], ["x", "y"]]
+    assert [r.path for r in upstream.requests] == ["/api/chat", "/chat/completions"]
+    assert upstream.requests[0].json == {"messages": MESSAGES, "stream": True, "temperature": 0}
+
+
+async def test_stream_is_guarded_and_closes_upstream_when_stopped(
+    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+) -> None:
+    upstream = await fake_upstream(Reply.hang_after_chunks("first"), Reply.hang())
+    provider = streamer(upstream)
+    async with asyncio.timeout(HANG_BOUND):
+        async with provider.stream("", MESSAGES, timeout=30) as stream:
+            assert await anext(stream) == "first"
+        await eventually(lambda: upstream.disconnects == 1)
+        with pytest.raises(UpstreamTimeoutError) as info:
+            await provider.stream("", MESSAGES, timeout=Timeouts(first_chunk=0.2)).text()
+    assert info.value.phase == "first_chunk"
 
 
 def test_create_completion_without_running_loop(monkeypatch: pytest.MonkeyPatch) -> None:

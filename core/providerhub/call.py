@@ -11,14 +11,14 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from . import failure
 from .attempt import Attempt
 from .health import Ticket
-from .provider import Provider, guard, is_guarded
+from .provider import AsyncGeneratorProvider, Provider, guard, is_guarded
 from .race import Run
-from .stream import ChatStream
+from .stream import ChatStream, ChunkStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -116,14 +116,22 @@ class Call:
         return run
 
     def _opener(self, member: Provider, attempt: Attempt) -> Callable[[], AsyncIterator[str]]:
+        """How to send the request: through `stream()` for an AsyncGeneratorProvider (its
+        stream reports finish_reason and usage; a nested chain's also its attempts), else through
+        `create_async_generator`; under the guard unless the member applies it itself (a chain
+        guards each of its own attempts)."""
         model, messages, timeouts, kwargs = self.model, self.messages, self.timeouts, self.kwargs
 
         def open_stream() -> AsyncIterator[str]:
             options = kwargs if timeouts is None else {**kwargs, "timeout": timeouts}
-            if _is_chain(member):
-                inner = member.stream(model, messages, **options)  # type: ignore[attr-defined]
-                attempt.inner = inner.attempts
-                return inner  # type: ignore[no-any-return]
+            if _has_base_stream(member):
+                stream = member.stream(model, messages, **options)
+                if isinstance(stream, ChatStream):
+                    attempt.inner = stream.attempts
+                    return stream
+                if is_guarded(member):
+                    return stream
+                return _Guarded(stream, timeouts or Timeouts(), member.name)
             chunks = member.create_async_generator(model, messages, **options)
             if is_guarded(member):
                 return chunks
@@ -190,6 +198,8 @@ class Call:
         run.stop_clock()
         if reason:
             run.attempt.reason = f"{run.attempt.reason}; {reason}" if run.attempt.reason else reason
+        if completed:
+            self.stream.completed_by(run.chunks)
         if run.ticket is not None:
             if completed:
                 self.chain.health.success(run.ticket)
@@ -266,6 +276,35 @@ class Call:
             registry.pm.hook.attempt_finished(attempt=attempt)
         except Exception:
             log.exception("an attempt_finished hook failed")
+
+
+class _Guarded(ChunkStream):
+    """A member's stream put under the guard (its class does not apply it), still reporting
+    the member's finish_reason and usage."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: ChunkStream, timeouts: Timeouts, provider: str) -> None:
+        super().__init__(guard(source, timeouts, provider))
+        self._source = source
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._source.finish_reason
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        return self._source.usage
+
+
+def _has_base_stream(
+    member: object,
+) -> TypeGuard[AsyncGeneratorProvider | type[AsyncGeneratorProvider]]:
+    """Whether `member` is an AsyncGeneratorProvider, as a class (classmethod style) or an
+    instance; other provider objects need not have `stream()`."""
+    if isinstance(member, type):
+        return issubclass(member, AsyncGeneratorProvider)
+    return isinstance(member, AsyncGeneratorProvider)
 
 
 def _is_chain(member: object) -> bool:

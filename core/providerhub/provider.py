@@ -4,7 +4,7 @@ A provider is either a class whose methods are classmethods (the gpt4free style,
 CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Subclasses of
 `AsyncGeneratorProvider` implement `create_async_generator`; the base class wraps it so every
 call validates its input before any I/O, enforces the wall-clock timeouts, and raises only
-classified errors. `create_async` and `create_completion` come for free.
+classified errors. `stream`, `create_async` and `create_completion` come for free.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .errors import (
     UpstreamTimeoutError,
 )
 from .messages import Messages, validate_messages, validate_model
+from .stream import ChunkStream
 from .timeouts import Phase, Timeouts
 
 _GUARD_MARK = "_providerhub_guard"
@@ -127,6 +128,16 @@ class AsyncGeneratorProvider:
     ) -> AsyncIterator[str]:
         """Stream the answer as text chunks. Subclasses implement this."""
         raise ProviderHubError(f"{this.name} does not implement create_async_generator")
+
+    @hybridmethod
+    def stream(this, /, model: str, messages: Messages, **kwargs: Any) -> ChunkStream:
+        """Stream the answer; the request is validated now, before any I/O.
+
+        The returned stream is closed early with `aclose()` or `async with`; its
+        `finish_reason` and `usage` are None unless the provider reports them (a subclass
+        returns a ChunkStream subclass that does).
+        """
+        return ChunkStream(this.create_async_generator(model, messages, **kwargs))
 
     @hybridmethod
     async def create_async(this, /, model: str, messages: Messages, **kwargs: Any) -> str:

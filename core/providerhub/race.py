@@ -39,6 +39,8 @@ class Run:
         self.ticket = ticket
         """The health store's leave for this request; None for a nested chain (not tracked)."""
         self.chunks: AsyncIterator[str] | None = None
+        """The member's stream once the request is sent (what the chain reads finish_reason,
+        usage and a nested chain's trace from)."""
         self.task: asyncio.Task[str] | None = None
         self.first = ""
         self.begins = 0.0

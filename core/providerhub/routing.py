@@ -166,6 +166,8 @@ class FallbackChain(AsyncGeneratorProvider):
 
         `timeout` (seconds or Timeouts) overrides the chain's timeouts for each attempt and
         `deadline` (seconds) its whole-call deadline; other keyword arguments go to every member.
+        Once the answer has completed, the stream's `finish_reason` and `usage` are those the
+        serving provider reported.
         Transport options (`timeout`, `proxy`) are checked here: a bad one raises
         InvalidRequestError at once instead of failing (and blaming) every member.
         """

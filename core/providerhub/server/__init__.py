@@ -22,14 +22,17 @@ failure before it is a real status: every provider failed → 502 with one line 
 every provider asked answered 429 → 429 (Retry-After: the shortest asked), nobody could be
 asked (not working, cooling down, missing credentials) → 503; every one timed out → 504; every
 one rejected the request (400/413/422) → 400. Then SSE exactly like OpenAI's: a first
-`chat.completion.chunk` with `role`, content deltas, a final chunk with `finish_reason`, a usage
-chunk when `stream_options.include_usage` was asked and the serving stream reports usage (the
-gateway never invents counts), and `data: [DONE]`. A failure after the first chunk sends
-`data: {"error": {...}}` (code `stream_interrupted`) and ends the stream without `[DONE]`: the
-client sees a truncated answer, never spliced text. A client that disconnects cancels its
-handler, which closes the upstream connection at once.
+`chat.completion.chunk` with `role`, content deltas, a final chunk with `finish_reason` (the
+serving provider's, e.g. "length"; "stop" when it reports none), a usage chunk
+`{"choices": [], "usage": {...}}` when `stream_options.include_usage` was asked and the serving
+provider reports usage (the gateway never invents counts), and `data: [DONE]`. A failure after
+the first chunk sends `data: {"error": {...}}` (code `stream_interrupted`) and ends the stream
+without `[DONE]`: the client sees a truncated answer, never spliced text. A client that
+disconnects cancels its handler, which closes the upstream connection at once.
 
-Non-streaming: one `chat.completion` with the joined text; any failure is an error status
+Non-streaming: one `chat.completion` with the joined text, the serving provider's
+`finish_reason` and its `usage` when it reports some (an OpenAI-compatible upstream streams
+usage only when asked: send `stream_options.include_usage`); any failure is an error status
 (never partial text). Both carry `x-providerhub-provider` (who served) and
 `x-providerhub-route` (the path through nested chains, e.g. "default > local").
 

@@ -10,7 +10,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -170,7 +170,7 @@ async def _stream(
         await response.write(wire.error_event(str(exc), "stream_interrupted"))
         await response.write_eof()
         return response
-    usage = _usage(stream) if chat.include_usage else None
+    usage = stream.usage if chat.include_usage else None
     await response.write(chunks.end(_finish_reason(stream), usage))
     await response.write_eof()
     return response
@@ -186,7 +186,7 @@ async def _complete(
         raise status.all_failed(exc) from None
     except StreamInterruptedError as exc:
         raise status.interrupted(exc) from None
-    body = wire.completion(chat.model, text, _finish_reason(stream), _usage(stream))
+    body = wire.completion(chat.model, text, _finish_reason(stream), stream.usage)
     return web.json_response(body, headers=_served(target, stream))
 
 
@@ -199,15 +199,9 @@ def _served(target: Target, stream: ChatStream) -> dict[str, str]:
 
 
 def _finish_reason(stream: ChatStream) -> str:
-    """The serving stream's finish_reason when it reports one, else "stop" (it completed)."""
-    reason = getattr(stream, "finish_reason", None)
-    return reason if isinstance(reason, str) and reason else "stop"
-
-
-def _usage(stream: ChatStream) -> dict[str, Any] | None:
-    """Token counts when the serving stream reports them; the gateway never invents them."""
-    usage = getattr(stream, "usage", None)
-    return usage if isinstance(usage, dict) else None
+    """The serving provider's finish_reason ("length", ...) when it reports one, else "stop"
+    (the answer completed)."""
+    return stream.finish_reason or "stop"
 
 
 async def models(request: web.Request) -> web.Response:

@@ -171,8 +171,13 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return value
 
     def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
-        """Stream the answer; the returned stream also carries `finish_reason` and `usage`."""
-        completion = Completion()
+        """Stream the answer; the returned stream also carries `finish_reason` and `usage`.
+
+        A `completion` given (as to `create_async_generator`) is the one the stream fills.
+        """
+        completion = kwargs.pop("completion", None)
+        if completion is None:
+            completion = Completion()
         chunks = self.create_async_generator(model, messages, completion=completion, **kwargs)
         return CompletionStream(chunks, completion)
 
