@@ -4,7 +4,7 @@
     registry = config.build_registry()         # plugins + [providers.*] ("config:<path>")
     chain = config.chain("default", registry)  # a FallbackChain
     alias = config.resolve_model("fast")       # ModelAlias(chain, model) or None
-    print(config.render(registry))             # `config check`: secrets redacted
+    text = config.render(registry)             # what `config check` prints, secrets redacted
 
 Secrets are given only by environment variable name; a literal key in the file is refused.
 """
