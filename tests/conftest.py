@@ -1,12 +1,14 @@
-"""Shared fixtures: loopback fake upstreams, and a leak check around every test."""
+"""Shared fixtures: loopback fake upstreams, a leak check on every test, a fresh health store."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+import pytest
 import pytest_asyncio
+from providerhub import default_health_store
 
 pytest_plugins = ["providerhub.testing"]
 
@@ -35,3 +37,11 @@ async def no_leaks() -> AsyncIterator[None]:
         await asyncio.sleep(0.01)
     assert not tasks, f"tasks left running: {tasks}"
     assert _open_sockets() <= sockets, f"sockets left open: {_open_sockets() - sockets}"
+
+
+@pytest.fixture
+def fresh_health() -> Iterator[None]:
+    """The default health store, empty before and after the test."""
+    default_health_store().reset()
+    yield
+    default_health_store().reset()

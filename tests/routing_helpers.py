@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from providerhub import ChatStream, HealthStore
+from helpers import BOUND
+from providerhub import ChatStream, HealthStore, Timeouts
 from providerhub.health import Ticket
 from providerhub.testing import FakeUpstream
 from providerhub_codelinkava import CodeLinkAva
 
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
 MESSAGES = [{"role": "user", "content": "hi"}]
-BOUND = 5.0
-"""Generous upper bound on any one call: only a hang exceeds it."""
 REFUSED = "http://127.0.0.1:1/api/chat"
+FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
 
 
 def provider(name: str, upstream: FakeUpstream | None = None, **attrs: Any) -> type[CodeLinkAva]:
-    """A working CodeLinkAva-protocol provider called `name`, served by `upstream`."""
+    """A working CodeLinkAva-protocol provider called `name`, served by `upstream`.
+
+    Without an upstream it points at a refused port, unless `attrs` give its `api_url`.
+    """
     url = upstream.url + "/api/chat" if upstream is not None else REFUSED
     return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url, **attrs})
+
+
+class ProviderObject:
+    """The metadata of a provider that is a plain object, no AsyncGeneratorProvider: working,
+    streaming, no credentials needed, every model. Subclasses add `create_async_generator`."""
+
+    name = "object"
+    working = True
+    supports_stream = True
+    needs_auth = False
+
+    def supports_model(self, model: str) -> bool:
+        return True
+
+    def missing_credentials(self) -> str | None:
+        return None
 
 
 def admitted(store: HealthStore, name: str) -> bool:
@@ -32,13 +49,6 @@ def admitted(store: HealthStore, name: str) -> bool:
 async def consume(stream: ChatStream) -> str:
     async with asyncio.timeout(BOUND):
         return "".join([chunk async for chunk in stream])
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded) for something the server side observes asynchronously."""
-    async with asyncio.timeout(BOUND):
-        while not condition():  # noqa: ASYNC110 - polls counters the server updates
-            await asyncio.sleep(0.01)
 
 
 class Clock:

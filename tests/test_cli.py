@@ -6,11 +6,7 @@ FakeUpstream running in the test's event loop while the CLI runs in a child proc
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +14,8 @@ from typing import Any
 
 import providerhub
 import pytest
+from cli_helpers import chat, chat_until, interrupt, plugin_env, run, table
+from helpers import until
 from plugin_dists import (
     GOOD_URL_ENV,
     RAISING_REASON,
@@ -27,57 +25,11 @@ from plugin_dists import (
     write_plugin_zoo,
     write_raising_plugin,
 )
-from providerhub.config import CONFIG_ENV
 from providerhub.registry import STRICT_ENV
 from providerhub.testing import FakeUpstream, Reply
 
-SCRIPT = str(Path(sys.executable).parent / "providerhub")
-MODULE = [sys.executable, "-m", "providerhub"]
 HEADER = ["NAME", "SOURCE", "WORKING", "GPT-3.5", "GPT-4", "STREAM", "URL"]
 CODELINKAVA_URL = "https://ava-ai-ef611.web.app"
-
-
-def plugin_env(site: Path | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a child process that sees the plugins in `site`.
-
-    No config file is found unless `extra` names one: the user's own must not leak in.
-    """
-    env = {key: value for key, value in os.environ.items() if key not in (STRICT_ENV, CONFIG_ENV)}
-    env["XDG_CONFIG_HOME"] = "/nonexistent/providerhub-tests"
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str = "", module: bool = False
-) -> subprocess.CompletedProcess[str]:
-    command = MODULE if module else [SCRIPT]
-    return subprocess.run(
-        [*command, *args],
-        env=env or plugin_env(),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-async def chat(*args: str, env: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
-    """Run `providerhub chat ARGS` without blocking the loop that serves the fake upstream."""
-    proc = await asyncio.create_subprocess_exec(
-        SCRIPT,
-        "chat",
-        *args,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -92,10 +44,6 @@ def site(tmp_path: Path) -> Path:
 @pytest.fixture
 def zoo(site: Path) -> dict[str, str]:
     return plugin_env(site)
-
-
-def table(text: str) -> list[list[str]]:
-    return [re.split(r" {2,}", line) for line in text.splitlines()]
 
 
 def zoo_warnings() -> set[str]:
@@ -393,30 +341,12 @@ async def test_chat_prints_chunks_as_they_arrive_and_ctrl_c_exits_130(
     good_env: dict[str, str], upstream: FakeUpstream
 ) -> None:
     upstream.script(Reply.hang_after_chunks("first words"))
-    proc = await asyncio.create_subprocess_exec(
-        SCRIPT,
-        "chat",
-        "-p",
-        "GoodProvider",
-        "hi",
-        env=good_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_sigint,
-    )
-    assert proc.stdout is not None
-    first = await asyncio.wait_for(proc.stdout.readuntil(b"first words"), 30)
-    assert first == b"first words"
+    proc = await chat_until(b"first words", "-p", "GoodProvider", "hi", env=good_env)
     assert upstream.active == 1
-    proc.send_signal(signal.SIGINT)
-    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    rest, err = await interrupt(proc)
     assert proc.returncode == 130
     assert (rest, err) == (b"\n", b"")
-    for _ in range(500):
-        if upstream.disconnects:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: upstream.disconnects)
     assert (upstream.disconnects, upstream.active) == (1, 0)
 
 
@@ -443,8 +373,3 @@ def test_a_provider_bug_is_one_line_with_exit_code_1(tmp_path: Path) -> None:
     result = run("chat", "-p", "buggy", "hi", env=plugin_env(tmp_path))
     assert (result.returncode, result.stdout) == (1, "half \n")
     assert result.stderr == "providerhub: error: unexpected KeyError: 'choices'\n"
-
-
-def _default_sigint() -> None:
-    """Children get Python's KeyboardInterrupt even if this test run ignores SIGINT."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -7,20 +7,17 @@ the test's event loop while the CLI runs in a child process.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import re
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import chat, chat_until, interrupt, outcomes, plugin_env, run, trace
+from helpers import until
 from plugin_dists import write_dist
 from providerhub.testing import FakeUpstream, Reply
-from test_cli import SCRIPT, _default_sigint, chat, plugin_env, run
 
 LOCAL_PLUGIN = '''
 """Three working providers speaking CodeLinkAva's wire format at URLs from the environment."""
@@ -56,11 +53,11 @@ def register_providers(register):
         register(provider)
 '''
 
-TRACE = re.compile(
-    r"providerhub: attempt (?P<number>[\d.]+): (?P<provider>\w+): (?P<outcome>\w+)"
-    r"(?: \((?P<reason>.*?)\))?"
-    r"(?: \[first chunk (?P<first>-|\d+ ms), total (?P<total>\d+) ms(?P<flags>.*)\])?$"
-)
+
+def write_local_plugin(site: Path) -> None:
+    write_dist(
+        site, "ph-local", entry_points={"local": "ph_local"}, files={"ph_local.py": LOCAL_PLUGIN}
+    )
 
 
 @dataclass
@@ -73,40 +70,13 @@ class Locals:
 
 @pytest.fixture
 async def local(tmp_path: Path, fake_upstream: Any) -> Locals:
-    write_dist(
-        tmp_path,
-        "ph-local",
-        entry_points={"local": "ph_local"},
-        files={"ph_local.py": LOCAL_PLUGIN},
-    )
+    write_local_plugin(tmp_path)
     upstreams = [await fake_upstream() for _ in "ABC"]
     urls = {
         f"PH_LOCAL_{letter}_URL": f"{up.url}/api/chat"
         for letter, up in zip("ABC", upstreams, strict=True)
     }
     return Locals(plugin_env(tmp_path, **urls), *upstreams)
-
-
-def trace(stderr: str) -> list[dict[str, str | None]]:
-    """The -v lines of stderr, parsed; every one must match the trace format."""
-    lines = [line for line in stderr.splitlines() if line.startswith("providerhub: attempt ")]
-    parsed = []
-    for line in lines:
-        match = TRACE.match(line)
-        assert match, line
-        parsed.append(match.groupdict())
-    top = [str(item["number"]) for item in parsed if "." not in str(item["number"])]
-    assert top == [str(number) for number in range(1, len(top) + 1)]
-    return parsed
-
-
-def outcomes(stderr: str) -> list[tuple[str | None, str | None, str | None]]:
-    """(provider, outcome, reason) of each top-level attempt line."""
-    return [
-        (item["provider"], item["outcome"], item["reason"])
-        for item in trace(stderr)
-        if "." not in str(item["number"])
-    ]
 
 
 async def test_chain_skips_not_working_fails_over_and_traces(local: Locals) -> None:
@@ -182,7 +152,7 @@ async def test_hedge_after_races_a_hanging_first_provider(local: Locals) -> None
     ]
     assert [item["flags"] for item in trace(err)] == [", hedged", ", hedged"]
     assert (len(local.a.requests), len(local.b.requests)) == (1, 1)
-    await _until(lambda: local.a.disconnects == 1)
+    await until(lambda: local.a.disconnects == 1)
     assert local.a.active == 0
 
 
@@ -237,40 +207,21 @@ async def test_single_provider_verbose_trace(local: Locals) -> None:
 
 async def test_ctrl_c_through_a_chain_closes_the_upstream_and_exits_130(local: Locals) -> None:
     local.a.script(Reply.hang_after_chunks("first words"))
-    proc = await asyncio.create_subprocess_exec(
-        SCRIPT,
-        "chat",
-        "--chain",
-        "CodeLinkAva,LocalA,LocalB",
-        "-v",
-        "hi",
-        env=local.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_default_sigint,
+    proc = await chat_until(
+        b"first words", "--chain", "CodeLinkAva,LocalA,LocalB", "-v", "hi", env=local.env
     )
-    assert proc.stdout is not None
-    first = await asyncio.wait_for(proc.stdout.readuntil(b"first words"), 30)
-    assert first == b"first words"
-    proc.send_signal(signal.SIGINT)
-    rest, err = await asyncio.wait_for(proc.communicate(), 30)
+    rest, err = await interrupt(proc)
     assert (proc.returncode, rest) == (130, b"\n")
     assert outcomes(err.decode()) == [
         ("CodeLinkAva", "skipped", "not working"),
         ("LocalA", "served", "stopped by the consumer"),
     ]
-    await _until(lambda: local.a.disconnects == 1)
+    await until(lambda: local.a.disconnects == 1)
     assert (local.a.active, local.b.requests) == (0, [])
 
 
 def test_chain_usage_errors(tmp_path: Path) -> None:
-    write_dist(
-        tmp_path,
-        "ph-local",
-        entry_points={"local": "ph_local"},
-        files={"ph_local.py": LOCAL_PLUGIN},
-    )
+    write_local_plugin(tmp_path)
     env = plugin_env(tmp_path)
     cases = {
         ("--chain", "LocalA,,LocalB", "hi"): (
@@ -300,14 +251,6 @@ def test_chain_usage_errors(tmp_path: Path) -> None:
     assert bad.stderr.splitlines()[-1] == (
         "providerhub chat: error: argument --retries: must be 0 or more: '-1'"
     )
-
-
-async def _until(condition: Any) -> None:
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 @pytest.mark.parametrize("inner_fails", [False, True], ids=["inner serves", "inner fails"])

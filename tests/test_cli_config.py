@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import chat, outcomes, plugin_env, run, table
+from config_helpers import write_config
 from providerhub.config import CONFIG_ENV
 from providerhub.testing import FakeUpstream, Reply
-from test_cli import chat, plugin_env, run, table
-from test_cli_chain import outcomes
 
 KEY_ENV = "PH_TEST_LOCAL_KEY"
 KEY = "sk-test-9f8e7d6c5b4a39281706SECRET"
@@ -60,13 +59,6 @@ smart = {{ chain = "main", model = "big" }}
 """
 
 
-def write_config(directory: Path, text: str, name: str = "providerhub.toml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 @dataclass
 class Setup:
     path: Path
@@ -80,7 +72,7 @@ async def setup(tmp_path: Path, fake_upstream: Any) -> Setup:
     down, local = await fake_upstream(), await fake_upstream()
     text = CONFIG.format(down=down.url, local=local.url, key_env=KEY_ENV)
     path = write_config(tmp_path, text)
-    return Setup(path, plugin_env(**{KEY_ENV: KEY}), down, local)
+    return Setup(path, plugin_env(None, **{KEY_ENV: KEY}), down, local)
 
 
 def assert_no_key(*outputs: str) -> None:
@@ -287,7 +279,7 @@ def test_no_config_file(tmp_path: Path) -> None:
     for args, env in (
         (("--config", str(missing), "providers"), plugin_env()),
         (("chat", "--config", str(missing), "--chain", "x", "hi"), plugin_env()),
-        (("providers",), plugin_env(**{CONFIG_ENV: str(missing)})),
+        (("providers",), plugin_env(None, **{CONFIG_ENV: str(missing)})),
     ):
         result = run(*args, env=env)
         assert (result.returncode, result.stdout) == (7, ""), args

@@ -6,11 +6,13 @@ import asyncio
 import json
 import socket
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 import aiohttp
 import importlib_metadata
 import pytest
+from helpers import BOUND, MakeUpstream, pointing, until
 from providerhub import (
     InvalidRequestError,
     MalformedStreamError,
@@ -23,42 +25,39 @@ from providerhub import (
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_codelinkava import CodeLinkAva
 
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
 MESSAGES = [
     {"role": "system", "content": "be brief"},
     {"role": "user", "content": "Say hello"},
 ]
-HANG_BOUND = 5.0
 
 
 @pytest.fixture
 def ava(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeUpstream], type[CodeLinkAva]]:
     """Point CodeLinkAva at a FakeUpstream."""
-
-    def point(upstream: FakeUpstream) -> type[CodeLinkAva]:
-        monkeypatch.setattr(CodeLinkAva, "api_url", upstream.url + "/api/chat")
-        return CodeLinkAva
-
-    return point
+    return pointing(monkeypatch, CodeLinkAva)
 
 
 Ava = Callable[[FakeUpstream], type[CodeLinkAva]]
 
 
 async def chunks_of(provider: type[CodeLinkAva], **kwargs: object) -> list[str]:
-    async with asyncio.timeout(HANG_BOUND):
+    async with asyncio.timeout(BOUND):
         return [
             c async for c in provider.create_async_generator("gpt-3.5-turbo", MESSAGES, **kwargs)
         ]
 
 
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Wait for a condition set by the server (possibly on another thread)."""
-    for _ in range(int(HANG_BOUND / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
+E = TypeVar("E", bound=BaseException)
+
+
+async def failing(provider: type[CodeLinkAva], error: type[E]) -> tuple[list[str], E]:
+    """The chunks a call streamed before it raised `error`, which it must raise."""
+    received: list[str] = []
+    with pytest.raises(error) as info:
+        async with asyncio.timeout(BOUND):
+            async for chunk in provider.create_async_generator("", MESSAGES):
+                received.append(chunk)
+    return received, info.value
 
 
 # Discovery through the installed distribution's entry point.
@@ -199,12 +198,8 @@ async def test_line_oriented_stream_ignores_what_follows_done(
 
 async def test_line_oriented_stream_without_done(fake_upstream: MakeUpstream, ava: Ava) -> None:
     upstream = await fake_upstream(Reply.raw_bytes(line_oriented(delta("a"), delta("b"))))
-    received: list[str] = []
-    with pytest.raises(UpstreamConnectionError) as info:
-        async with asyncio.timeout(HANG_BOUND):
-            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
-                received.append(chunk)
-    assert str(info.value).startswith(
+    received, error = await failing(ava(upstream), UpstreamConnectionError)
+    assert str(error).startswith(
         "CodeLinkAva: stream ended before data: [DONE] (answer may be truncated)"
     )
     assert received == ["ab"]
@@ -235,14 +230,14 @@ async def test_done_stops_reading(fake_upstream: MakeUpstream, ava: Ava) -> None
         )
     )
     assert await chunks_of(ava(upstream)) == ["a"]
-    await eventually(lambda: upstream.disconnects == 1)
+    await until(lambda: upstream.disconnects == 1)
 
 
 async def test_done_stops_reading_across_reads(fake_upstream: MakeUpstream, ava: Ava) -> None:
     after = ('{"choices": [{"delta": {"content": "zz"}}]}', "{bad")
     upstream = await fake_upstream(Reply.text("a", "b", split=5, after_done=after, end="hang"))
     assert "".join(await chunks_of(ava(upstream))) == "ab"
-    await eventually(lambda: upstream.disconnects == 1)
+    await until(lambda: upstream.disconnects == 1)
 
 
 # Failures, classified.
@@ -297,12 +292,7 @@ async def test_http_error_status(
 
 async def test_malformed_json_names_the_provider(fake_upstream: MakeUpstream, ava: Ava) -> None:
     upstream = await fake_upstream(Reply.malformed_after_chunks("a", "b"))
-    received: list[str] = []
-    with pytest.raises(MalformedStreamError) as info:
-        async with asyncio.timeout(HANG_BOUND):
-            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
-                received.append(chunk)
-    error = info.value
+    received, error = await failing(ava(upstream), MalformedStreamError)
     assert error.provider == "CodeLinkAva"
     assert str(error) == "CodeLinkAva: malformed event: '{not json'"
     assert error.excerpt == "{not json"
@@ -312,25 +302,17 @@ async def test_malformed_json_names_the_provider(fake_upstream: MakeUpstream, av
 
 async def test_connection_closed_mid_stream(fake_upstream: MakeUpstream, ava: Ava) -> None:
     upstream = await fake_upstream(Reply.close_after_chunks("a", "b", split=40))
-    received: list[str] = []
-    with pytest.raises(UpstreamConnectionError) as info:
-        async with asyncio.timeout(HANG_BOUND):
-            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
-                received.append(chunk)
-    assert info.value.provider == "CodeLinkAva"
-    assert "connection closed before the response was complete" in str(info.value)
+    received, error = await failing(ava(upstream), UpstreamConnectionError)
+    assert error.provider == "CodeLinkAva"
+    assert "connection closed before the response was complete" in str(error)
     assert "".join(received) == "ab"
 
 
 async def test_stream_ending_without_done(fake_upstream: MakeUpstream, ava: Ava) -> None:
     upstream = await fake_upstream(Reply.text("a", done=False))
-    received: list[str] = []
-    with pytest.raises(UpstreamConnectionError) as info:
-        async with asyncio.timeout(HANG_BOUND):
-            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
-                received.append(chunk)
-    assert type(info.value) is UpstreamConnectionError
-    assert str(info.value) == (
+    received, error = await failing(ava(upstream), UpstreamConnectionError)
+    assert type(error) is UpstreamConnectionError
+    assert str(error) == (
         "CodeLinkAva: stream ended before data: [DONE] (answer may be truncated) "
         f"({upstream.url}/api/chat)"
     )
@@ -354,14 +336,10 @@ async def test_error_event_in_stream(
         f"data: {delta('zz')}\n\ndata: [DONE]\n\n"
     )
     upstream = await fake_upstream(Reply.raw_bytes(body.encode()))
-    received: list[str] = []
-    with pytest.raises(UpstreamError) as info:
-        async with asyncio.timeout(HANG_BOUND):
-            async for chunk in ava(upstream).create_async_generator("", MESSAGES):
-                received.append(chunk)
-    assert type(info.value) is UpstreamError
-    assert str(info.value) == f"CodeLinkAva: error in stream: {message}"
-    assert info.value.provider == "CodeLinkAva"
+    received, raised = await failing(ava(upstream), UpstreamError)
+    assert type(raised) is UpstreamError
+    assert str(raised) == f"CodeLinkAva: error in stream: {message}"
+    assert raised.provider == "CodeLinkAva"
     assert received == ["a"]
 
 

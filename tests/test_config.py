@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
-import providerhub_codelinkava
-import providerhub_openai
 import pytest
+from config_helpers import hosted, load_written, plugins, write_config
 from providerhub import (
     AllProvidersFailedError,
     FallbackChain,
     MemoryHealthStore,
     MissingCredentialsError,
-    Registry,
     Timeouts,
 )
 from providerhub.config import (
@@ -33,18 +30,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "providerhub.tom
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def plugins() -> Registry:
-    return Registry([providerhub_openai, providerhub_codelinkava], entry_points=False)
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "providerhub.toml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 def test_search_order(tmp_path: Path) -> None:
-    explicit = write(tmp_path, "")
+    explicit = write_config(tmp_path, "")
     by_env = tmp_path / "env.toml"
     by_env.write_text("")
     xdg = tmp_path / "xdg"
@@ -97,7 +84,7 @@ def test_example_config_builds() -> None:
 
 
 def chain_config(tmp_path: Path, down: str, up: str) -> Config:
-    path = write(
+    return load_written(
         tmp_path,
         f"""
         [providers.down]
@@ -123,9 +110,6 @@ def chain_config(tmp_path: Path, down: str, up: str) -> Config:
         big = {{ chain = "outer", model = "big" }}
         """,
     )
-    config = load_config(path)
-    assert config is not None
-    return config
 
 
 async def test_chain_from_file_fails_over_from_a_refused_port(
@@ -176,33 +160,19 @@ async def test_unset_key_variable_is_skipped_in_chains_and_named_in_direct_calls
 ) -> None:
     monkeypatch.delenv("PROVIDERHUB_TEST_UNSET_KEY", raising=False)
     upstream = await fake_upstream(Reply.text("never"))
-    path = write(
-        tmp_path,
-        f"""
-        [providers.hosted]
-        use = "openai"
-        base_url = "{upstream.url}/v1"
-        api_key_env = "PROVIDERHUB_TEST_UNSET_KEY"
-        default_model = "m"
-
-        [chains.only]
-        providers = ["hosted"]
-        """,
-    )
-    config = load_config(path)
-    assert config is not None
+    config = load_written(tmp_path, hosted(upstream.url, "PROVIDERHUB_TEST_UNSET_KEY", "only"))
     registry = config.build_registry(plugins())
-    hosted = registry.get("hosted")
+    provider = registry.get("hosted")
 
-    assert hosted.needs_auth
+    assert provider.needs_auth
     expected = "environment variable PROVIDERHUB_TEST_UNSET_KEY is not set"
-    assert hosted.missing_credentials() == expected
+    assert provider.missing_credentials() == expected
     with pytest.raises(AllProvidersFailedError) as caught:
         await config.chain("only", registry, health=MemoryHealthStore()).create_async("", MESSAGES)
     assert caught.value.attempts[0].outcome == "skipped"
     assert expected in str(caught.value)
     with pytest.raises(MissingCredentialsError) as direct:
-        hosted.create_async_generator("m", MESSAGES)
+        provider.create_async_generator("m", MESSAGES)
     assert str(direct.value) == f"provider 'hosted' needs credentials: {expected}"
     assert upstream.requests == []
     assert 'api_key_env = "PROVIDERHUB_TEST_UNSET_KEY"  # not set' in config.render(registry)

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import providerhub
 import providerhub_codelinkava
-import providerhub_openai
 import pytest
+from config_helpers import OK_PROVIDER, build_error, parse_error
 from providerhub import Registry
 from providerhub.config import ConfigError, parse_config
 
-OK_PROVIDER = '[providers.local]\nuse = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
-
 
 def fails(text: str) -> str:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(textwrap.dedent(text), "p.toml")
-    return str(caught.value)
+    return str(parse_error(text))
 
 
 def fails_to_build(text: str) -> str:
-    config = parse_config(textwrap.dedent(text), "p.toml")
-    registry = Registry([providerhub_openai, providerhub_codelinkava], entry_points=False)
-    with pytest.raises(ConfigError) as caught:
-        config.build_registry(registry)
-    return str(caught.value)
+    return str(build_error(text))
 
 
 @pytest.mark.parametrize(

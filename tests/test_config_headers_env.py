@@ -8,21 +8,16 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import providerhub_codelinkava
-import providerhub_openai
 import pytest
-from providerhub import AllProvidersFailedError, MemoryHealthStore, Registry, UpstreamHTTPError
-from providerhub.config import ConfigError, parse_config
+from config_helpers import build_error, plugins, run_main, write_config
+from providerhub import AllProvidersFailedError, MemoryHealthStore, UpstreamHTTPError
+from providerhub.config import parse_config
 from providerhub.testing import Reply, serve_in_thread
 
 SECRET = "az-5ecret-0123456789abcdef"
 VAR = "PROVIDERHUB_TEST_AZURE_KEY"
 MESSAGES = [{"role": "user", "content": "hi"}]
 OK_PROVIDER = '[providers.azure]\nuse = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
-
-
-def registry() -> Registry:
-    return Registry([providerhub_openai, providerhub_codelinkava], entry_points=False)
 
 
 def config_text(url: str) -> str:
@@ -40,13 +35,6 @@ def config_text(url: str) -> str:
     )
 
 
-def build_error(text: str) -> ConfigError:
-    config = parse_config(text, "p.toml")
-    with pytest.raises(ConfigError) as caught:
-        config.build_registry(registry())
-    return caught.value
-
-
 async def test_configured_header_carries_the_variable_and_never_shows(
     fake_upstream: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -57,7 +45,7 @@ async def test_configured_header_carries_the_variable_and_never_shows(
         Reply.text("fine"), Reply.error(401, f"Access denied: key {SECRET} is invalid")
     )
     config = parse_config(config_text(upstream.url), "p.toml")
-    built = config.build_registry(registry())
+    built = config.build_registry(plugins())
     chain = config.chain("main", built, health=MemoryHealthStore())
 
     assert await chain.create_async("", MESSAGES) == "fine"
@@ -95,7 +83,7 @@ async def test_unset_variable_skips_the_provider_with_the_reason(
     monkeypatch.setenv("PROVIDERHUB_TEST_TITLE", "demo")
     upstream = await fake_upstream(Reply.text("never"))
     config = parse_config(config_text(upstream.url), "p.toml")
-    built = config.build_registry(registry())
+    built = config.build_registry(plugins())
     chain = config.chain("main", built, health=MemoryHealthStore())
 
     with pytest.raises(AllProvidersFailedError) as failed:
@@ -170,25 +158,17 @@ def test_cli_config_check_shows_names_not_values(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from providerhub.cli import main
-
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv(VAR, SECRET)
     monkeypatch.delenv("PROVIDERHUB_TEST_TITLE", raising=False)
-    monkeypatch.setattr("providerhub.registry._default", None)  # the CLI augments the default
     with serve_in_thread(Reply.error(401, f"bad key {SECRET}")) as upstream:
-        path = tmp_path / "providerhub.toml"
-        path.write_text(
-            config_text(upstream.url).replace(', X-Title = "PROVIDERHUB_TEST_TITLE"', "")
-        )
-        codes, outputs = [], []
-        for argv in (
+        text = config_text(upstream.url).replace(', X-Title = "PROVIDERHUB_TEST_TITLE"', "")
+        path = write_config(tmp_path, text)
+        runs = (
             ["--config", str(path), "config", "check"],
             ["--config", str(path), "chat", "--chain", "main", "-v", "hi"],
-        ):
-            codes.append(main(argv))
-            captured = capsys.readouterr()
-            outputs += [captured.out, captured.err]
+        )
+        codes, outputs = run_main(runs, capsys, monkeypatch)
         requests = upstream.requests
 
     assert codes[0] == 0 and codes[1] != 0, outputs

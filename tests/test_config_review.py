@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 
-import providerhub_codelinkava
-import providerhub_openai
 import pytest
-from providerhub import Registry
-from providerhub.config import Config, ConfigError, ProviderSpec, parse_config
+from config_helpers import OK_PROVIDER, build_error, parse_error
+from providerhub.config import Config, ProviderSpec
 from providerhub.config.load import LITERAL_SECRET_WHY
 
-OK_PROVIDER = '[providers.local]\nuse = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
 SECRET = "sk-live-abcdef123456"
 HEADERS = [
     "x-goog-api-key",
@@ -28,23 +24,11 @@ HEADERS = [
 ]
 
 
-def error(text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(textwrap.dedent(text), "p.toml")
-    return caught.value
-
-
-def build_error(text: str) -> ConfigError:
-    config = parse_config(textwrap.dedent(text), "p.toml")
-    registry = Registry([providerhub_openai, providerhub_codelinkava], entry_points=False)
-    with pytest.raises(ConfigError) as caught:
-        config.build_registry(registry)
-    return caught.value
-
-
 @pytest.mark.parametrize("header", HEADERS)
 def test_each_literal_secret_header_is_refused_without_its_value(header: str) -> None:
-    caught = error(OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}", X-Title = "demo" }}\n')
+    caught = parse_error(
+        OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}", X-Title = "demo" }}\n'
+    )
 
     prefix = f"p.toml [providers.local]: header {header!r}: {LITERAL_SECRET_WHY}"
     assert str(caught).startswith(prefix)
@@ -77,7 +61,7 @@ def test_each_literal_secret_header_is_refused_without_its_value(header: str) ->
 def test_literal_secret_header_refusal_points_at_the_option_to_use(
     header: str, suggestion: str
 ) -> None:
-    caught = error(OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}" }}\n')
+    caught = parse_error(OK_PROVIDER + f'headers = {{ "{header}" = "{SECRET}" }}\n')
 
     assert str(caught) == (
         f"p.toml [providers.local]: header {header!r}: {LITERAL_SECRET_WHY}{suggestion}"
@@ -145,7 +129,7 @@ def test_each_secret_header_is_redacted_in_render(header: str) -> None:
     ],
 )
 def test_messages_say_the_real_problem(text: str, message: str, table: str, key: str) -> None:
-    caught = error(text)
+    caught = parse_error(text)
 
     assert str(caught) == message
     assert (caught.path, caught.table, caught.key) == ("p.toml", table, key)
@@ -223,7 +207,7 @@ def test_cycle_check_is_linear_on_a_diamond_ladder() -> None:
 def test_cycle_at_the_bottom_of_a_diamond_ladder_is_reported_in_full() -> None:
     text = diamond_ladder(100).replace("providers = ['x', 'y']", "providers = ['x', 'A0']", 1)
 
-    caught = error(text)
+    caught = parse_error(text)
 
     loop = " -> ".join([*(f"a{i}" for i in range(100)), "a0"])
     assert str(caught) == f"p.toml [chains.a0]: chain refers to itself: {loop}"
@@ -231,7 +215,7 @@ def test_cycle_at_the_bottom_of_a_diamond_ladder_is_reported_in_full() -> None:
 
 
 def test_cycle_is_reported_at_the_chain_where_it_starts() -> None:
-    caught = error(
+    caught = parse_error(
         "[chains.x]\nproviders = ['a']\n[chains.a]\nproviders = ['b']\n"
         "[chains.b]\nproviders = ['p', 'a']\n"
     )

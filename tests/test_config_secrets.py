@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import textwrap
 from pathlib import Path
 from typing import Any
 
-import providerhub_codelinkava
-import providerhub_openai
 import pytest
-from providerhub import AllProvidersFailedError, MemoryHealthStore, Registry, UpstreamHTTPError
-from providerhub.config import load_config
+from config_helpers import hosted, load_written, plugins, run_main, write_config
+from providerhub import AllProvidersFailedError, MemoryHealthStore, UpstreamHTTPError
 from providerhub.testing import Reply, serve_in_thread
 from providerhub_openai import OpenAICompatible
 
@@ -39,28 +36,10 @@ async def test_key_never_leaks(
         Reply.error(401, f"Incorrect API key provided: {SECRET}"),
         Reply.error(429, "slow down", retry_after="1"),
     )
-    path = tmp_path / "providerhub.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [providers.hosted]
-            use = "openai"
-            base_url = "{upstream.url}/v1"
-            api_key_env = "{VAR}"
-            default_model = "m"
-
-            [chains.main]
-            providers = ["hosted"]
-            """
-        )
-    )
-    config = load_config(path)
-    assert config is not None
-    registry = config.build_registry(
-        Registry([providerhub_openai, providerhub_codelinkava], entry_points=False)
-    )
-    hosted = registry.get("hosted")
-    assert isinstance(hosted, OpenAICompatible)
+    config = load_written(tmp_path, hosted(upstream.url, VAR))
+    registry = config.build_registry(plugins())
+    provider = registry.get("hosted")
+    assert isinstance(provider, OpenAICompatible)
     chain = config.chain("main", registry, health=MemoryHealthStore())
 
     assert await chain.create_async("", MESSAGES) == "fine"
@@ -68,7 +47,7 @@ async def test_key_never_leaks(
     with pytest.raises(AllProvidersFailedError) as failed:
         await chain.create_async("", MESSAGES)
     with pytest.raises(UpstreamHTTPError) as direct:
-        await hosted.create_async("m", MESSAGES)
+        await provider.create_async("m", MESSAGES)
 
     http_error = failed.value.attempts[0].error
     assert isinstance(http_error, UpstreamHTTPError)
@@ -78,8 +57,8 @@ async def test_key_never_leaks(
     assert f'api_key_env = "{VAR}"  # set' in rendered
     assert_hidden(
         rendered,
-        repr(hosted),
-        repr(vars(hosted)),
+        repr(provider),
+        repr(vars(provider)),
         repr(chain),
         str(failed.value),
         repr(failed.value.attempts),
@@ -117,19 +96,11 @@ def test_cli_output_never_shows_the_key(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from providerhub.cli import main
-
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv(VAR, SECRET)
-    monkeypatch.setattr("providerhub.registry._default", None)  # the CLI augments the default
     script = (Reply.text("fine"), Reply.error(401, f"Incorrect API key provided: {SECRET}"))
     with serve_in_thread(*script) as upstream:
-        path = tmp_path / "providerhub.toml"
-        path.write_text(
-            f'[providers.hosted]\nuse = "openai"\nbase_url = "{upstream.url}/v1"\n'
-            f'api_key_env = "{VAR}"\ndefault_model = "m"\n'
-            '[chains.main]\nproviders = ["hosted"]\n'
-        )
+        path = write_config(tmp_path, hosted(upstream.url, VAR))
         config = ["--config", str(path)]
         runs = [
             ["config", "check", *config],
@@ -138,11 +109,7 @@ def test_cli_output_never_shows_the_key(
             ["chat", *config, "--chain", "main", "-v", "hi"],
             ["chat", *config, "-p", "hosted", "-v", "hi"],
         ]
-        codes, outputs = [], []
-        for argv in runs:
-            codes.append(main(argv))
-            captured = capsys.readouterr()
-            outputs += [captured.out, captured.err]
+        codes, outputs = run_main(runs, capsys, monkeypatch)
         requests = upstream.requests
 
     assert codes[:4] == [0, 0, 0, 0] and codes[4] != 0, outputs

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from helpers import MakeUpstream
 from providerhub import (
     FallbackChain,
     HealthStore,
@@ -20,7 +21,7 @@ from providerhub import (
 from providerhub.failure import unhealthy
 from providerhub.health import Ticket
 from providerhub.testing import Reply
-from routing_helpers import MESSAGES, Clock, MakeUpstream, admitted, provider
+from routing_helpers import MESSAGES, Clock, ProviderObject, admitted, provider
 
 
 def test_circuit_opens_after_consecutive_failures_then_lets_one_probe() -> None:
@@ -242,19 +243,10 @@ async def test_bad_transport_option_is_rejected_before_any_request(
     assert await chain.create_async("", MESSAGES) == "ok"
 
 
-class Misconfigured:
+class Misconfigured(ProviderObject):
     """A provider that rejects every request as the caller's fault."""
 
     name = "misconfigured"
-    working = True
-    supports_stream = True
-    needs_auth = False
-
-    def supports_model(self, model: str) -> bool:
-        return True
-
-    def missing_credentials(self) -> str | None:
-        return None
 
     def create_async_generator(self, model: str, messages: Any, **kwargs: Any) -> Any:
         raise InvalidRequestError("bad argument")

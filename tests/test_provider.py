@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any, cast
 
 import pytest
+from helpers import BOUND, MakeUpstream, pointing, until
 from providerhub import (
     AsyncGeneratorProvider,
     ChunkStream,
@@ -19,9 +20,7 @@ from providerhub import (
 )
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 
-MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
 MESSAGES = [{"role": "user", "content": "hi"}]
-HANG_BOUND = 5.0
 
 
 async def _stream(name: str, url: str, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
@@ -77,27 +76,17 @@ class Endpoint(AsyncGeneratorProvider):
             yield chunk
 
 
-@pytest.fixture
-def streamer(monkeypatch: pytest.MonkeyPatch) -> Callable[[FakeUpstream], type[Streamer]]:
-    def point(upstream: FakeUpstream) -> type[Streamer]:
-        monkeypatch.setattr(Streamer, "api_url", upstream.url + "/api/chat")
-        return Streamer
+Point = Callable[[FakeUpstream], type[Streamer]]
 
-    return point
+
+@pytest.fixture
+def streamer(monkeypatch: pytest.MonkeyPatch) -> Point:
+    return pointing(monkeypatch, Streamer)
 
 
 async def collect(chunks: AsyncIterator[str]) -> list[str]:
-    async with asyncio.timeout(HANG_BOUND):
+    async with asyncio.timeout(BOUND):
         return [chunk async for chunk in chunks]
-
-
-async def eventually(condition: Callable[[], bool]) -> None:
-    """Wait for a condition set by the server (possibly on another thread)."""
-    for _ in range(int(HANG_BOUND / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 # Metadata and model support.
@@ -159,7 +148,7 @@ BAD_CALLS: list[tuple[Any, Any, dict[str, Any], str]] = [
 @pytest.mark.parametrize(("model", "messages", "kwargs", "message"), BAD_CALLS)
 async def test_bad_input_raises_before_any_request(
     fake_upstream: MakeUpstream,
-    streamer: Callable[[FakeUpstream], type[Streamer]],
+    streamer: Point,
     model: Any,
     messages: Any,
     kwargs: dict[str, Any],
@@ -184,9 +173,7 @@ async def test_bad_input_raises_before_any_request(
 # Class-style and instance-style providers through the base-class calls.
 
 
-async def test_class_style_create_async(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
-) -> None:
+async def test_class_style_create_async(fake_upstream: MakeUpstream, streamer: Point) -> None:
     upstream = await fake_upstream(Reply.text("Hel", "lo"), Reply.text("a", "b", split=3))
     provider = streamer(upstream)
     assert await provider.create_async("gpt-3.5-turbo", MESSAGES) == "Hello"
@@ -203,7 +190,7 @@ async def test_instance_style_create_async(fake_upstream: MakeUpstream) -> None:
 
 
 async def test_stream_on_class_and_instance_style_providers(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.text("Hel", "lo"), Reply.text("x", "y"))
     streams = [
@@ -214,7 +201,7 @@ async def test_stream_on_class_and_instance_style_providers(
     texts = []
     for stream in streams:
         assert type(stream) is ChunkStream
-        async with asyncio.timeout(HANG_BOUND), stream:
+        async with asyncio.timeout(BOUND), stream:
             texts.append([chunk async for chunk in stream])
         assert (stream.finish_reason, stream.usage) == (None, None)
     assert texts == [["Hel", "lo"], ["x", "y"]]
@@ -223,14 +210,14 @@ async def test_stream_on_class_and_instance_style_providers(
 
 
 async def test_stream_is_guarded_and_closes_upstream_when_stopped(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.hang_after_chunks("first"), Reply.hang())
     provider = streamer(upstream)
-    async with asyncio.timeout(HANG_BOUND):
+    async with asyncio.timeout(BOUND):
         async with provider.stream("", MESSAGES, timeout=30) as stream:
             assert await anext(stream) == "first"
-        await eventually(lambda: upstream.disconnects == 1)
+        await until(lambda: upstream.disconnects == 1)
         with pytest.raises(UpstreamTimeoutError) as info:
             await provider.stream("", MESSAGES, timeout=Timeouts(first_chunk=0.2)).text()
     assert info.value.phase == "first_chunk"
@@ -246,7 +233,7 @@ def test_create_completion_without_running_loop(monkeypatch: pytest.MonkeyPatch)
 
 
 async def test_create_completion_inside_running_loop(
-    streamer: Callable[[FakeUpstream], type[Streamer]],
+    streamer: Point,
 ) -> None:
     script = (Reply.text("a", "b"), Reply.text("c", "d"), Reply.error(503, "busy"))
     with serve_in_thread(*script) as upstream:
@@ -260,7 +247,7 @@ async def test_create_completion_inside_running_loop(
 
 @pytest.mark.parametrize("in_loop", [False, True])
 async def test_create_completion_early_break_closes_upstream(
-    streamer: Callable[[FakeUpstream], type[Streamer]], in_loop: bool
+    streamer: Point, in_loop: bool
 ) -> None:
     with serve_in_thread(Reply.hang_after_chunks("first")) as upstream:
         provider = streamer(upstream)
@@ -277,19 +264,19 @@ async def test_create_completion_early_break_closes_upstream(
         started = time.monotonic()
         first = consume() if in_loop else await asyncio.to_thread(consume)
         assert first == "first"
-        assert time.monotonic() - started < HANG_BOUND
-        await eventually(lambda: upstream.disconnects == 1 and upstream.active == 0)
+        assert time.monotonic() - started < BOUND
+        await until(lambda: upstream.disconnects == 1 and upstream.active == 0)
 
 
 async def test_async_consumer_break_closes_upstream(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.hang_after_chunks("first"))
     chunks = streamer(upstream).create_async_generator("", MESSAGES)
-    async with asyncio.timeout(HANG_BOUND):
+    async with asyncio.timeout(BOUND):
         assert await anext(chunks) == "first"
         await chunks.aclose()  # type: ignore[attr-defined]
-    await eventually(lambda: upstream.disconnects == 1)
+    await until(lambda: upstream.disconnects == 1)
 
 
 # The guard: wall-clock deadlines per phase.
@@ -301,16 +288,16 @@ async def _timeout_of(
     received: list[str] = []
     started = time.monotonic()
     with pytest.raises(UpstreamTimeoutError) as info:
-        async with asyncio.timeout(HANG_BOUND):
+        async with asyncio.timeout(BOUND):
             async for chunk in provider.create_async_generator("", MESSAGES, timeout=limits):
                 received.append(chunk)
-    assert time.monotonic() - started < HANG_BOUND
-    await eventually(lambda: upstream.active == 0)
+    assert time.monotonic() - started < BOUND
+    await until(lambda: upstream.active == 0)
     return "".join(received), info.value
 
 
 async def test_first_chunk_timeout_when_headers_never_come(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.hang())
     limits = Timeouts(first_chunk=0.2, idle=30, total=30)
@@ -325,17 +312,41 @@ async def test_first_chunk_timeout_when_headers_never_come(
     assert upstream.disconnects == 1
 
 
-async def test_idle_timeout_after_some_chunks(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+@pytest.mark.parametrize(
+    ("reply", "limits", "expected"),
+    [
+        (
+            Reply.hang_after_chunks("a", "b"),
+            Timeouts(first_chunk=30, idle=0.2, total=30),
+            ("ab", "idle", 0.2),
+        ),
+        (
+            Reply.keepalive_trickle(0.02),
+            Timeouts(first_chunk=0.3, idle=0.1, total=30),
+            ("", "first_chunk", 0.3),
+        ),
+        (Reply.hang(), 0.2, ("", "total", 0.2)),
+    ],
+    ids=[
+        "idle after some chunks",
+        "keepalive-only trickle at first chunk",
+        "number is a total capping every phase",
+    ],
+)
+async def test_phase_timeout(
+    fake_upstream: MakeUpstream,
+    streamer: Point,
+    reply: Reply,
+    limits: Timeouts | float,
+    expected: tuple[str, str, float],
 ) -> None:
-    upstream = await fake_upstream(Reply.hang_after_chunks("a", "b"))
-    limits = Timeouts(first_chunk=30, idle=0.2, total=30)
+    upstream = await fake_upstream(reply)
     text, error = await _timeout_of(upstream, streamer(upstream), limits)
-    assert (text, error.phase, error.seconds) == ("ab", "idle", 0.2)
+    assert (text, error.phase, error.seconds) == expected
 
 
 async def test_total_timeout_against_a_slow_trickle(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.text(*"abcdefghij", delay=0.1))
     limits = Timeouts(first_chunk=30, idle=30, total=0.45)
@@ -344,25 +355,8 @@ async def test_total_timeout_against_a_slow_trickle(
     assert text and "abcdefghij".startswith(text) and text != "abcdefghij"
 
 
-async def test_keepalive_only_trickle_times_out_at_first_chunk(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
-) -> None:
-    upstream = await fake_upstream(Reply.keepalive_trickle(0.02))
-    limits = Timeouts(first_chunk=0.3, idle=0.1, total=30)
-    text, error = await _timeout_of(upstream, streamer(upstream), limits)
-    assert (text, error.phase, error.seconds) == ("", "first_chunk", 0.3)
-
-
-async def test_number_timeout_is_a_total_that_caps_every_phase(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
-) -> None:
-    upstream = await fake_upstream(Reply.hang())
-    text, error = await _timeout_of(upstream, streamer(upstream), 0.2)
-    assert (text, error.phase, error.seconds) == ("", "total", 0.2)
-
-
 async def test_guard_passes_a_full_stream_untouched(
-    fake_upstream: MakeUpstream, streamer: Callable[[FakeUpstream], type[Streamer]]
+    fake_upstream: MakeUpstream, streamer: Point
 ) -> None:
     upstream = await fake_upstream(Reply.text("a", "b", "c", delay=0.05))
     limits = Timeouts(first_chunk=2, idle=2, total=10)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import providerhub
 import pytest
+from helpers import BOUND, MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
     Attempt,
@@ -24,25 +25,17 @@ from providerhub import (
     Registry,
     StreamInterruptedError,
     Timeouts,
-    default_health_store,
 )
 from providerhub.routing import CONTINUE_PROMPT
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 from providerhub_codelinkava import CodeLinkAva
-from routing_helpers import BOUND, MESSAGES, REFUSED, MakeUpstream, consume, provider
+from routing_helpers import FAST, MESSAGES, REFUSED, consume, provider
 
-FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
+pytestmark = pytest.mark.usefixtures("fresh_health")
 
 
 def outcomes(stream: ChatStream | AllProvidersFailedError) -> list[tuple[str, str, str]]:
     return [(a.provider, a.outcome, a.reason) for a in stream.attempts]
-
-
-@pytest.fixture(autouse=True)
-def fresh_health() -> Iterator[None]:
-    default_health_store().reset()
-    yield
-    default_health_store().reset()
 
 
 async def pair(make: MakeUpstream, fault: Reply) -> tuple[FakeUpstream, FakeUpstream]:

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from helpers import MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
     FallbackChain,
@@ -15,7 +16,7 @@ from providerhub import (
 )
 from providerhub.call import DeadlinePassed
 from providerhub.testing import Reply
-from routing_helpers import MESSAGES, MakeUpstream, admitted, provider
+from routing_helpers import MESSAGES, admitted, provider
 
 
 def test_default_timeouts_fail_over_from_a_hang_well_before_40s() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from helpers import MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
     FallbackChain,
@@ -16,26 +17,13 @@ from providerhub import (
     MemoryHealthStore,
     StreamInterruptedError,
     Timeouts,
-    default_health_store,
 )
 from providerhub.failure import SpuriousCancellation, retryable
 from providerhub.routing import CONTINUE_PROMPT
 from providerhub.testing import Reply
-from providerhub_codelinkava import CodeLinkAva
-from routing_helpers import MESSAGES, MakeUpstream, consume, provider
+from routing_helpers import FAST, MESSAGES, ProviderObject, consume, provider
 
-FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
-
-
-@pytest.fixture(autouse=True)
-def fresh_health() -> Iterator[None]:
-    default_health_store().reset()
-    yield
-    default_health_store().reset()
-
-
-def at(name: str, url: str) -> type[CodeLinkAva]:
-    return type(name, (CodeLinkAva,), {"name": name, "working": True, "api_url": url})
+pytestmark = pytest.mark.usefixtures("fresh_health")
 
 
 @pytest.fixture
@@ -69,9 +57,9 @@ async def test_dns_reset_and_tls_failures_fail_over(
     tls_url = good.url.replace("http:", "https:") + "/api/chat"
     chain = FallbackChain(
         [
-            at("tls", tls_url),
-            at("dns", "http://no-such-host.invalid/api/chat"),
-            at("reset", resetting),
+            provider("tls", api_url=tls_url),
+            provider("dns", api_url="http://no-such-host.invalid/api/chat"),
+            provider("reset", api_url=resetting),
             provider("good", good),
         ],
         retries=1,
@@ -167,19 +155,10 @@ async def test_all_failed_lines_show_the_try(fake_upstream: MakeUpstream) -> Non
     )
 
 
-class Quitter:
+class Quitter(ProviderObject):
     """Sends one chunk, then raises CancelledError although nobody cancelled it."""
 
     name = "quitter"
-    working = True
-    supports_stream = True
-    needs_auth = False
-
-    def supports_model(self, model: str) -> bool:
-        return True
-
-    def missing_credentials(self) -> str | None:
-        return None
 
     async def create_async_generator(
         self, model: str, messages: Any, **kwargs: Any

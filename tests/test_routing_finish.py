@@ -7,21 +7,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from helpers import BOUND, MakeUpstream
 from providerhub import (
     AsyncGeneratorProvider,
     ChunkStream,
     FallbackChain,
     MemoryHealthStore,
     Messages,
-    Timeouts,
 )
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_openai import Completion, OpenAICompatible
-from routing_helpers import BOUND, MESSAGES, MakeUpstream, consume, provider
+from routing_helpers import FAST, MESSAGES, ProviderObject, consume, provider
 
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
 INCLUDE_USAGE = {"stream_options": {"include_usage": True}}
-FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)
 
 
 def endpoint(name: str, upstream: FakeUpstream) -> OpenAICompatible:
@@ -145,20 +144,11 @@ class Unguarded(AsyncGeneratorProvider):
         return Reporting(cls.create_async_generator(model, messages, **kwargs))
 
 
-class Plain:
+class Plain(ProviderObject):
     """A provider object that is no AsyncGeneratorProvider: its `stream` is not the chain's
     business (the protocol does not include it)."""
 
     name = "plain"
-    working = True
-    supports_stream = True
-    needs_auth = False
-
-    def supports_model(self, model: str) -> bool:
-        return True
-
-    def missing_credentials(self) -> str | None:
-        return None
 
     async def create_async_generator(
         self, model: str, messages: Messages, **kwargs: Any

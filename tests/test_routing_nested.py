@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import providerhub
 import providerhub.registry
 import pytest
+from helpers import MakeUpstream
 from providerhub import Attempt, FallbackChain, MemoryHealthStore, Registry
 from providerhub.testing import Reply
-from routing_helpers import MESSAGES, MakeUpstream, consume, provider
+from routing_helpers import MESSAGES, consume, provider
 
 
 async def test_nested_chain_keeps_its_trace_and_names_the_real_provider(

@@ -6,10 +6,11 @@ import asyncio
 import gc
 import itertools
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from helpers import BOUND, MakeUpstream, until
 from providerhub import (
     AllProvidersFailedError,
     FallbackChain,
@@ -17,20 +18,13 @@ from providerhub import (
     StreamInterruptedError,
     Timeouts,
     UpstreamError,
-    default_health_store,
 )
 from providerhub.race import CLOSE_LIMIT
 from providerhub.testing import Reply
-from routing_helpers import BOUND, MESSAGES, MakeUpstream, admitted, provider, until
+from routing_helpers import MESSAGES, ProviderObject, admitted, provider
 
 FAST = Timeouts(connect=2, first_chunk=0.5, idle=0.5, total=10)
-
-
-@pytest.fixture(autouse=True)
-def fresh_health() -> Iterator[None]:
-    default_health_store().reset()
-    yield
-    default_health_store().reset()
+pytestmark = pytest.mark.usefixtures("fresh_health")
 
 
 async def test_hedge_wins_and_the_loser_is_closed(fake_upstream: MakeUpstream) -> None:
@@ -274,23 +268,14 @@ async def test_many_concurrent_streams_over_flaky_upstreams(fake_upstream: MakeU
     await until(lambda: first.active == 0 and second.active == 0)
 
 
-class _Stubborn:
+class _Stubborn(ProviderObject):
     """Never answers; when cancelled, takes its time to clean up (a slow close)."""
 
-    working = True
-    supports_stream = True
-    needs_auth = False
+    name = "stubborn"
 
     def __init__(self, events: list[str], cleanup: float) -> None:
-        self.name = "stubborn"
         self.events = events
         self.cleanup = cleanup
-
-    def supports_model(self, model: str) -> bool:
-        return True
-
-    def missing_credentials(self) -> str | None:
-        return None
 
     async def create_async_generator(
         self, model: str, messages: Any, **kwargs: Any
@@ -308,20 +293,11 @@ class _Stubborn:
             self.events.append("loser cleanup end")
 
 
-class _Winner:
-    working = True
-    supports_stream = True
-    needs_auth = False
+class _Winner(ProviderObject):
     name = "winner"
 
     def __init__(self, events: list[str]) -> None:
         self.events = events
-
-    def supports_model(self, model: str) -> bool:
-        return True
-
-    def missing_credentials(self) -> str | None:
-        return None
 
     async def create_async_generator(
         self, model: str, messages: Any, **kwargs: Any
@@ -335,30 +311,34 @@ class _Winner:
             self.events.append("winner closed")
 
 
+def hedged(events: list[str], cleanup: float) -> FallbackChain:
+    """A first member that never answers and takes `cleanup` seconds to close, hedged early."""
+    return FallbackChain(
+        [_Stubborn(events, cleanup), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
+    )
+
+
+WINNER_STOPPED = [
+    ("stubborn", "cancelled", "lost the race to winner"),
+    ("winner", "served", "stopped by the consumer"),
+]
+
+
 async def test_hedged_winner_is_not_held_up_by_a_slow_loser() -> None:
     events: list[str] = []
-    chain = FallbackChain(
-        [_Stubborn(events, 0.5), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
-    )
-    stream = chain.stream("", MESSAGES)
+    stream = hedged(events, 0.5).stream("", MESSAGES)
     async with asyncio.timeout(BOUND):
         assert await anext(stream) == "w1"
         events.append("winner first chunk")
         await stream.aclose()
     assert events[0] == "winner first chunk" and events[-1] == "loser cleanup end"
     assert sorted(events[1:3]) == ["loser cleanup start", "winner closed"]
-    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == [
-        ("stubborn", "cancelled", "lost the race to winner"),
-        ("winner", "served", "stopped by the consumer"),
-    ]
+    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == WINNER_STOPPED
 
 
 async def test_consumer_cancelled_while_losers_close() -> None:
     events: list[str] = []
-    chain = FallbackChain(
-        [_Stubborn(events, 0.3), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
-    )
-    stream = chain.stream("", MESSAGES)
+    stream = hedged(events, 0.3).stream("", MESSAGES)
 
     async def read() -> None:
         async for _chunk in stream:
@@ -371,19 +351,13 @@ async def test_consumer_cancelled_while_losers_close() -> None:
         await task
     assert events[0] == "chunk" and events[-1] == "loser cleanup end"
     assert sorted(events[1:3]) == ["loser cleanup start", "winner closed"]
-    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == [
-        ("stubborn", "cancelled", "lost the race to winner"),
-        ("winner", "served", "stopped by the consumer"),
-    ]
+    assert [(a.provider, a.outcome, a.reason) for a in stream.attempts] == WINNER_STOPPED
 
 
 async def test_a_loser_ignoring_cancellation_is_cut_after_the_close_limit() -> None:
     events: list[str] = []
-    chain = FallbackChain(
-        [_Stubborn(events, 30), _Winner(events)], hedge_after=0.05, health=MemoryHealthStore()
-    )
     async with asyncio.timeout(CLOSE_LIMIT + BOUND):
-        stream = chain.stream("", MESSAGES)
+        stream = hedged(events, 30).stream("", MESSAGES)
         assert await anext(stream) == "w1"
         await stream.aclose()
     assert sorted(events) == ["loser cleanup cut", "loser cleanup start", "winner closed"]

@@ -7,7 +7,7 @@ real providerhub-openai plugin built from a config, each pointed at its own Fake
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -51,10 +51,15 @@ fast = {{ chain = "main", model = "fast-model" }}
 
 
 @asynccontextmanager
-async def gateway(text: str, *, api_key: str | None = None) -> AsyncIterator[str]:
-    """Serve `text`'s config on a free port; yield the base URL (no trailing /v1)."""
+async def gateway(
+    text: str, *, api_key: str | None = None, extra: Iterable[object] = ()
+) -> AsyncIterator[str]:
+    """Serve `text`'s config, plus `extra` providers registered directly, on a free port; yield
+    the base URL (no trailing /v1)."""
     config = parse_config(text)
     registry = config.build_registry(Registry.discover())
+    for item in extra:
+        registry.register(item)
     app = create_app(registry, config, api_key=api_key, health=MemoryHealthStore())
     runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cli_helpers import SCRIPT, default_sigint, plugin_env, run
 from providerhub.testing import FakeUpstream, Reply
-from test_cli import SCRIPT, _default_sigint, plugin_env, run
 from test_server import HELLO, config_text, contents, events
 
 URL = re.compile(r"^providerhub: serving (http://127\.0\.0\.1:\d+)/v1 ")
@@ -31,7 +31,7 @@ async def _serve(config: Path, *args: str, **env: str) -> asyncio.subprocess.Pro
         env=plugin_env(None, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_default_sigint,
+        preexec_fn=default_sigint,
     )
 
 

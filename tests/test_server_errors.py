@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers import until
 from providerhub.testing import FakeUpstream, Reply
 from test_server import HELLO, config_text, contents, events, gateway, post
 
@@ -171,10 +172,7 @@ async def test_client_disconnect_closes_the_upstream(ups: Ups) -> None:
             line = await asyncio.wait_for(response.content.readline(), 5)
             assert line.startswith(b"data: {")
             assert a.active == 1
-        for _ in range(500):
-            if a.disconnects:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: a.disconnects)
         assert a.disconnects == 1
         assert a.active == 0
 
@@ -190,10 +188,7 @@ async def test_client_giving_up_before_the_first_chunk_closes_the_upstream(ups: 
                     json={"model": "a", "messages": HELLO, "stream": True},
                     timeout=aiohttp.ClientTimeout(total=0.3),
                 )
-        for _ in range(500):
-            if a.disconnects:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: a.disconnects)
         assert a.disconnects == 1
         assert a.active == 0
 

@@ -7,14 +7,9 @@ fails and `b` (providerhub-openai on a FakeUpstream) serves, cut at max_tokens (
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from providerhub import MemoryHealthStore, Registry
-from providerhub.config import parse_config
-from providerhub.server import create_app, start
 from providerhub.testing import FakeUpstream, Reply
 from routing_helpers import provider
 from test_server import HELLO, USAGE, config_text, contents, events, gateway, post
@@ -80,26 +75,11 @@ async def test_json_finish_reason_and_usage(ups: Ups, asked: bool) -> None:
         assert "usage" not in completion
 
 
-@asynccontextmanager
-async def gateway_with(text: str, *extra: object) -> AsyncIterator[str]:
-    """A gateway over `text`'s config plus `extra` providers registered directly."""
-    config = parse_config(text)
-    registry = config.build_registry(Registry.discover())
-    for item in extra:
-        registry.register(item)
-    app = create_app(registry, config, health=MemoryHealthStore())
-    runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
-    try:
-        yield url
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_provider_reporting_nothing_gets_stop_and_no_usage(
     fake_upstream: Any, ups: Ups
 ) -> None:
     ava = await fake_upstream(default=Reply.text("Hi", finish_reason="length", usage=USAGE))
-    async with gateway_with(config_text(*ups), provider("ava", ava)) as url:
+    async with gateway(config_text(*ups), extra=[provider("ava", ava)]) as url:
         streamed = await post(
             url, {"model": "ava", "messages": HELLO, "stream": True, **INCLUDE_USAGE}
         )

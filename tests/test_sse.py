@@ -122,24 +122,21 @@ def test_max_line_counts_held_bytes_not_complete_lines() -> None:
     assert datas(decoder.feed(b"\n\n")) == ["1234"]
 
 
-def test_max_line_bounds_data_lines_never_dispatched() -> None:
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        (b"data: 12345\n", b"data: 678901\n"),
+        (None, b"data: 123456\ndata: 78901\n"),
+        (b"data: 123456\n", b"data: 7890\ndata: x"),
+    ],
+    ids=["never dispatched", "within one read", "pending data counts with the held line"],
+)
+def test_max_line_bounds_data_lines(first: bytes | None, then: bytes) -> None:
     decoder = SSEDecoder(max_line=10)
-    assert decoder.feed(b"data: 12345\n") == []
+    if first is not None:
+        assert decoder.feed(first) == []
     with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
-        decoder.feed(b"data: 678901\n")
-
-
-def test_max_line_bounds_data_lines_within_one_read() -> None:
-    decoder = SSEDecoder(max_line=10)
-    with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
-        decoder.feed(b"data: 123456\ndata: 78901\n")
-
-
-def test_max_line_counts_pending_data_with_the_held_line() -> None:
-    decoder = SSEDecoder(max_line=10)
-    assert decoder.feed(b"data: 123456\n") == []
-    with pytest.raises(ValueError, match=r"^event-stream event longer than 10 bytes$"):
-        decoder.feed(b"data: 7890\ndata: x")
+        decoder.feed(then)
 
 
 def test_max_line_counts_each_data_line_once_and_resets_on_dispatch() -> None:

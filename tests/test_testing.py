@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from helpers import until
 from providerhub.sse import SSEDecoder
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 
@@ -136,10 +137,7 @@ async def test_end_hang_and_trickle_stall_until_the_client_leaves(
                     seen += await response.content.readany()
             assert b"content" not in seen or expected == b"[DONE]"
             assert upstream.active == 1
-    for _ in range(500):
-        if upstream.disconnects == 2 and upstream.active == 0:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: upstream.disconnects == 2 and upstream.active == 0)
     assert (upstream.disconnects, upstream.active) == (2, 0)
 
 
