@@ -178,6 +178,7 @@ def test_plugins_table_has_status_and_errors(zoo: dict[str, str]) -> None:
         "ok",
     ]
     assert by_dist["ph-raises"][-2:] == ["-", "error"]
+    assert by_dist["providerhub-openai"][-2:] == ["openai (type)", "ok"]
     lines = {line.strip() for line in errors.splitlines() if "(ph-" in line}
     assert lines == {line.removeprefix("providerhub: warning: plugin ") for line in zoo_warnings()}
 

@@ -82,7 +82,8 @@ def run_plugins(args: argparse.Namespace) -> int:
             info.distribution or "-",
             info.version or "-",
             info.entry_point or "-",
-            ", ".join(info.providers) or "-",
+            ", ".join([*info.providers, *(f"{name} (type)" for name in info.provider_types)])
+            or "-",
             "error" if info.errors else "ok",
         )
         for info in registry.plugins
