@@ -33,7 +33,7 @@ from .errors import (
 )
 from .messages import Messages, validate_messages, validate_model
 from .stream import ChunkStream
-from .timeouts import Phase, Timeouts
+from .timeouts import Phase, Timeouts, Watchdog
 
 _GUARD_MARK = "_providerhub_guard"
 
@@ -214,32 +214,33 @@ async def guard(
     end = None if timeouts.total is None else loop.time() + timeouts.total
     step: float | None = timeouts.first_chunk
     phase: Phase = "first_chunk"
+    watchdog = Watchdog(loop)
     try:
         while True:
             deadline, which = step, phase
             limit = None if step is None else loop.time() + step
             if end is not None and (limit is None or end <= limit):
                 limit, deadline, which = end, timeouts.total, "total"
-            scope = asyncio.timeout_at(limit)
+            watchdog.arm(limit)
             try:
-                async with scope:
-                    chunk = await anext(chunks)
+                chunk = await anext(chunks)
             except StopAsyncIteration:
+                watchdog.disarm()
                 return
-            except (ProviderHubError, asyncio.CancelledError):
-                raise
-            except TimeoutError as exc:
-                if scope.expired():
+            except BaseException as exc:
+                if watchdog.disarm():
                     raise UpstreamTimeoutError(provider, which, deadline) from None
-                raise _classify(exc, provider) from exc
-            except Exception as exc:
+                if not isinstance(exc, Exception) or isinstance(exc, ProviderHubError):
+                    raise
                 mapped = _classify(exc, provider)
                 if mapped is exc:
                     raise
                 raise mapped from exc
+            watchdog.disarm()
             yield chunk
             step, phase = timeouts.idle, "idle"
     finally:
+        watchdog.close()
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -1,7 +1,9 @@
-"""The four timeouts of a streaming call: connect, first chunk, idle between chunks, total."""
+"""The four timeouts of a streaming call (connect, first chunk, idle, total) and the watchdog
+that enforces the wall-clock ones."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,3 +69,68 @@ class Timeouts:
 
 def _cap(value: float | None, limit: float) -> float:
     return limit if value is None else min(value, limit)
+
+
+class Watchdog:
+    """Cancels a wait on a stream that passes its deadline, with one timer per stream.
+
+    `asyncio.timeout` per chunk schedules and cancels a timer for every chunk (~4 µs). This one
+    timer is moved only when a deadline comes earlier than it; when it fires early it re-arms,
+    so re-arming per chunk costs a clock read. Use `arm(limit)` right before awaiting the next
+    chunk and `disarm()` right after, in every outcome; only a wait that is in progress is ever
+    cancelled, never the consumer's own code.
+    """
+
+    __slots__ = ("_cancelling", "_fired", "_handle", "_limit", "_loop", "_task", "_waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._limit: float | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self._waiting = False
+        self._fired = False
+
+    def arm(self, limit: float | None) -> None:
+        """A wait on the current task starts; it must end by loop time `limit` (None: never)."""
+        task = asyncio.current_task()
+        self._task = task
+        self._cancelling = task.cancelling() if task is not None else 0
+        self._limit = limit
+        self._waiting = True
+        handle = self._handle
+        if limit is not None and (handle is None or handle.when() > limit):
+            if handle is not None:
+                handle.cancel()
+            self._handle = self._loop.call_at(limit, self._fire)
+
+    def disarm(self) -> bool:
+        """The wait ended; True when the watchdog cut it (and no other cancellation is pending)."""
+        self._waiting = False
+        if not self._fired:
+            return False
+        self._fired = False
+        assert self._task is not None
+        return self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        """Drop the timer (the stream is over)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        limit = self._limit
+        if not self._waiting or limit is None or self._task is None:
+            return
+        if limit - self._loop.time() > _EARLY:
+            self._handle = self._loop.call_at(limit, self._fire)
+            return
+        self._fired = True
+        self._task.cancel()
+
+
+_EARLY = 0.001
+"""A timer firing this much before the deadline counts as on time (the loop's clock resolution)."""
