@@ -1,4 +1,4 @@
-"""The `providerhub` command: list providers and plugins, chat, check the config.
+"""The `providerhub` command: list providers and plugins, chat, check the config, serve.
 
     providerhub [--config PATH] providers [--json] [--working] [--model M]
     providerhub plugins [--json]
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="providerhub",
         description="Pluggable multi-provider LLM chat: list providers and plugins, chat through "
-        "a provider or a fallback chain, check the config.",
+        "a provider or a fallback chain, check the config, serve the OpenAI-compatible gateway.",
     )
     parser.add_argument("--version", action="version", version=f"providerhub {__version__}")
     config_option(parser, default=None)
