@@ -15,11 +15,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import aiohttp
+from providerhub import AsyncGeneratorProvider, Messages
 from providerhub.testing import Reply, serve_in_thread
 
 RAW = "raw iter_chunked"
@@ -30,6 +31,24 @@ Run = Callable[[], Awaitable[float]]
 
 Check = tuple[str, str, bool]
 """(what is checked, the numbers, whether the target was met)."""
+
+
+class InMemory(AsyncGeneratorProvider):
+    """No network: yields `chunks` chunks of one token each, like a model generating slowly.
+
+    It isolates per-chunk costs (a chain's, the gateway's re-encoding of every chunk as its own
+    event) that batching hides when a stream arrives at loopback speed.
+    """
+
+    working = True
+    chunks = 20_000
+
+    @classmethod
+    async def create_async_generator(
+        cls, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        for index in range(cls.chunks):
+            yield f"t{index % 10}"
 
 
 def stream_reply(events: int, token: str = "t{}") -> Reply:

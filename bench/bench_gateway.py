@@ -19,7 +19,7 @@ Target: gateway (child process) <= 1.5x raw. The gateway writes one event per ch
 provider yields, and the provider yields one chunk per network read, so the client parses far
 fewer (larger) events than the upstream sent; both counts are printed. The gateway's worst case
 is a provider yielding every token as its own chunk (a model generating slowly): the row
-"1 event/chunk" streams N one-token chunks of an in-memory provider (`Tokens`, no upstream)
+"1 event/chunk" streams N one-token chunks of an in-memory provider (`InMemory`, no upstream)
 through the gateway, N events re-encoded and written one by one (informational). Time to first
 chunk: median of C small requests, raw and OpenAICompatible direct vs raw through the gateway
 (informational).
@@ -35,14 +35,15 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from functools import partial
-from typing import Any, cast
+from typing import cast
 
 import aiohttp
 from _common import (
     RAW,
     Check,
+    InMemory,
     child_upstreams,
     interleave,
     ratio_table,
@@ -54,7 +55,7 @@ from _common import (
     within,
 )
 from aiohttp import web
-from providerhub import AsyncGeneratorProvider, MemoryHealthStore, Messages, Registry
+from providerhub import MemoryHealthStore, Registry
 from providerhub.config import parse_config
 from providerhub.server import create_app, start
 from providerhub.testing import Reply
@@ -71,27 +72,9 @@ FIRST = "Hello"
 """The small answer (one chunk), checked on every time-to-first-chunk call."""
 
 
-class Tokens(AsyncGeneratorProvider):
-    """No network: yields `chunks` chunks of one token each, like a model generating slowly.
-
-    Behind the gateway it shows the cost of re-encoding and writing every chunk as its own
-    event, which batching hides when the upstream stream arrives at loopback speed.
-    """
-
-    working = True
-    chunks = 20_000
-
-    @classmethod
-    async def create_async_generator(
-        cls, model: str, messages: Messages, **kwargs: Any
-    ) -> AsyncIterator[str]:
-        for index in range(cls.chunks):
-            yield f"t{index % 10}"
-
-
 def build_app(big: str, small: str, events: int) -> web.Application:
     """The gateway in front of the two upstreams (from a config, as `providerhub serve` reads
-    one) and of `Tokens` yielding `events` chunks."""
+    one) and of `InMemory` yielding `events` chunks."""
     config = parse_config(f"""
 [providers.big]
 use = "openai"
@@ -104,8 +87,8 @@ base_url = "{small}/v1"
 default_model = "{MODEL}"
 """)
     registry = config.build_registry(Registry.discover())
-    Tokens.chunks = events
-    registry.register(Tokens)
+    InMemory.chunks = events
+    registry.register(InMemory)
     return create_app(registry, config, health=MemoryHealthStore())
 
 
@@ -193,12 +176,12 @@ async def run(upstreams: list[str], gateway: str, args: argparse.Namespace) -> l
             DIRECT: partial(drain, provider),
             GATEWAY: partial(raw, gateway, "big"),
             IN_PROCESS: partial(raw, local, "big"),
-            PER_TOKEN: partial(raw, gateway, "Tokens"),
+            PER_TOKEN: partial(raw, gateway, "InMemory"),
         }
         runs = {name: timed(name, read, expected) for name, read in reads.items()}
         times = await interleave(runs, args.rounds)
         sent, received = await events(big, MODEL), await events(gateway, "big")
-        per_token = await events(gateway, "Tokens")
+        per_token = await events(gateway, "InMemory")
         small_provider = OpenAICompatible(name="small", base_url=f"{small}/v1")
         firsts = await interleave(
             {

@@ -32,7 +32,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from _common import Check, child_upstreams, interleave, serve, stream_reply, verdicts
+from _common import (
+    Check,
+    InMemory,
+    child_upstreams,
+    interleave,
+    serve,
+    stream_reply,
+    verdicts,
+)
 from providerhub import AsyncGeneratorProvider, FallbackChain, MemoryHealthStore, Timeouts
 from providerhub.testing import Reply
 from providerhub_codelinkava import CodeLinkAva
@@ -41,20 +49,6 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 HEDGE_AFTER = 0.05
 NO_BREAKER = MemoryHealthStore(failure_threshold=10**9)
 """Failures must not open the circuit here: every call should really fail over."""
-
-
-class InMemory(AsyncGeneratorProvider):
-    """A provider with no network: yields `chunks` short chunks."""
-
-    working = True
-    chunks = 20000
-
-    @classmethod
-    async def create_async_generator(
-        cls, model: str, messages: Any, **kwargs: Any
-    ) -> AsyncIterator[str]:
-        for index in range(cls.chunks):
-            yield f"t{index % 10} "
 
 
 def cold(kind: str, small_url: str) -> None:
