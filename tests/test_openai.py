@@ -53,6 +53,7 @@ async def test_exact_request(fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
         "temperature": 0.2,
         "max_tokens": 5,
         "user": "u1",
+        "stream_options": {"include_usage": True},
     }
 
 
@@ -106,13 +107,38 @@ async def test_stream_exposes_finish_reason_and_usage(fake_upstream: Any) -> Non
     assert upstream.requests[0].json["stream_options"] == {"include_usage": True}
 
 
-async def test_usage_absent_unless_requested(fake_upstream: Any) -> None:
-    upstream = await fake_upstream(Reply.text("a", usage=USAGE))
+async def test_usage_is_asked_for_on_every_streamed_call(fake_upstream: Any) -> None:
+    upstream = await fake_upstream(Reply.text("a", usage=USAGE), Reply.text("b", usage=USAGE))
     stream = endpoint(upstream).stream("m", MESSAGES)
+    merged = endpoint(upstream).stream("m", MESSAGES, stream_options={"continuous_usage": False})
 
     assert [chunk async for chunk in stream] == ["a"]
+    assert (stream.usage, stream.finish_reason) == (USAGE, "stop")
+    assert await merged.text() == "b"
+    assert merged.usage == USAGE
+    assert [request.json["stream_options"] for request in upstream.requests] == [
+        {"include_usage": True},
+        {"continuous_usage": False, "include_usage": True},
+    ]
+
+
+async def test_stream_usage_off_leaves_stream_options_alone(fake_upstream: Any) -> None:
+    upstream = await fake_upstream(Reply.text("a", usage=USAGE))
+    provider = OpenAICompatible(
+        name="local", base_url=upstream.url + "/v1", default_model="m", stream_usage=False
+    )
+    stream = provider.stream("m", MESSAGES)
+
+    assert await stream.text() == "a"
     assert stream.usage is None
-    assert stream.finish_reason == "stop"
+    assert "stream_options" not in upstream.requests[0].json
+
+
+async def test_stream_options_must_be_an_object(fake_upstream: Any) -> None:
+    upstream = await fake_upstream()
+    with pytest.raises(InvalidRequestError, match=r"^stream_options must be an object, not str$"):
+        endpoint(upstream).stream("m", MESSAGES, stream_options="yes")
+    assert upstream.requests == []
 
 
 async def test_completion_holder_works_with_create_async(fake_upstream: Any) -> None:

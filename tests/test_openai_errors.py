@@ -97,12 +97,12 @@ def test_error_event_inside_the_stream() -> None:
     ]
 
     with pytest.raises(UpstreamError, match="local: error in stream: model overloaded"):
-        parse_events(events, Completion(), "local")
+        parse_events(events, Completion(), "local", [])
 
 
 def test_chunk_of_the_wrong_shape() -> None:
     with pytest.raises(MalformedStreamError, match=r"not a chat\.completion\.chunk"):
-        parse_events([ServerSentEvent('{"choices": [7]}')], Completion(), "local")
+        parse_events([ServerSentEvent('{"choices": [7]}')], Completion(), "local", [])
 
 
 async def test_refused_port() -> None:

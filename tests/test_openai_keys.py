@@ -119,12 +119,15 @@ def test_excerpts_use_the_shared_length(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr("providerhub.payloads.EXCERPT_CHARS", 8)
 
     with pytest.raises(MalformedStreamError) as event:
-        parse_events([ServerSentEvent(data="not json at all")], Completion(), "local")
+        parse_events([ServerSentEvent(data="not json at all")], Completion(), "local", [])
     with pytest.raises(MalformedStreamError) as body:
         parse_completion(b"<html>gateway</html>", Completion(), "local")
     with pytest.raises(UpstreamError, match=r"^local: error in stream: overload$"):
         parse_events(
-            [ServerSentEvent(data='{"error": {"message": "overloaded"}}')], Completion(), "local"
+            [ServerSentEvent(data='{"error": {"message": "overloaded"}}')],
+            Completion(),
+            "local",
+            [],
         )
 
     assert (event.value.excerpt, body.value.excerpt) == ("not json", "<html>ga")

@@ -133,7 +133,12 @@ def test_supports_model_from_models_and_default() -> None:
 BAD_CALLS: list[tuple[Any, Any, dict[str, Any], str]] = [
     (None, MESSAGES, {}, "model must be a string, not NoneType"),
     ("", [{"role": "user"}], {}, "messages[0] has no 'content'"),
-    ("", [{"role": "user", "content": 1}], {}, "messages[0].content must be a string, not int"),
+    (
+        "",
+        [{"role": "user", "content": 1}],
+        {},
+        "messages[0].content must be a string or a list of content parts, not int",
+    ),
     (
         "",
         MESSAGES,

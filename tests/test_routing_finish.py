@@ -51,13 +51,13 @@ async def test_chain_reports_the_serving_streams_finish_reason_and_usage(
     assert good.requests[0].json["stream_options"] == {"include_usage": True}
 
 
-async def test_usage_stays_none_unless_asked(fake_upstream: MakeUpstream) -> None:
+async def test_usage_is_reported_without_asking(fake_upstream: MakeUpstream) -> None:
     good = await fake_upstream(Reply.text("a", finish_reason="length", usage=USAGE))
     stream = FallbackChain([endpoint("local", good)], health=MemoryHealthStore()).stream(
         "", MESSAGES
     )
     assert await consume(stream) == "a"
-    assert (stream.finish_reason, stream.usage) == ("length", None)
+    assert (stream.finish_reason, stream.usage) == ("length", USAGE)
 
 
 async def test_nested_chain_propagates_them(fake_upstream: MakeUpstream) -> None:

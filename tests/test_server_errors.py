@@ -31,7 +31,7 @@ async def ups(fake_upstream: Any) -> Ups:
         (
             {"model": "main", "messages": [{"role": "user", "content": 5}]},
             "messages",
-            "messages[0].content must be a string, not int",
+            "messages[0].content must be a string or a list of content parts, not int",
         ),
         ({"model": "main", "messages": []}, "messages", "messages must not be empty"),
         ({"model": "main", "messages": HELLO, "stream": "yes"}, "stream", "'stream' must be"),

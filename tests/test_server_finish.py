@@ -49,8 +49,8 @@ async def test_sse_final_chunk_and_usage_chunk(ups: Ups, asked: bool) -> None:
         assert chunks[-1]["model"] == "main"
         assert b.requests[0].json["stream_options"] == {"include_usage": True}
     else:
-        assert usage_chunks == []
-        assert "stream_options" not in b.requests[0].json
+        assert usage_chunks == [], "usage is streamed only when the client asks, as OpenAI does"
+        assert b.requests[0].json["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("asked", [True, False])
@@ -69,10 +69,7 @@ async def test_json_finish_reason_and_usage(ups: Ups, asked: bool) -> None:
             "finish_reason": "length",
         }
     ]
-    if asked:
-        assert completion["usage"] == USAGE
-    else:
-        assert "usage" not in completion
+    assert completion["usage"] == USAGE, "JSON answers carry usage, asked for or not"
 
 
 async def test_a_provider_reporting_nothing_gets_stop_and_no_usage(

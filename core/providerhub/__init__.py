@@ -22,18 +22,29 @@ from .errors import (
     ProviderNotFoundError,
     ProviderNotWorkingError,
     StreamInterruptedError,
+    UnsupportedCapabilityError,
     UpstreamConnectionError,
     UpstreamError,
     UpstreamTimeoutError,
 )
+from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
 from .health import HealthStore, MemoryHealthStore, Ticket, default_health_store
 from .hookspecs import hookimpl, hookspec
-from .messages import Message, Messages, validate_messages
+from .messages import (
+    AssistantMessage,
+    ContentPart,
+    Message,
+    Messages,
+    ToolCall,
+    ToolMessage,
+    UserMessage,
+    validate_messages,
+)
 from .provider import AsyncGeneratorProvider, Provider, hybridmethod
 from .registry import PluginFailure, PluginInfo, Registry, default_registry
 from .routing import FallbackChain
 from .sse import ServerSentEvent, SSEDecoder
-from .stream import ChatStream, ChunkStream
+from .stream import ChatStream, ChunkStream, EventStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -43,15 +54,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AllProvidersFailedError",
+    "AssistantMessage",
     "AsyncGeneratorProvider",
     "Attempt",
     "ChatStream",
     "ChunkStream",
     "ConfigError",
+    "ContentPart",
     "EmptyStreamError",
+    "Event",
+    "EventStream",
     "FallbackChain",
     "HealthStore",
     "InvalidRequestError",
+    "Logprobs",
     "MalformedStreamError",
     "MemoryHealthStore",
     "Message",
@@ -66,16 +82,23 @@ __all__ = [
     "ProviderHubError",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
+    "RefusalDelta",
     "Registry",
     "SSEDecoder",
     "ServerSentEvent",
     "StreamInterruptedError",
     "Ticket",
     "Timeouts",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCalls",
+    "ToolMessage",
+    "UnsupportedCapabilityError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamHTTPError",
     "UpstreamTimeoutError",
+    "UserMessage",
     "default_health_store",
     "default_registry",
     "hookimpl",

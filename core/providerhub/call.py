@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from . import failure
 from .attempt import Attempt
+from .capabilities import adapt
+from .events import Event
 from .health import Ticket
 from .provider import AsyncGeneratorProvider, Provider, guard, is_guarded
 from .race import Run
@@ -49,15 +51,18 @@ class Call:
         chain: FallbackChain,
         stream: ChatStream,
         model: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         timeouts: Timeouts | None,
         kwargs: dict[str, Any],
         deadline: float | None,
+        needs: frozenset[str],
     ) -> None:
         self.chain = chain
         self.stream = stream
         self.model = model
         self.messages = messages
+        self.needs = needs
+        """The capabilities the request needs (`providerhub.capabilities.required`)."""
         self.timeouts = timeouts
         self.kwargs = kwargs
         self.hedge_after = chain.hedge_after
@@ -80,7 +85,7 @@ class Call:
             return None
         while self.queue:
             member = self.queue.popleft()
-            why = self.chain.skip_reason(member, self.model)
+            why = self.chain.skip_reason(member, self.model, self.needs)
             if (
                 why is None
                 and self.continuing
@@ -115,14 +120,15 @@ class Call:
         run.start(self._opener(member, attempt), delay)
         return run
 
-    def _opener(self, member: Provider, attempt: Attempt) -> Callable[[], AsyncIterator[str]]:
+    def _opener(self, member: Provider, attempt: Attempt) -> Callable[[], ChunkStream]:
         """How to send the request: through `stream()` for an AsyncGeneratorProvider (its
         stream reports finish_reason and usage; a nested chain's also its attempts), else through
-        `create_async_generator`; under the guard unless the member applies it itself (a chain
-        guards each of its own attempts)."""
+        `create_event_generator` (or `create_async_generator`) of any other provider object;
+        under the guard unless the member applies it itself (a chain guards each of its own
+        attempts)."""
         model, messages, timeouts, kwargs = self.model, self.messages, self.timeouts, self.kwargs
 
-        def open_stream() -> AsyncIterator[str]:
+        def open_stream() -> ChunkStream:
             options = kwargs if timeouts is None else {**kwargs, "timeout": timeouts}
             if _has_base_stream(member):
                 stream = member.stream(model, messages, **options)
@@ -132,10 +138,10 @@ class Call:
                 if is_guarded(member):
                     return stream
                 return _Guarded(stream, timeouts or Timeouts(), member.name)
-            chunks = member.create_async_generator(model, messages, **options)
             if is_guarded(member):
-                return chunks
-            return guard(chunks, timeouts or Timeouts(), member.name)
+                return ChunkStream(_events(member)(model, messages, **options))
+            events = _events(member)(model, adapt(member, messages, kwargs), **options)
+            return ChunkStream(guard(events, timeouts or Timeouts(), member.name))
 
         return open_stream
 
@@ -285,7 +291,7 @@ class _Guarded(ChunkStream):
     __slots__ = ("_source",)
 
     def __init__(self, source: ChunkStream, timeouts: Timeouts, provider: str) -> None:
-        super().__init__(guard(source, timeouts, provider))
+        super().__init__(guard(source.events(), timeouts, provider))
         self._source = source
 
     @property
@@ -295,6 +301,14 @@ class _Guarded(ChunkStream):
     @property
     def usage(self) -> dict[str, Any] | None:
         return self._source.usage
+
+
+def _events(member: Provider) -> Callable[..., AsyncIterator[Event]]:
+    """The member's event generator, or its text generator when it has none."""
+    method: Callable[..., AsyncIterator[Event]] | None = getattr(
+        member, "create_event_generator", None
+    )
+    return member.create_async_generator if method is None else method
 
 
 def _has_base_stream(

@@ -30,6 +30,7 @@ __all__ = [
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
     "StreamInterruptedError",
+    "UnsupportedCapabilityError",
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamHTTPError",
@@ -91,6 +92,19 @@ class ModelNotSupportedError(ProviderHubError, ValueError):
 
 class InvalidRequestError(ProviderHubError, ValueError):
     """The request (messages, model, options) is malformed; raised before any network I/O."""
+
+
+class UnsupportedCapabilityError(InvalidRequestError):
+    """The request uses something the provider cannot send (tools, images, ...); nothing was
+    sent, so the feature is never silently dropped."""
+
+    def __init__(self, provider: str, capabilities: Sequence[str]) -> None:
+        self.provider = provider
+        self.capabilities = tuple(capabilities)
+        super().__init__(
+            f"provider {provider!r} does not support {', '.join(self.capabilities)}, "
+            "which the request uses"
+        )
 
 
 class MissingCredentialsError(ProviderHubError):

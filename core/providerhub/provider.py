@@ -2,9 +2,11 @@
 
 A provider is either a class whose methods are classmethods (the gpt4free style, e.g.
 CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Subclasses of
-`AsyncGeneratorProvider` implement `create_async_generator`; the base class wraps it so every
-call validates its input before any I/O, enforces the wall-clock timeouts, and raises only
-classified errors. `stream`, `create_async` and `create_completion` come for free.
+`AsyncGeneratorProvider` implement `create_async_generator` (text chunks, the seed contract) or
+`create_event_generator` (text plus tool calls, refusals, logprobs: `providerhub.events`); the
+base class derives the other one and wraps the implementation so every call validates its input
+and checks the provider's capabilities before any I/O, enforces the wall-clock timeouts, and
+raises only classified errors. `stream`, `create_async` and `create_completion` come for free.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from typing import (
     runtime_checkable,
 )
 
+from .capabilities import adapt
 from .errors import (
     InvalidRequestError,
     ProviderHubError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
+from .events import Event
 from .messages import Messages, validate_messages, validate_model
 from .stream import ChunkStream
 from .timeouts import Phase, Timeouts, Watchdog
@@ -39,6 +43,7 @@ _GUARD_MARK = "_providerhub_guard"
 
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E")
 
 
 class hybridmethod(Generic[P, R]):
@@ -75,11 +80,13 @@ class Provider(Protocol):
 
 
 class AsyncGeneratorProvider:
-    """Base class of providers that stream text chunks from an async generator.
+    """Base class of providers that stream an answer from an async generator.
 
     Metadata are class attributes (an instance may override them). `name` defaults to the class
-    name. Transport options `timeout` (seconds or `Timeouts`) and `proxy` are keyword arguments
-    of every call; other keyword arguments are request parameters for the upstream.
+    name. The `supports_*` capability flags (tools, vision, audio, files, response_format; see
+    `providerhub.capabilities`) default to False: a request using one is refused before I/O.
+    Transport options `timeout` (seconds or `Timeouts`) and `proxy` are keyword arguments of
+    every call; other keyword arguments are request parameters for the upstream.
     """
 
     name: str = ""
@@ -91,19 +98,28 @@ class AsyncGeneratorProvider:
     supports_gpt_35_turbo: bool = False
     supports_gpt_4: bool = False
     needs_auth: bool = False
+    supports_tools: bool = False
+    supports_vision: bool = False
+    supports_audio: bool = False
+    supports_files: bool = False
+    supports_response_format: bool = False
     models: tuple[str, ...] = ()
     default_model: str | None = None
 
     guarded: ClassVar[bool] = True
     """Whether calls get per-provider validation and timeouts (a chain does its own)."""
+    speaks_events: ClassVar[bool] = False
+    """Whether the class implements `create_event_generator` (else `create_async_generator`)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
-        impl = cls.__dict__.get("create_async_generator")
-        if impl is not None and cls.guarded and not getattr(impl, _GUARD_MARK, False):
-            cls.create_async_generator = _guarded(impl)  # type: ignore[method-assign]
+        for method in ("create_async_generator", "create_event_generator"):
+            impl = cls.__dict__.get(method)
+            if impl is not None and cls.guarded and not getattr(impl, _GUARD_MARK, False):
+                setattr(cls, method, _guarded(impl))
+        cls.speaks_events = _defines_last(cls, "create_event_generator", "create_async_generator")
 
     @hybridmethod
     def supports_model(this, /, model: str) -> bool:
@@ -126,18 +142,33 @@ class AsyncGeneratorProvider:
     def create_async_generator(
         this, /, model: str, messages: Messages, **kwargs: Any
     ) -> AsyncIterator[str]:
-        """Stream the answer as text chunks. Subclasses implement this."""
+        """Stream the answer as text chunks (tool calls and other events are left out).
+
+        Subclasses implement this or `create_event_generator`.
+        """
+        if this.speaks_events:
+            return _text_only(this.create_event_generator(model, messages, **kwargs))
         raise ProviderHubError(f"{this.name} does not implement create_async_generator")
+
+    @hybridmethod
+    def create_event_generator(
+        this, /, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[Event]:
+        """Stream the answer as events: text (`str`), tool-call deltas, refusal, logprobs.
+
+        A provider that implements only `create_async_generator` streams text events.
+        """
+        return this.create_async_generator(model, messages, **kwargs)
 
     @hybridmethod
     def stream(this, /, model: str, messages: Messages, **kwargs: Any) -> ChunkStream:
         """Stream the answer; the request is validated now, before any I/O.
 
-        The returned stream is closed early with `aclose()` or `async with`; its
-        `finish_reason` and `usage` are None unless the provider reports them (a subclass
-        returns a ChunkStream subclass that does).
+        Iterating the returned stream yields text; its `events()` every event. It is closed
+        early with `aclose()` or `async with`; its `finish_reason` and `usage` are None unless
+        the provider reports them (a subclass returns a ChunkStream subclass that does).
         """
-        return ChunkStream(this.create_async_generator(model, messages, **kwargs))
+        return ChunkStream(this.create_event_generator(model, messages, **kwargs))
 
     @hybridmethod
     async def create_async(this, /, model: str, messages: Messages, **kwargs: Any) -> str:
@@ -167,22 +198,45 @@ def _guarded(impl: Any) -> Any:
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
 
     @functools.wraps(func)
-    def create_async_generator(
-        this: Any, /, model: str, messages: Messages, **kwargs: Any
-    ) -> AsyncIterator[str]:
+    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> AsyncIterator[Any]:
         model = validate_model(model)
-        checked = validate_messages(messages)
+        checked = adapt(this, validate_messages(messages), kwargs)
         timeouts = transport_options(kwargs)
         kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
         return guard(chunks, timeouts, this.name)
 
-    setattr(create_async_generator, _GUARD_MARK, True)
+    setattr(guarded, _GUARD_MARK, True)
     if is_classmethod:
-        return classmethod(create_async_generator)
+        return classmethod(guarded)
     if isinstance(impl, hybridmethod):
-        return hybridmethod(create_async_generator)
-    return create_async_generator
+        return hybridmethod(guarded)
+    return guarded
+
+
+def _defines_last(cls: type, name: str, other: str) -> bool:
+    """Whether `cls` gets `name` from a class more derived than the one `other` comes from
+    (the base class's own definitions do not count)."""
+    for klass in cls.__mro__:
+        if klass is AsyncGeneratorProvider:
+            return False
+        if name in klass.__dict__:
+            return True
+        if other in klass.__dict__:
+            return False
+    return False
+
+
+async def _text_only(events: AsyncIterator[Event]) -> AsyncIterator[str]:
+    """The text of an event stream; closing it closes the events' connection."""
+    try:
+        async for event in events:
+            if isinstance(event, str):
+                yield event
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def is_guarded(provider: object) -> bool:
@@ -198,16 +252,16 @@ def transport_options(kwargs: dict[str, Any]) -> Timeouts:
     return Timeouts.coerce(kwargs.get("timeout"))
 
 
-async def guard(
-    chunks: AsyncIterator[str], timeouts: Timeouts, provider: str
-) -> AsyncIterator[str]:
-    """Re-yield `chunks` under the wall-clock deadlines, with transport errors classified.
+async def guard(chunks: AsyncIterator[E], timeouts: Timeouts, provider: str) -> AsyncIterator[E]:
+    """Re-yield `chunks` (text or events) under the wall-clock deadlines, with transport errors
+    classified.
 
     Subclasses of AsyncGeneratorProvider get this automatically; a chain applies it to any
     other provider object (see `is_guarded`).
 
-    The first chunk must come within `first_chunk`, each later one within `idle` of the one
-    before, all within `total`; an upstream trickling keep-alives without text still times out.
+    The first chunk (any event: a tool call counts) must come within `first_chunk`, each later
+    one within `idle` of the one before, all within `total`; an upstream trickling keep-alives
+    without text still times out.
     The wrapped generator is always closed, so its connection is too.
     """
     loop = asyncio.get_running_loop()

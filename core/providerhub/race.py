@@ -1,4 +1,5 @@
-"""The race to a first chunk: attempts in turn, retries, and hedged attempts in parallel.
+"""The race to a first chunk (any event: text or a tool call): attempts in turn, retries, and
+hedged attempts in parallel.
 
 Without hedging one attempt runs at a time: on failure it is retried (when the chain allows)
 or the next eligible provider starts. With `hedge_after`, an attempt that has produced nothing
@@ -13,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .attempt import Attempt
 from .errors import EmptyStreamError
+from .events import Event
 from .failure import SpuriousCancellation
 from .health import Ticket
+
+if TYPE_CHECKING:
+    from .stream import ChunkStream
 
 __all__ = ["CLOSE_LIMIT", "Racer", "Run", "close_quietly", "race"]
 
@@ -29,7 +34,7 @@ CLOSE_LIMIT = 1.0
 
 
 class Run:
-    """One request to one provider, driven in its own task until its first non-empty chunk."""
+    """One request to one provider, driven in its own task until its first non-empty event."""
 
     __slots__ = ("attempt", "begins", "chunks", "first", "member", "started", "task", "ticket")
 
@@ -38,31 +43,29 @@ class Run:
         self.attempt = attempt
         self.ticket = ticket
         """The health store's leave for this request; None for a nested chain (not tracked)."""
-        self.chunks: AsyncIterator[str] | None = None
-        """The member's stream once the request is sent (what the chain reads finish_reason,
-        usage and a nested chain's trace from)."""
-        self.task: asyncio.Task[str] | None = None
-        self.first = ""
+        self.chunks: ChunkStream | None = None
+        """The member's stream once the request is sent (what the chain reads events,
+        finish_reason, usage and a nested chain's trace from)."""
+        self.task: asyncio.Task[Event] | None = None
+        self.first: Event = ""
         self.begins = 0.0
         """Loop time at which the request is sent (after any retry backoff)."""
         self.started = 0.0
 
-    def start(self, open_stream: Callable[[], AsyncIterator[str]], delay: float = 0.0) -> None:
-        """Send the request (after `delay` seconds) and wait for its first chunk in a task."""
+    def start(self, open_stream: Callable[[], ChunkStream], delay: float = 0.0) -> None:
+        """Send the request (after `delay` seconds) and wait for its first event in a task."""
         loop = asyncio.get_running_loop()
         self.begins = loop.time() + delay
         self.task = loop.create_task(self._first_chunk(open_stream, delay))
 
-    async def _first_chunk(
-        self, open_stream: Callable[[], AsyncIterator[str]], delay: float
-    ) -> str:
+    async def _first_chunk(self, open_stream: Callable[[], ChunkStream], delay: float) -> Event:
         if delay > 0:
             await asyncio.sleep(delay)
         loop = asyncio.get_running_loop()
         self.started = loop.time()
         self.chunks = open_stream()
         try:
-            async for chunk in self.chunks:
+            async for chunk in self.chunks.events():
                 if chunk:
                     self.first = chunk
                     self.attempt.time_to_first_chunk = loop.time() - self.started
@@ -113,7 +116,7 @@ def _cancelled() -> bool:
     return task is None or task.cancelling() > 0
 
 
-async def close_quietly(chunks: AsyncIterator[str] | None, provider: str) -> None:
+async def close_quietly(chunks: AsyncIterator[Any] | None, provider: str) -> None:
     """Close a provider's chunk iterator (and so its connection); a failure to close is logged."""
     aclose = getattr(chunks, "aclose", None)
     if aclose is None:

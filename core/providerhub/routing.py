@@ -5,8 +5,10 @@ credentials, cooling down), fails over on anything that goes wrong before the fi
 (retrying retryable faults when asked), may hedge a slow provider with the next one, and never
 restarts an answer that was already flowing: a failure after the first chunk raises
 `StreamInterruptedError` with the text delivered, or, with `on_interrupt="continue"`, asks the
-next provider to continue it. Every provider considered leaves an `Attempt` in the trace, one
-log line on logger "providerhub.routing" and an `attempt_finished` hook call.
+next provider to continue it (never an answer that had begun a tool call: that raises). A
+provider lacking a capability the request needs (tools, images, ...) is skipped. Every provider
+considered leaves an `Attempt` in the trace, one log line on logger "providerhub.routing" and
+an `attempt_finished` hook call.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import capabilities
 from .call import CONTINUE_PROMPT, Call, DeadlinePassed
-from .errors import AllProvidersFailedError, InvalidRequestError, StreamInterruptedError
+from .errors import (
+    AllProvidersFailedError,
+    InvalidRequestError,
+    StreamInterruptedError,
+    UnsupportedCapabilityError,
+)
+from .events import Event, ToolCallDelta
 from .failure import SpuriousCancellation
 from .health import HealthStore, default_health_store
 from .messages import Messages, validate_messages, validate_model
 from .provider import AsyncGeneratorProvider, Provider, transport_options
 from .race import close_quietly, race
-from .stream import ChatStream
+from .stream import ChatStream, EventStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -139,6 +148,8 @@ class FallbackChain(AsyncGeneratorProvider):
         self.supports_system_message = any_of("supports_system_message", True)
         self.supports_gpt_35_turbo = any_of("supports_gpt_35_turbo")
         self.supports_gpt_4 = any_of("supports_gpt_4")
+        for flag in capabilities.CAPABILITIES.values():
+            setattr(self, flag, any_of(flag))
         self.needs_auth = all(bool(getattr(member, "needs_auth", False)) for member in members)
         self.models = tuple(
             dict.fromkeys(model for member in members for model in getattr(member, "models", ()))
@@ -167,7 +178,8 @@ class FallbackChain(AsyncGeneratorProvider):
         `timeout` (seconds or Timeouts) overrides the chain's timeouts for each attempt and
         `deadline` (seconds) its whole-call deadline; other keyword arguments go to every member.
         Once the answer has completed, the stream's `finish_reason` and `usage` are those the
-        serving provider reported.
+        serving provider reported. A request that needs a capability no member declares (tools,
+        images, ...) raises UnsupportedCapabilityError here; members lacking it are skipped.
         Transport options (`timeout`, `proxy`) are checked here: a bad one raises
         InvalidRequestError at once instead of failing (and blaming) every member.
         """
@@ -178,8 +190,12 @@ class FallbackChain(AsyncGeneratorProvider):
         _check_deadline(deadline)
         transport_options({"timeout": timeout, "proxy": kwargs.get("proxy")})
         timeouts = self.timeouts if timeout is None else Timeouts.coerce(timeout)
+        needs = capabilities.required(checked, kwargs)
+        lacking = capabilities.missing(self, needs)
+        if lacking:
+            raise UnsupportedCapabilityError(self.name, lacking)
         return ChatStream(
-            lambda stream: self._chunks(stream, model, checked, timeouts, deadline, kwargs)
+            lambda stream: self._chunks(stream, model, checked, timeouts, deadline, kwargs, needs)
         )
 
     def create_async_generator(
@@ -188,12 +204,24 @@ class FallbackChain(AsyncGeneratorProvider):
         """The provider interface: the same as `stream()`."""
         return self.stream(model, messages, **kwargs)
 
-    def skip_reason(self, member: Provider, model: str) -> str | None:
-        """Why `member` cannot be asked at all (apart from its health), or None."""
+    def create_event_generator(self, model: str, messages: Messages, **kwargs: Any) -> EventStream:
+        """The provider interface for events: `stream(...).events()`."""
+        return self.stream(model, messages, **kwargs).events()
+
+    def skip_reason(
+        self, member: Provider, model: str, needs: frozenset[str] = frozenset()
+    ) -> str | None:
+        """Why `member` cannot be asked at all (apart from its health), or None.
+
+        `needs` are the capabilities the request uses (`providerhub.capabilities.required`).
+        """
         if not self.ignore_working and not member.working:
             return "not working"
         if not member.supports_model(model):
             return f"model {model!r} not supported"
+        lacking = capabilities.missing(member, needs)
+        if lacking:
+            return f"does not support {', '.join(lacking)}"
         if getattr(member, "needs_auth", False):
             why = member.missing_credentials()
             if why:
@@ -229,13 +257,15 @@ class FallbackChain(AsyncGeneratorProvider):
         self,
         stream: ChatStream,
         model: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         timeouts: Timeouts | None,
         deadline: float | None,
         kwargs: dict[str, Any],
-    ) -> AsyncGenerator[str, None]:
-        call = Call(self, stream, model, messages, timeouts, kwargs, deadline)
+        needs: frozenset[str],
+    ) -> AsyncGenerator[Event, None]:
+        call = Call(self, stream, model, messages, timeouts, kwargs, deadline, needs)
         parts: list[str] = []
+        tool_call_begun = False
         cause: BaseException | None = None
         try:
             while True:
@@ -248,13 +278,20 @@ class FallbackChain(AsyncGeneratorProvider):
                 chunks = run.chunks
                 assert chunks is not None
                 try:
-                    parts.append(run.first)
-                    yield run.first
-                    rest = chunks if deadline is None else _until(chunks, call.deadline, deadline)
-                    async for chunk in rest:
+                    events = chunks.events()
+                    rest = events if deadline is None else _until(events, call.deadline, deadline)
+                    chunk = run.first
+                    while True:
                         if chunk:
-                            parts.append(chunk)
+                            if isinstance(chunk, str):
+                                parts.append(chunk)
+                            elif isinstance(chunk, ToolCallDelta):
+                                tool_call_begun = True
                             yield chunk
+                        try:
+                            chunk = await anext(rest)
+                        except StopAsyncIteration:
+                            break
                 except BaseException as exc:
                     error = _failure(exc, run.attempt.provider)
                     if error is None:
@@ -262,7 +299,7 @@ class FallbackChain(AsyncGeneratorProvider):
                         raise
                     cause = error
                     call.interrupt(run, error)
-                    if self.on_interrupt == "raise":
+                    if self.on_interrupt == "raise" or tool_call_begun:
                         text = "".join(parts)
                         raise StreamInterruptedError(
                             run.attempt.provider, text, stream.attempts, error
@@ -304,8 +341,8 @@ def _failure(exc: BaseException, provider: str) -> Exception | None:
 
 
 async def _until(
-    chunks: AsyncIterator[str], end: float | None, seconds: float
-) -> AsyncIterator[str]:
+    chunks: AsyncIterator[Event], end: float | None, seconds: float
+) -> AsyncIterator[Event]:
     """`chunks`, cut with DeadlinePassed once loop time `end` is reached."""
     while True:
         scope = asyncio.timeout_at(end)

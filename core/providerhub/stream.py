@@ -1,7 +1,9 @@
-"""Streams of text chunks: the base every streaming result shares, and the chain's ChatStream.
+"""Streams of one answer: the base every provider's `stream()` returns, and the chain's ChatStream.
 
-`ChunkStream` is an async iterator of text chunks that closes its upstream when stopped early,
-and what every provider's `stream()` returns; `finish_reason` and `usage` say what the upstream
+`ChunkStream` wraps a provider's event stream (`providerhub.events`). Iterating it yields the
+text chunks only, as the seed contract promised; `events()` yields every event (text, tool-call
+deltas, refusal, logprobs) for callers that want them. Either way the stream assembles what it
+saw: `tool_calls`, `refusal`, `logprobs`; `finish_reason` and `usage` say what the upstream
 reported about the answer (None where a provider reports nothing). `ChatStream` is what
 `FallbackChain.stream()` gives the caller: a ChunkStream that also says who is serving
 (`provider`, `route`) and what was tried (`attempts`).
@@ -14,28 +16,64 @@ from types import TracebackType
 from typing import Any, Self
 
 from .attempt import Attempt
+from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
+from .messages import AssistantMessage, ToolCall
 
-__all__ = ["ChatStream", "ChunkStream"]
+__all__ = ["ChatStream", "ChunkStream", "EventStream"]
 
 
 class ChunkStream:
-    """Text chunks of one answer. Stopping early (`break` then `aclose()`, `async with`, or
-    cancelling the task) closes the upstream connection."""
+    """One answer. Iterating yields its text chunks; `events()` yields every event.
 
-    __slots__ = ("_chunks",)
+    Stopping early (`break` then `aclose()`, `async with`, or cancelling the task) closes the
+    upstream connection.
+    """
 
-    def __init__(self, chunks: AsyncIterator[str]) -> None:
-        self._chunks = chunks
+    __slots__ = ("_events", "_logprobs", "_refusal", "_tool_calls")
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        self._events = events
+        self._tool_calls: ToolCalls | None = None
+        self._refusal: list[str] | None = None
+        self._logprobs: dict[str, Any] | None = None
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> str:
-        return await anext(self._chunks)
+        while True:
+            event = await anext(self._events)
+            if isinstance(event, str):
+                return event
+            self._note(event)
+
+    def events(self) -> EventStream:
+        """Every event of the rest of the answer, in order (text as `str`)."""
+        return EventStream(self)
+
+    def _note(self, event: Event) -> None:
+        """Keep what a non-text event adds to the answer."""
+        if isinstance(event, ToolCallDelta):
+            if self._tool_calls is None:
+                self._tool_calls = ToolCalls()
+            self._tool_calls.add(event)
+        elif isinstance(event, RefusalDelta):
+            if self._refusal is None:
+                self._refusal = []
+            self._refusal.append(event.text)
+        elif isinstance(event, Logprobs):
+            if self._logprobs is None:
+                self._logprobs = {}
+            for key, value in event.data.items():
+                held = self._logprobs.get(key)
+                if isinstance(held, list) and isinstance(value, list):
+                    held.extend(value)
+                else:
+                    self._logprobs[key] = list(value) if isinstance(value, list) else value
 
     async def aclose(self) -> None:
         """Stop the stream and close any upstream connection it holds."""
-        aclose = getattr(self._chunks, "aclose", None)
+        aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -51,19 +89,76 @@ class ChunkStream:
         await self.aclose()
 
     async def text(self) -> str:
-        """Read the rest of the stream and return it joined."""
+        """Read the rest of the stream and return its text joined."""
         return "".join([chunk async for chunk in self])
+
+    async def message(self) -> AssistantMessage:
+        """Read the rest of the stream; the assistant message it makes, ready for the history.
+
+        `content` is the text read here (None when there is none but tool calls or a refusal);
+        `tool_calls` and `refusal` are there when the answer had them.
+        """
+        text = await self.text()
+        calls = self.tool_calls
+        refusal = self.refusal
+        message: AssistantMessage = {
+            "role": "assistant",
+            "content": text or (None if calls or refusal is not None else ""),
+        }
+        if calls:
+            message["tool_calls"] = calls
+        if refusal is not None:
+            message["refusal"] = refusal
+        return message
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the answer made so far, assembled (empty when none)."""
+        return [] if self._tool_calls is None else self._tool_calls.result()
+
+    @property
+    def refusal(self) -> str | None:
+        """The model's refusal text, when it refused."""
+        return None if self._refusal is None else "".join(self._refusal)
+
+    @property
+    def logprobs(self) -> dict[str, Any] | None:
+        """The log probabilities the upstream sent (lists merged across chunks), if any."""
+        return self._logprobs
 
     @property
     def finish_reason(self) -> str | None:
-        """Why the upstream stopped ("stop", "length", ...), once it said so; None when the
-        provider does not report it."""
+        """Why the upstream stopped ("stop", "length", "tool_calls", ...), once it said so;
+        None when the provider does not report it."""
         return None
 
     @property
     def usage(self) -> dict[str, Any] | None:
         """The upstream's token counts, once it sent them; None when it did not."""
         return None
+
+
+class EventStream:
+    """Every event of a ChunkStream (see `ChunkStream.events`); closing it closes the stream."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: ChunkStream) -> None:
+        self.stream = stream
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event:
+        stream = self.stream
+        event = await anext(stream._events)
+        if not isinstance(event, str):
+            stream._note(event)
+        return event
+
+    async def aclose(self) -> None:
+        """Stop the stream and close any upstream connection it holds."""
+        await self.stream.aclose()
 
 
 class ChatStream(ChunkStream):
@@ -83,7 +178,7 @@ class ChatStream(ChunkStream):
 
     __slots__ = ("_finish_reason", "_usage", "attempts", "provider", "route")
 
-    def __init__(self, run: Callable[[ChatStream], AsyncGenerator[str, None]]) -> None:
+    def __init__(self, run: Callable[[ChatStream], AsyncGenerator[Event, None]]) -> None:
         self.provider: str | None = None
         self.route: str | None = None
         self.attempts: list[Attempt] = []

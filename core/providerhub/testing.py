@@ -9,6 +9,9 @@ next `Reply` of its script, so a test says, in order, what the upstream will do:
         ...  # first request gets HTTP 500, the second streams "Hello"
     upstream.requests[1].json["messages"]
 
+Answers: `Reply.text`, `Reply.tool_call` (OpenAI's streamed tool-call deltas, optionally
+interleaved), `Reply.refusal_text`, option `logprobs`; `Reply.events` sends events verbatim,
+nothing added. A request with `"stream": false` gets the equivalent `chat.completion`.
 Faults: `Reply.error/hang/hang_after_chunks/close_after_chunks/malformed_after_chunks/
 keepalive_trickle/huge_line`, and options `split`, `line_ending`, `keepalive`, `delay`, `done`,
 `after_done`, `end`. `Reply.raw_bytes` sends hand-made bytes; `Reply.wire()` renders a stream
@@ -21,17 +24,27 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
+from providerhub._fake_wire import _completion, _Pause, _pieces, _Stop
+
 CHAT_PATHS = ("/api/chat", "/chat/completions", "/v1/chat/completions")
 LineEnding = Literal["\n", "\r\n", "\r"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallScript:
+    """One function call a scripted answer makes; an empty `id` is sent as `call_<index>`."""
+
+    name: str
+    arguments: str
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     hang_before_headers: bool = False
     hang_after: int | None = None
+    """Stall after this many deltas (content, tool-call and refusal ones) or scripted events."""
     close_after: int | None = None
     malformed_after: int | None = None
     delay: float = 0.0
@@ -67,11 +81,56 @@ class Reply:
     """Send only SSE keep-alive comments, one every this many seconds, and never any text."""
     raw: bytes | None = None
     """Send these bytes verbatim as the body (cut by `split`) instead of rendering events."""
+    tool_calls: tuple[ToolCallScript, ...] = ()
+    """Function calls streamed after the content, as OpenAI's `delta.tool_calls`."""
+    argument_fragment: int = 8
+    """Characters per streamed piece of tool-call arguments and of a refusal."""
+    interleave_tool_calls: bool = False
+    """Send the calls' argument pieces round-robin after all their first deltas."""
+    refusal: str | None = None
+    """A refusal streamed as `delta.refusal` pieces after the content."""
+    logprobs: bool = False
+    """Give each content chunk a logprobs entry (streamed and non-streamed)."""
+    verbatim_events: tuple[str, ...] | None = None
+    """Send exactly these event datas: no role chunk, final chunk, usage or `[DONE]`."""
+
+    def __post_init__(self) -> None:
+        if self.argument_fragment < 1:
+            raise ValueError("argument_fragment must be at least 1")
 
     @classmethod
     def text(cls, *chunks: str, **options: Any) -> Reply:
         """Stream `chunks` as content deltas, then `[DONE]`."""
         return cls(chunks=tuple(chunks), **options)
+
+    @classmethod
+    def tool_call(
+        cls,
+        *calls: ToolCallScript | tuple[str, str],
+        text: str = "",
+        fragment: int = 8,
+        **options: Any,
+    ) -> Reply:
+        """Stream `text` if any, then each call (a script or `(name, arguments)`) as OpenAI
+        does: a delta with id and name, then the arguments in `fragment`-character deltas.
+        `finish_reason` is "tool_calls" unless given."""
+        scripts = tuple(c if isinstance(c, ToolCallScript) else ToolCallScript(*c) for c in calls)
+        options.setdefault("finish_reason", "tool_calls")
+        chunks = (text,) if text else ()
+        return cls(chunks=chunks, tool_calls=scripts, argument_fragment=fragment, **options)
+
+    @classmethod
+    def refusal_text(cls, text: str, **options: Any) -> Reply:
+        """Stream a refusal as `delta.refusal` pieces of `argument_fragment` characters."""
+        return cls(refusal=text, **options)
+
+    @classmethod
+    def events(cls, *data: Mapping[str, Any] | str, **options: Any) -> Reply:
+        """Send each item as one event's data, a mapping as JSON and a string as it is, and
+        nothing else (no role chunk, final chunk or `[DONE]`). Stream options still apply; the
+        non-streamed answer merges the deltas of the events that are chunks."""
+        datas = tuple(item if isinstance(item, str) else json.dumps(dict(item)) for item in data)
+        return cls(verbatim_events=datas, **options)
 
     @classmethod
     def error(
@@ -262,124 +321,6 @@ class FakeUpstream:
             await response.write(piece)
         await response.write_eof()
         return response
-
-
-@dataclass(frozen=True, slots=True)
-class _Pause:
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Stop:
-    how: Literal["hang", "close"]
-
-
-def _pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[bytes | _Pause | _Stop]:
-    """The byte pieces of a streamed reply, with pauses and faults in their places."""
-    end = reply.line_ending
-    if reply.trickle is not None:
-        while True:
-            yield f": keep-alive{end}{end}".encode()
-            yield _Pause(reply.trickle)
-    if reply.raw is None:
-        events = _events(reply, payload)
-    else:
-        size = reply.split or 65536
-        events = [reply.raw[start : start + size] for start in range(0, len(reply.raw), size)]
-    if reply.end != "eof":
-        events.append(_Stop(reply.end))
-    yield from _coalesced(events, reply.split)
-
-
-def _events(reply: Reply, payload: Mapping[str, Any]) -> list[bytes | _Pause | _Stop]:
-    end = reply.line_ending
-    keepalive = f": keep-alive{end}{end}".encode() if reply.keepalive else b""
-    model = str(payload.get("model") or reply.model)
-
-    def event(data: str) -> bytes:
-        return keepalive + f"data: {data}{end}{end}".encode()
-
-    events: list[bytes | _Pause | _Stop] = [event(_chunk(model, {"role": "assistant"}, None))]
-    count = len(reply.chunks)
-    for index in range(count + 1):
-        if index == reply.hang_after:
-            events.append(_Stop("hang"))
-        if index == reply.close_after:
-            events.append(_Stop("close"))
-        if index == reply.malformed_after:
-            events.append(event("{not json" if index == count else '{"choices": [{"delta"'))
-        if index < count:
-            if reply.delay:
-                events.append(_Pause(reply.delay))
-            events.append(event(_chunk(model, {"content": reply.chunks[index]}, None)))
-    events.append(event(_chunk(model, {}, reply.finish_reason)))
-    options = payload.get("stream_options")
-    if reply.usage is not None and isinstance(options, dict) and options.get("include_usage"):
-        usage = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model}
-        events.append(event(json.dumps({**usage, "choices": [], "usage": dict(reply.usage)})))
-    if reply.done:
-        events.append(event("[DONE]"))
-    events.extend(event(data) for data in reply.after_done)
-    return events
-
-
-def _coalesced(
-    events: Sequence[bytes | _Pause | _Stop], split: int | None
-) -> Iterator[bytes | _Pause | _Stop]:
-    """Join adjacent events into writes of about 64 KiB, or cut them into `split`-byte pieces."""
-    pending = bytearray()
-    for item in events:
-        if not isinstance(item, bytes):
-            yield from _drain(pending, split)
-            yield item
-            continue
-        pending += item
-        if split is None and len(pending) >= 65536:
-            yield from _drain(pending, split)
-    yield from _drain(pending, split)
-
-
-def _drain(pending: bytearray, split: int | None) -> Iterator[bytes | _Pause]:
-    if split is None:
-        if pending:
-            yield bytes(pending)
-            pending.clear()
-        return
-    while pending:
-        yield bytes(pending[:split])
-        del pending[:split]
-        yield _Pause(0.001)
-
-
-def _chunk(model: str, delta: Mapping[str, str], finish_reason: str | None) -> str:
-    return json.dumps(
-        {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "delta": dict(delta), "finish_reason": finish_reason}],
-        }
-    )
-
-
-def _completion(reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
-    completion: dict[str, Any] = {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": str(payload.get("model") or reply.model),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "".join(reply.chunks)},
-                "finish_reason": reply.finish_reason,
-            }
-        ],
-    }
-    if reply.usage is not None:
-        completion["usage"] = dict(reply.usage)
-    return completion
 
 
 @contextmanager

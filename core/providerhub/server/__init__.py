@@ -7,11 +7,14 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
 
 - `POST /v1/chat/completions`: an OpenAI request body. `model` picks the target (see
   `resolve`: alias, chain, provider, "NAME/MODEL", else the default chain with the model passed
-  through; 404 `model_not_found` lists what exists). `messages` are validated by providerhub;
+  through; 404 `model_not_found` lists what exists). `messages` (the full shape: content
+  parts, assistant `tool_calls`, `tool` results) are validated by providerhub;
   `stream`, `n` (only 1) and `stream_options.include_usage` are the gateway's; every other field
-  (temperature, max_tokens, stop, stream_options, ...) is passed upstream as a request
-  parameter, except the transport options `timeout`, `proxy`, `deadline` (refused: a client
-  must not pick where the gateway connects). A bad request is a 400 before any upstream I/O.
+  (tools, tool_choice, response_format, temperature, max_tokens, stop, ...) is passed upstream
+  as a request parameter, except the transport options `timeout`, `proxy`, `deadline`
+  (refused: a client must not pick where the gateway connects). A bad request, or one needing
+  a capability (tools, images, ...) no provider of the target has, is a 400 before any
+  upstream I/O; providers lacking it are skipped.
 - `GET /v1/models`: aliases, chains and providers as model objects (`owned_by` = their source:
   the config file or the plugin distribution; `kind` says which).
 - `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate.
@@ -22,18 +25,21 @@ failure before it is a real status: every provider failed → 502 with one line 
 every provider asked answered 429 → 429 (Retry-After: the shortest asked), nobody could be
 asked (not working, cooling down, missing credentials) → 503; every one timed out → 504; every
 one rejected the request (400/413/422) → 400. Then SSE exactly like OpenAI's: a first
-`chat.completion.chunk` with `role`, content deltas, a final chunk with `finish_reason` (the
-serving provider's, e.g. "length"; "stop" when it reports none), a usage chunk
+`chat.completion.chunk` with `role`, content deltas, tool-call deltas (a call's first delta with
+`index`, `id`, `type`, `function.name` and empty arguments, then argument fragments by
+`index`), `refusal` deltas, `logprobs`, a final chunk with `finish_reason` (the serving
+provider's, e.g. "length" or "tool_calls"; "stop" when it reports none), a usage chunk
 `{"choices": [], "usage": {...}}` when `stream_options.include_usage` was asked and the serving
 provider reports usage (the gateway never invents counts), and `data: [DONE]`. A failure after
 the first chunk sends `data: {"error": {...}}` (code `stream_interrupted`) and ends the stream
 without `[DONE]`: the client sees a truncated answer, never spliced text. A client that
 disconnects cancels its handler, which closes the upstream connection at once.
 
-Non-streaming: one `chat.completion` with the joined text, the serving provider's
-`finish_reason` and its `usage` when it reports some (an OpenAI-compatible upstream streams
-usage only when asked: send `stream_options.include_usage`); any failure is an error status
-(never partial text). Both carry `x-providerhub-provider` (who served) and
+Non-streaming: one `chat.completion` whose `message` has the joined text (null when the answer
+is only tool calls), `tool_calls` and `refusal` when there were any, the serving provider's
+`finish_reason`, `logprobs` when sent, and `usage` whenever the upstream gave any (the
+OpenAI-compatible provider asks for it on every call); any failure is an error status (never
+partial text). Both carry `x-providerhub-provider` (who served) and
 `x-providerhub-route` (the path through nested chains, e.g. "default > local").
 
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs

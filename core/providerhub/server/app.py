@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..errors import AllProvidersFailedError, InvalidRequestError, StreamInterruptedError
+from ..events import Event
 from ..stream import ChatStream
 from . import status, wire
 from .resolve import Target, Targets
@@ -143,9 +144,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def _stream(
     request: web.Request, target: Target, chat: wire.ChatRequest, stream: ChatStream
 ) -> web.StreamResponse:
-    """SSE; headers go out only with the first chunk, so earlier failures get a real status."""
+    """SSE; headers go out only with the first event, so earlier failures get a real status."""
+    events = stream.events()
+    first: Event
     try:
-        first = await anext(stream)
+        first = await anext(events)
     except StopAsyncIteration:
         first = ""
     except AllProvidersFailedError as exc:
@@ -164,8 +167,8 @@ async def _stream(
     chunks = wire.Chunks(chat.model)
     try:
         await response.write(chunks.first(first))
-        async for text in stream:
-            await response.write(chunks.content(text))
+        async for event in events:
+            await response.write(chunks.event(event))
     except StreamInterruptedError as exc:
         await response.write(wire.error_event(str(exc), "stream_interrupted"))
         await response.write_eof()
@@ -181,12 +184,14 @@ async def _complete(
 ) -> web.StreamResponse:
     """One `chat.completion`; a failure at any point is an error status, never partial text."""
     try:
-        text = await stream.text()
+        message = await stream.message()
     except AllProvidersFailedError as exc:
         raise status.all_failed(exc) from None
     except StreamInterruptedError as exc:
         raise status.interrupted(exc) from None
-    body = wire.completion(chat.model, text, _finish_reason(stream), stream.usage)
+    body = wire.completion(
+        chat.model, message, _finish_reason(stream), stream.usage, stream.logprobs
+    )
     return web.json_response(body, headers=_served(target, stream))
 
 
@@ -199,9 +204,9 @@ def _served(target: Target, stream: ChatStream) -> dict[str, str]:
 
 
 def _finish_reason(stream: ChatStream) -> str:
-    """The serving provider's finish_reason ("length", ...) when it reports one, else "stop"
-    (the answer completed)."""
-    return stream.finish_reason or "stop"
+    """The serving provider's finish_reason ("length", ...) when it reports one, else
+    "tool_calls" when the answer made some, else "stop" (the answer completed)."""
+    return stream.finish_reason or ("tool_calls" if stream.tool_calls else "stop")
 
 
 async def models(request: web.Request) -> web.Response:

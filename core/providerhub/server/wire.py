@@ -2,7 +2,9 @@
 
 Parsing a request checks everything before any upstream I/O and raises `RequestError` (HTTP 400,
 OpenAI-shaped). Chunks are rendered from a prefix fixed per response, so each content delta
-costs one `json.dumps` of its text.
+costs one `json.dumps` of its text. Tool-call deltas go out in OpenAI's exact shape: a call's
+first delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones only
+`index` and argument fragments.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequestError
-from ..messages import validate_messages
+from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
+from ..messages import AssistantMessage, validate_messages
 
 HANDLED = frozenset({"model", "messages", "stream", "n"})
 """Body fields the gateway acts on itself; every other field goes upstream as a parameter."""
@@ -56,7 +59,7 @@ class ChatRequest:
     """A validated `/v1/chat/completions` body."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     stream: bool
     include_usage: bool
     params: dict[str, Any]
@@ -141,19 +144,54 @@ class Chunks:
         self._tail = "}]}\n\n"
         self._usage_head = f'data: {head}, "choices": [], "usage": '
 
-    def first(self, text: str) -> bytes:
-        """The opening event (role) and the first content delta."""
+    def first(self, event: Event) -> bytes:
+        """The opening event (role) and the first event of the answer."""
         role = (
             f'{self._head}{{"role": "assistant", "content": ""}}, "finish_reason": null{self._tail}'
         )
-        return (role + self._content(text)).encode()
+        return role.encode() + self.event(event)
 
     def content(self, text: str) -> bytes:
         """One content delta."""
         return self._content(text).encode()
 
+    def event(self, event: Event) -> bytes:
+        """The chunk(s) of one event of the answer."""
+        if isinstance(event, str):
+            return self._content(event).encode()
+        if isinstance(event, ToolCallDelta):
+            return self._tool_call(event).encode()
+        if isinstance(event, RefusalDelta):
+            return self._delta(f'{{"refusal": {json.dumps(event.text)}}}').encode()
+        if isinstance(event, Logprobs):
+            logprobs = json.dumps(event.data)
+            return (
+                f'{self._head}{{}}, "logprobs": {logprobs}, "finish_reason": null{self._tail}'
+            ).encode()
+        return b""
+
     def _content(self, text: str) -> str:
-        return f'{self._head}{{"content": {json.dumps(text)}}}, "finish_reason": null{self._tail}'
+        return self._delta(f'{{"content": {json.dumps(text)}}}')
+
+    def _delta(self, delta: str) -> str:
+        return f'{self._head}{delta}, "finish_reason": null{self._tail}'
+
+    def _tool_call(self, delta: ToolCallDelta) -> str:
+        """A call's opening delta (id, type, name, no arguments) and/or an argument fragment."""
+        out = ""
+        if delta.id is not None or delta.name is not None:
+            call: dict[str, Any] = {"index": delta.index}
+            if delta.id is not None:
+                call["id"] = delta.id
+            call["type"] = delta.type
+            call["function"] = {"name": delta.name or "", "arguments": ""}
+            out = self._delta(f'{{"tool_calls": [{json.dumps(call)}]}}')
+        if delta.arguments:
+            fragment = json.dumps(
+                {"index": delta.index, "function": {"arguments": delta.arguments}}
+            )
+            out += self._delta(f'{{"tool_calls": [{fragment}]}}')
+        return out
 
     def end(self, finish_reason: str, usage: Mapping[str, Any] | None) -> bytes:
         """The final delta with `finish_reason`, the usage event when given, and `[DONE]`."""
@@ -169,21 +207,22 @@ def error_event(message: str, code: str, type: str = "upstream_error") -> bytes:
 
 
 def completion(
-    model: str, text: str, finish_reason: str, usage: Mapping[str, Any] | None
+    model: str,
+    message: AssistantMessage,
+    finish_reason: str,
+    usage: Mapping[str, Any] | None,
+    logprobs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A whole `chat.completion` object."""
+    choice: dict[str, Any] = {"index": 0, "message": dict(message), "finish_reason": finish_reason}
+    if logprobs is not None:
+        choice["logprobs"] = dict(logprobs)
     body: dict[str, Any] = {
         "id": new_id(),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": finish_reason,
-            }
-        ],
+        "choices": [choice],
     }
     if usage is not None:
         body["usage"] = dict(usage)

@@ -1,7 +1,10 @@
-"""Parsing OpenAI chat-completions answers: streamed chunks and whole completions.
+"""Parsing OpenAI chat-completions answers, streamed chunks and whole completions, into events.
 
 The streaming path works on the batches `providerhub.http.read_events` yields (one per network
-read), so the per-event work is one `json.loads` and a few dict lookups. Payload and excerpt
+read): per event one `json.loads` and a few dict lookups. What one batch holds is emitted in
+order with neighbours of a kind merged (text joined, a tool call's argument fragments joined),
+so the events describe the same answer however TCP split the bytes. A bad event or an error
+sent in the stream raises only after everything before it was handed out. Payload and excerpt
 rules are the shared ones of `providerhub.payloads` (which does not import aiohttp).
 """
 
@@ -13,17 +16,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
+from providerhub.events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from providerhub.payloads import DONE, error_text, event_payloads, excerpt
 
 
 @dataclass(slots=True)
 class Completion:
-    """What a call reported besides its text, filled in while the answer arrives.
+    """What a call reported besides its events, filled in while the answer arrives.
 
-    `finish_reason` ("stop", "length", ...) comes with the last content chunk; `usage` (the
-    upstream's token counts, e.g. `{"prompt_tokens": 9, "completion_tokens": 12, ...}`) comes
-    only when the request asks for it with `stream_options={"include_usage": True}` or on a
-    non-streaming call. Both are final once the text iterator is exhausted.
+    `finish_reason` ("stop", "length", "tool_calls", ...) comes with the last choice chunk;
+    `usage` (the upstream's token counts, e.g. `{"prompt_tokens": 9, "completion_tokens": 12,
+    ...}`) with the usage chunk the provider asks for on every streamed call, or with a
+    non-streamed completion. Both are final once the stream is exhausted.
     """
 
     id: str | None = None
@@ -32,38 +36,123 @@ class Completion:
     usage: dict[str, Any] | None = None
 
 
+class _Batch:
+    """The events of one batch, with neighbours of a kind merged, flushed into `out`."""
+
+    __slots__ = ("logprobs", "out", "text", "tool")
+
+    def __init__(self, out: list[Event]) -> None:
+        self.out = out
+        self.text: list[str] = []
+        self.tool: list[Any] | None = None
+        """The pending tool-call delta: [index, id, name, type, argument fragments]."""
+        self.logprobs: dict[str, Any] | None = None
+
+    def flush(self) -> None:
+        if self.text:
+            self.out.append("".join(self.text))
+            self.text = []
+        self._flush_tool()
+
+    def _flush_tool(self) -> None:
+        tool = self.tool
+        if tool is not None:
+            index, call_id, name, kind, arguments = tool
+            self.out.append(ToolCallDelta(index, call_id, name, "".join(arguments), kind))
+            self.tool = None
+
+    def finish(self) -> None:
+        self.flush()
+        if self.logprobs is not None:
+            self.out.append(Logprobs(self.logprobs))
+            self.logprobs = None
+
+    def delta(self, delta: dict[str, Any]) -> None:
+        content = delta.get("content")
+        if content:
+            self._flush_tool()
+            self.text.append(content)
+        refusal = delta.get("refusal")
+        if refusal:
+            self.flush()
+            self.out.append(RefusalDelta(refusal))
+        calls = delta.get("tool_calls")
+        if calls:
+            for position, call in enumerate(calls):
+                self._tool_call(call, position)
+
+    def _tool_call(self, call: dict[str, Any], position: int) -> None:
+        index = call.get("index", position)
+        if not isinstance(index, int):
+            raise TypeError(index)
+        function = call.get("function") or {}
+        call_id, name = call.get("id"), function.get("name")
+        arguments = function.get("arguments") or ""
+        if not isinstance(arguments, str):
+            raise TypeError(arguments)
+        tool = self.tool
+        if tool is not None and tool[0] == index and not call_id and not name:
+            tool[4].append(arguments)
+            return
+        self.flush()
+        self.tool = [
+            index,
+            call_id or None,
+            name or None,
+            call.get("type") or "function",
+            [arguments],
+        ]
+
+    def add_logprobs(self, logprobs: dict[str, Any]) -> None:
+        held = self.logprobs
+        if held is None:
+            self.logprobs = {
+                key: list(value) if isinstance(value, list) else value
+                for key, value in logprobs.items()
+            }
+            return
+        for key, value in logprobs.items():
+            if isinstance(held.get(key), list) and isinstance(value, list):
+                held[key].extend(value)
+            elif value is not None:
+                held[key] = value
+
+
 def parse_events(
-    events: Sequence[ServerSentEvent], completion: Completion, provider: str
-) -> tuple[str, bool]:
-    """The text of a batch of chat.completion.chunk events, and whether `[DONE]` ended it.
+    events: Sequence[ServerSentEvent], completion: Completion, provider: str, out: list[Event]
+) -> bool:
+    """Append the events of a batch of chat.completion.chunk events to `out`; True once
+    `[DONE]` ended the stream.
 
     Role-only and empty deltas add nothing; `finish_reason`, `usage`, `id` and `model` go to
-    `completion`. An event that is not JSON or not chunk-shaped raises MalformedStreamError; an
-    error object sent inside the stream raises UpstreamError with the upstream's message.
+    `completion`. An event that is not JSON or not chunk-shaped raises MalformedStreamError,
+    an error object sent inside the stream UpstreamError with the upstream's message; either
+    way `out` already holds every event before the offending one.
     """
-    parts: list[str] = []
+    batch = _Batch(out)
     loads = json.loads
     data = ""
     try:
         for event in events:
             data = event.data
             if data == "[DONE]":
-                return "".join(parts), True
+                return True
             try:
                 chunks: tuple[Any, ...] = (loads(data),)
             except ValueError:
                 chunks = event_payloads(event, provider)
             for chunk in chunks:
                 if chunk is DONE:
-                    return "".join(parts), True
+                    return True
                 choices = chunk.get("choices")
                 if choices:
                     choice = choices[0]
                     delta = choice.get("delta")
                     if delta:
-                        content = delta.get("content")
-                        if content:
-                            parts.append(content)
+                        batch.delta(delta)
+                    logprobs = choice.get("logprobs")
+                    if logprobs:
+                        batch.add_logprobs(logprobs)
                     reason = choice.get("finish_reason")
                     if reason:
                         completion.finish_reason = reason
@@ -76,23 +165,39 @@ def parse_events(
                 if completion.id is None:
                     completion.id = chunk.get("id")
                     completion.model = chunk.get("model")
-        return "".join(parts), False
+        return False
     except ValueError:
         raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
     except (AttributeError, TypeError, IndexError, KeyError):
         raise MalformedStreamError(
             provider, "event is not a chat.completion.chunk", excerpt=excerpt(data)
         ) from None
+    finally:
+        batch.finish()
 
 
-def parse_completion(raw: bytes, completion: Completion, provider: str) -> str:
-    """The text of a non-streamed chat.completion body; the rest goes to `completion`."""
+def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[Event]:
+    """The events of a non-streamed chat.completion body; the rest goes to `completion`."""
+    out: list[Event] = []
+    batch = _Batch(out)
     try:
         document = json.loads(raw)
         choice = document["choices"][0]
-        content = choice["message"].get("content") or ""
+        message = choice["message"]
+        content = message.get("content") or ""
         if not isinstance(content, str):
             raise TypeError(content)
+        calls = message.get("tool_calls") or []
+        batch.delta(
+            {
+                "content": content,
+                "refusal": message.get("refusal"),
+                "tool_calls": [{"index": index, **call} for index, call in enumerate(calls)],
+            }
+        )
+        if choice.get("logprobs"):
+            batch.add_logprobs(choice["logprobs"])
+        batch.finish()
         completion.finish_reason = choice.get("finish_reason")
         completion.usage = document.get("usage") or None
         completion.id = document.get("id")
@@ -103,4 +208,4 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> str:
         raise MalformedStreamError(
             provider, "body is not a chat.completion", excerpt=excerpt(raw)
         ) from None
-    return content
+    return out

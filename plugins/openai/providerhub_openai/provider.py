@@ -5,6 +5,10 @@ server, LM Studio) all speak this API, so one class configured per endpoint cove
 given by environment variable name (read at call time) or, in code only, as a literal; either
 way they never appear in a repr, an error or a log line. `api_key_env` fills `Authorization:
 Bearer`; `headers_env` fills any other header (Azure's `api-key`, Google's `x-goog-api-key`).
+
+The request carries the whole chat-completions shape as given (content parts, tool history,
+tools, tool_choice, response_format, ...); the answer comes back as providerhub events (text,
+tool-call deltas, refusal, logprobs), with usage asked for on every streamed call.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from providerhub import (
     ModelNotSupportedError,
     Timeouts,
     UpstreamConnectionError,
+    UpstreamError,
 )
+from providerhub.capabilities import CAPABILITIES
+from providerhub.events import Event
 from providerhub.secrets import REDACTED, is_secret_header, redact_headers
 
 if TYPE_CHECKING:
@@ -40,14 +47,6 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters an HTTP header value cannot carry (aiohttp refuses them as header injection)."""
-FLAGS = (
-    "working",
-    "supports_stream",
-    "supports_message_history",
-    "supports_system_message",
-    "supports_gpt_35_turbo",
-    "supports_gpt_4",
-)
 
 
 class OpenAICompatible(AsyncGeneratorProvider):
@@ -55,13 +54,24 @@ class OpenAICompatible(AsyncGeneratorProvider):
 
     `models` lists what it serves (empty: any model); `default_model` is used when a call gives
     none. Extra keyword arguments of a call are request parameters (temperature, max_tokens,
-    stream_options, ...); `stream=False` asks for one JSON completion instead of SSE. Pass
-    `completion=Completion()` to a call, or use `stream()`, to read finish_reason and usage.
+    tools, tool_choice, response_format, ...); `stream=False` asks for one JSON completion
+    instead of SSE. Pass `completion=Completion()` to a call, or use `stream()`, to read
+    finish_reason and usage. `stream_usage` (default True) adds
+    `stream_options.include_usage` to streamed requests so usage is always known; turn it off
+    for a server that refuses that field. The capability flags (`supports_tools`,
+    `supports_vision`, `supports_audio`, `supports_files`, `supports_response_format`) default
+    to True; set one False for an endpoint that lacks it, and chains skip it for such requests.
     `headers_env` maps header names to environment variable names (`{"api-key":
     "AZURE_OPENAI_API_KEY"}`), read at every call like `api_key_env`.
     """
 
     working = True
+    supports_tools = True
+    supports_vision = True
+    supports_audio = True
+    supports_files = True
+    supports_response_format = True
+    stream_usage = True
 
     def __init__(
         self,
@@ -81,6 +91,12 @@ class OpenAICompatible(AsyncGeneratorProvider):
         supports_system_message: bool = True,
         supports_gpt_35_turbo: bool = False,
         supports_gpt_4: bool = False,
+        supports_tools: bool = True,
+        supports_vision: bool = True,
+        supports_audio: bool = True,
+        supports_files: bool = True,
+        supports_response_format: bool = True,
+        stream_usage: bool = True,
     ) -> None:
         self.name = _string("name", name)
         self.base_url = _base_url(base_url)
@@ -111,6 +127,12 @@ class OpenAICompatible(AsyncGeneratorProvider):
             "supports_system_message": supports_system_message,
             "supports_gpt_35_turbo": supports_gpt_35_turbo,
             "supports_gpt_4": supports_gpt_4,
+            "supports_tools": supports_tools,
+            "supports_vision": supports_vision,
+            "supports_audio": supports_audio,
+            "supports_files": supports_files,
+            "supports_response_format": supports_response_format,
+            "stream_usage": stream_usage,
         }
         for flag, value in flags.items():
             if not isinstance(value, bool):
@@ -133,6 +155,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
             parts.append(f"headers_env={self.headers_env!r}")
         if not self.working:
             parts.append("working=False")
+        parts += [f"{flag}=False" for flag in CAPABILITIES.values() if not getattr(self, flag)]
         return f"OpenAICompatible({', '.join(parts)})"
 
     def supports_model(self, model: str) -> bool:
@@ -173,18 +196,18 @@ class OpenAICompatible(AsyncGeneratorProvider):
     def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
         """Stream the answer; the returned stream also carries `finish_reason` and `usage`.
 
-        A `completion` given (as to `create_async_generator`) is the one the stream fills.
+        A `completion` given (as to `create_event_generator`) is the one the stream fills.
         """
         completion = kwargs.pop("completion", None)
         if completion is None:
             completion = Completion()
-        chunks = self.create_async_generator(model, messages, completion=completion, **kwargs)
-        return CompletionStream(chunks, completion)
+        events = self.create_event_generator(model, messages, completion=completion, **kwargs)
+        return CompletionStream(events, completion)
 
-    def create_async_generator(
+    def create_event_generator(
         self, model: str, messages: Messages, **kwargs: Any
-    ) -> AsyncIterator[str]:
-        """Check the call (model, credentials, options) now, then stream lazily."""
+    ) -> AsyncIterator[Event]:
+        """Check the call (model, credentials, options) now, then stream events lazily."""
         model = model or self.default_model or ""
         if not model:
             raise InvalidRequestError(
@@ -205,6 +228,11 @@ class OpenAICompatible(AsyncGeneratorProvider):
         stream = stream and self.supports_stream
         headers = self._request_headers(stream)
         body = {"model": model, "messages": messages, "stream": stream, **kwargs}
+        if stream and self.stream_usage:
+            options = kwargs.get("stream_options")
+            if options is not None and not isinstance(options, Mapping):
+                raise InvalidRequestError(f"stream_options must be an object, not {_kind(options)}")
+            body["stream_options"] = {**(options or {}), "include_usage": True}
         return self._call(body, headers, timeouts, proxy, completion)
 
     def _request_headers(self, stream: bool) -> dict[str, str]:
@@ -228,7 +256,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         timeouts: Timeouts,
         proxy: str | None,
         completion: Completion,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[Event]:
         from providerhub import http
 
         stream = body["stream"]
@@ -244,18 +272,27 @@ class OpenAICompatible(AsyncGeneratorProvider):
                 proxy=proxy,
             ) as response:
                 if not stream or response.content_type == "application/json":
-                    text = parse_completion(await response.read(), completion, self.name)
-                    if not text:
+                    answer = parse_completion(await response.read(), completion, self.name)
+                    if not answer:
                         raise EmptyStreamError(self.name)
-                    yield text
+                    for event in answer:
+                        yield event
                     return
                 batches = http.read_events(response, self.name)
+                out: list[Event] = []
                 try:
                     async for events in batches:
-                        text, done = parse_events(events, completion, self.name)
-                        if text:
-                            produced = True
-                            yield text
+                        failure: UpstreamError | None = None
+                        try:
+                            done = parse_events(events, completion, self.name, out)
+                        except UpstreamError as exc:
+                            failure = exc
+                        for event in out:
+                            yield event
+                        if failure is not None:
+                            raise failure
+                        produced = produced or bool(out)
+                        out.clear()
                         if done:
                             break
                 finally:

@@ -1,0 +1,68 @@
+"""What a request needs beyond plain text, and whether a provider declares it can serve that.
+
+Each capability is a provider flag (`supports_tools`, ...), False unless the provider says
+otherwise. A request needs "tools" when it offers tools or carries a tool-call history,
+"response_format" when it asks for structured output, and "vision", "audio" or "files" for
+content parts of those kinds. A chain skips a member that lacks one (the trace says which); a
+direct call refuses before any I/O, so a feature is never silently dropped.
+
+A provider that declares none of the content-part capabilities receives every message
+`content` as a string: text parts are joined (nothing is lost), anything else was refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import UnsupportedCapabilityError
+from .messages import flatten_text, has_tool_history, parts_of
+
+__all__ = ["CAPABILITIES", "adapt", "missing", "required"]
+
+CAPABILITIES: Mapping[str, str] = {
+    "tools": "supports_tools",
+    "vision": "supports_vision",
+    "audio": "supports_audio",
+    "files": "supports_files",
+    "response_format": "supports_response_format",
+}
+"""Capability name -> the provider flag that declares it."""
+
+_PARTS = {"image_url": "vision", "input_audio": "audio", "file": "files"}
+_PART_CAPABILITIES = frozenset(_PARTS.values())
+_TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+_NONE: frozenset[str] = frozenset()
+
+
+def required(messages: list[dict[str, Any]], params: Mapping[str, Any]) -> frozenset[str]:
+    """The capabilities a validated request needs (empty for plain text chat)."""
+    needs = {_PARTS[kind] for kind in parts_of(messages) if kind in _PARTS}
+    if any(params.get(name) is not None for name in _TOOL_PARAMS) or has_tool_history(messages):
+        needs.add("tools")
+    if params.get("response_format") is not None:
+        needs.add("response_format")
+    return frozenset(needs) if needs else _NONE
+
+
+def missing(provider: object, needs: frozenset[str]) -> list[str]:
+    """The capabilities in `needs` that `provider` does not declare, in table order."""
+    if not needs:
+        return []
+    return [
+        name
+        for name, flag in CAPABILITIES.items()
+        if name in needs and not getattr(provider, flag, False)
+    ]
+
+
+def adapt(
+    provider: Any, messages: list[dict[str, Any]], params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """`messages` as `provider` can take them, or UnsupportedCapabilityError before any I/O."""
+    lacking = missing(provider, required(messages, params))
+    if lacking:
+        raise UnsupportedCapabilityError(provider.name, lacking)
+    if any(getattr(provider, CAPABILITIES[name], False) for name in _PART_CAPABILITIES):
+        return messages
+    return flatten_text(messages, provider.name)
