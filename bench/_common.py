@@ -194,10 +194,12 @@ def streaming_main(
     checked: str,
     limit: float,
     order: Callable[[list[str], int], Sequence[str]] = rotated,
+    reply: Callable[[int], Reply] = stream_reply,
 ) -> int:
     """The command line of a streaming bench; returns its exit status.
 
-    `script --serve` is the child serving a pre-rendered stream of `--events` events; otherwise
+    `script --serve` is the child serving `reply(events)`, by default a pre-rendered stream of
+    `--events` two-character content deltas; otherwise
     `runs(base_url, expected_characters)` gives the timed runs (one named RAW), interleaved for
     `--rounds` rounds, reported against the raw reader, and `checked` is held to `limit`.
     """
@@ -207,7 +209,7 @@ def streaming_main(
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(stream_reply(args.events))
+        serve(reply(args.events))
         return 0
     with child_upstreams(script, "--events", str(args.events)) as (base,):
         times = asyncio.run(interleave(runs(base, 2 * args.events), args.rounds, order))

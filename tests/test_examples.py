@@ -49,3 +49,19 @@ def test_chain_in_code_retries_the_local_endpoint_then_serves() -> None:
     assert trace[0].startswith("  ollama: failed (HTTP 503 from http://127.0.0.1:")
     assert trace[0].endswith("/v1/chat/completions: model is loading)")
     assert trace[1] == "  ollama: served"
+
+
+def test_agent_loop_runs_the_local_function_and_answers() -> None:
+    out = run_example("agent_loop.py")
+    sections = out.split("\n\n")
+    assert len(sections) == 3 and sections[2] == ""
+    for section, served in zip(
+        sections[:2], ("served by local; 51 tokens", "finish_reason stop; 51 tokens"), strict=True
+    ):
+        lines = section.splitlines()
+        assert lines[1:] == [
+            'model calls get_weather({"city": "Paris"})',
+            "model says: It is 18 °C and sunny in Paris.",
+            served,
+            "the last request carried 3 messages: ['user', 'assistant', 'tool']",
+        ]

@@ -36,6 +36,9 @@ class Completion:
     usage: dict[str, Any] | None = None
 
 
+_NO_FUNCTION: dict[str, Any] = {}
+
+
 class _Batch:
     """The events of one batch, with neighbours of a kind merged, flushed into `out`."""
 
@@ -82,26 +85,25 @@ class _Batch:
                 self._tool_call(call, position)
 
     def _tool_call(self, call: dict[str, Any], position: int) -> None:
-        index = call.get("index", position)
-        if not isinstance(index, int):
-            raise TypeError(index)
-        function = call.get("function") or {}
-        call_id, name = call.get("id"), function.get("name")
+        function = call.get("function") or _NO_FUNCTION
         arguments = function.get("arguments") or ""
         if not isinstance(arguments, str):
             raise TypeError(arguments)
         tool = self.tool
-        if tool is not None and tool[0] == index and not call_id and not name:
-            tool[4].append(arguments)
+        if (
+            tool is not None
+            and "id" not in call
+            and "name" not in function
+            and tool[0] == call.get("index", position)
+        ):
+            tool[4].append(arguments)  # a fragment of the pending call: the common case
             return
+        index = call.get("index", position)
+        if not isinstance(index, int):
+            raise TypeError(index)
         self.flush()
-        self.tool = [
-            index,
-            call_id or None,
-            name or None,
-            call.get("type") or "function",
-            [arguments],
-        ]
+        kind = call.get("type") or "function"
+        self.tool = [index, call.get("id") or None, function.get("name") or None, kind, [arguments]]
 
     def add_logprobs(self, logprobs: dict[str, Any]) -> None:
         held = self.logprobs
