@@ -15,36 +15,36 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class _Pause:
+class Pause:
     seconds: float
 
 
 @dataclass(frozen=True, slots=True)
-class _Stop:
+class Stop:
     how: Literal["hang", "close"]
 
 
-_Piece = bytes | _Pause | _Stop
+Piece = bytes | Pause | Stop
 
 
-def _pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[_Piece]:
+def pieces(reply: Reply, payload: Mapping[str, Any]) -> Iterator[Piece]:
     """The byte pieces of a streamed reply, with pauses and faults in their places."""
     end = reply.line_ending
     if reply.trickle is not None:
         while True:
             yield f": keep-alive{end}{end}".encode()
-            yield _Pause(reply.trickle)
+            yield Pause(reply.trickle)
     if reply.raw is None:
         events = _events(reply, payload)
     else:
         size = reply.split or 65536
         events = [reply.raw[start : start + size] for start in range(0, len(reply.raw), size)]
     if reply.end != "eof":
-        events.append(_Stop(reply.end))
+        events.append(Stop(reply.end))
     yield from _coalesced(events, reply.split)
 
 
-def _events(reply: Reply, payload: Mapping[str, Any]) -> list[_Piece]:
+def _events(reply: Reply, payload: Mapping[str, Any]) -> list[Piece]:
     """The events in order; faults count the deltas (or the scripted events) before them."""
     end = reply.line_ending
     keepalive = f": keep-alive{end}{end}".encode() if reply.keepalive else b""
@@ -56,21 +56,21 @@ def _events(reply: Reply, payload: Mapping[str, Any]) -> list[_Piece]:
     scripted = reply.verbatim_events is not None
     if reply.verbatim_events is not None:
         body = list(reply.verbatim_events)
-        events: list[_Piece] = []
+        events: list[Piece] = []
     else:
         body = [_chunk(model, delta, None, logprobs) for delta, logprobs in _deltas(reply)]
         events = [event(_chunk(model, {"role": "assistant"}, None))]
     count = len(body)
     for index in range(count + 1):
         if index == reply.hang_after:
-            events.append(_Stop("hang"))
+            events.append(Stop("hang"))
         if index == reply.close_after:
-            events.append(_Stop("close"))
+            events.append(Stop("close"))
         if index == reply.malformed_after:
             events.append(event("{not json" if index == count else '{"choices": [{"delta"'))
         if index < count:
             if reply.delay:
-                events.append(_Pause(reply.delay))
+                events.append(Pause(reply.delay))
             events.append(event(body[index]))
     if not scripted:
         events.append(event(_chunk(model, {}, reply.finish_reason)))
@@ -135,7 +135,7 @@ def _logprobs(tokens: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _coalesced(events: Sequence[_Piece], split: int | None) -> Iterator[_Piece]:
+def _coalesced(events: Sequence[Piece], split: int | None) -> Iterator[Piece]:
     """Join adjacent events into writes of about 64 KiB, or cut them into `split`-byte pieces."""
     pending = bytearray()
     for item in events:
@@ -149,7 +149,7 @@ def _coalesced(events: Sequence[_Piece], split: int | None) -> Iterator[_Piece]:
     yield from _drain(pending, split)
 
 
-def _drain(pending: bytearray, split: int | None) -> Iterator[bytes | _Pause]:
+def _drain(pending: bytearray, split: int | None) -> Iterator[bytes | Pause]:
     if split is None:
         if pending:
             yield bytes(pending)
@@ -158,7 +158,7 @@ def _drain(pending: bytearray, split: int | None) -> Iterator[bytes | _Pause]:
     while pending:
         yield bytes(pending[:split])
         del pending[:split]
-        yield _Pause(0.001)
+        yield Pause(0.001)
 
 
 def _chunk(
@@ -182,7 +182,7 @@ def _chunk(
     )
 
 
-def _completion(reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
+def completion(reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The non-streamed answer equivalent to the stream `reply` would send."""
     finish_reason = reply.finish_reason
     if reply.verbatim_events is not None:

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from providerhub._fake_wire import _completion, _Pause, _pieces, _Stop
+from ._fake_wire import Pause, Stop, completion, pieces
 
 CHAT_PATHS = ("/api/chat", "/chat/completions", "/v1/chat/completions")
 LineEnding = Literal["\n", "\r\n", "\r"]
@@ -189,7 +189,7 @@ class Reply:
         """The whole streamed body this reply sends, pauses and faults left out."""
         if self.trickle is not None:
             raise ValueError("a keep-alive trickle has no end")
-        return b"".join(piece for piece in _pieces(self, payload or {}) if isinstance(piece, bytes))
+        return b"".join(piece for piece in pieces(self, payload or {}) if isinstance(piece, bytes))
 
     @classmethod
     def huge_line(cls, size: int = 256 * 1024) -> Reply:
@@ -300,19 +300,19 @@ class FakeUpstream:
                 content_type="application/json",
             )
         if payload.get("stream") is False:
-            return web.json_response(_completion(reply, payload), headers=reply.headers)
+            return web.json_response(completion(reply, payload), headers=reply.headers)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", **reply.headers}
         )
         await response.prepare(request)
-        for piece in _pieces(reply, payload):
-            if isinstance(piece, _Pause):
+        for piece in pieces(reply, payload):
+            if isinstance(piece, Pause):
                 if self._release.is_set():
                     break
                 if piece.seconds:
                     await asyncio.sleep(piece.seconds)
                 continue
-            if isinstance(piece, _Stop):
+            if isinstance(piece, Stop):
                 if piece.how == "hang":
                     await self._release.wait()
                 assert request.transport is not None
