@@ -3,8 +3,8 @@
     providerhub [--config PATH] providers [--json] [--working] [--model M]
     providerhub plugins [--json]
     providerhub [--config PATH] chat (-p NAME | --chain A,B,C | --chain NAME | -m ALIAS)
-        [-m MODEL] [--system TEXT] [--ignore-working] [--timeout S] [--retries N]
-        [--hedge-after S] [-v] [PROMPT]
+        [-m MODEL] [--system TEXT] [-a FILE]... [--json] [--ignore-working] [--timeout S]
+        [--retries N] [--hedge-after S] [-v] [PROMPT]
     providerhub [--config PATH] config check
     providerhub [--config PATH] serve [--host H] [--port P] [--chain NAME] [--log-level L]
 

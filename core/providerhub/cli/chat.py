@@ -1,25 +1,62 @@
-"""`providerhub chat`: stream one answer to stdout, chunk by chunk, as it arrives.
+"""`providerhub chat`: stream one answer to stdout as it arrives.
 
 `targets.select` turns the arguments into what to call (checked before any network I/O);
-`call_options` into the transport options of the call; `stream` does the call and, with -v,
-writes the attempt trace to stderr once the stream has ended, however it ended.
+`attach.content` the prompt and any -a files into the user message; `call_options` the
+arguments into the transport options of the call; `stream` does the call and, with -v, writes
+the attempt trace to stderr once the stream has ended, however it ended.
+
+The answer is written by a `TextOutput` (text as it arrives, then the refusal and tool-call
+lines of OUTPUT below) or, with --json, a `JsonOutput` (one JSON object per line per event, then
+an end line: JSON_LINES below).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
-from collections.abc import AsyncIterator
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from .. import failure
 from ..attempt import Attempt
+from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import Messages
-from ..provider import Provider
-from ..routing import FallbackChain
+from ..provider import AsyncGeneratorProvider, Provider
+from ..stream import ChatStream, ChunkStream
+from . import attach
 from .common import UsageError, config_option, load_setup
 from .targets import select
+
+OUTPUT = """\
+output:
+  The text is written as it arrives. A refusal goes on its own line,
+  "[refusal] TEXT". Once the answer is complete, each tool call it made gets
+  a line "[tool call ID] NAME(ARGUMENTS)", the arguments as the model sent
+  them.
+"""
+
+JSON_LINES = """\
+--json: one JSON object per line, in the order the events arrive:
+  {"type": "text", "text": TEXT}
+  {"type": "tool_call", "index": N, "id": ID|null, "name": NAME|null,
+   "arguments": TEXT}
+  {"type": "refusal", "text": TEXT}
+  {"type": "logprobs", "data": {...}}
+  {"type": "end", "finish_reason": REASON|null, "usage": {...}|null,
+   "tool_calls": [CALL, ...], "provider": NAME}
+  A tool_call line is one delta as it arrived: the first of call N carries
+  its id and name, later ones fragments of its arguments. The end line has
+  the calls assembled, CALL = {"id", "type", "function": {"name",
+  "arguments"}}, and names the provider that served; it is written only when
+  the answer completed (an error goes to stderr as usual).
+"""
+
+ATTACHMENTS = f"""\
+-a FILE: a content part after the prompt's text, at most {attach.MAX_BYTES // 2**20} MiB:
+  .png .jpg .jpeg .gif .webp an image, .wav .mp3 audio, anything else a file.
+  A provider that cannot take it refuses before sending anything (exit 3).
+"""
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +66,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stream an answer from a provider or a fallback chain",
         description="Stream an answer to PROMPT (or to stdin) from a provider or a chain, "
         "to stdout.",
+        epilog=f"{OUTPUT}\n{JSON_LINES}\n{ATTACHMENTS}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = chat.add_mutually_exclusive_group()
     target.add_argument("-p", "--provider", metavar="NAME", help="provider name (any case)")
@@ -46,6 +85,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "a model alias from the config's [models] picks its chain",
     )
     chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
+    chat.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach FILE to the prompt (repeatable): an image, audio or any file; see below",
+    )
+    chat.add_argument(
+        "--json",
+        action="store_true",
+        help="write one JSON object per line per event, then an end line (see below)",
+    )
     chat.add_argument(
         "--ignore-working",
         action="store_true",
@@ -82,18 +134,27 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Select, read the prompt, stream the answer."""
+    """Select, read the prompt and the attachments, stream the answer."""
     target = select(args, load_setup(args.config))
-    messages = build_messages(args.system, read_prompt(args.prompt, sys.stdin))
+    prompt = attach.content(read_prompt(args.prompt, sys.stdin), args.attach)
+    messages = build_messages(args.system, prompt)
     trace = sys.stderr if args.verbose else None
     asyncio.run(
-        stream(target.provider, target.model, messages, call_options(args), sys.stdout, trace)
+        stream(
+            target.provider,
+            target.model,
+            messages,
+            call_options(args),
+            sys.stdout,
+            trace,
+            as_json=args.json,
+        )
     )
     return 0
 
 
 def call_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Transport options of the call (keyword arguments of create_async_generator)."""
+    """Transport options of the call (keyword arguments of `stream()`)."""
     return {} if args.timeout is None else {"timeout": args.timeout}
 
 
@@ -105,10 +166,23 @@ def read_prompt(words: list[str], stdin: TextIO | None) -> str:
     return text.rstrip("\n")
 
 
-def build_messages(system: str | None, prompt: str) -> list[dict[str, str]]:
-    """The chat: an optional system message, then the prompt."""
-    messages = [{"role": "system", "content": system}] if system else []
+def build_messages(system: str | None, prompt: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat: an optional system message, then the prompt (a string or content parts)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     return [*messages, {"role": "user", "content": prompt}]
+
+
+def open_stream(
+    provider: Provider, model: str, messages: Messages, options: dict[str, Any]
+) -> ChunkStream:
+    """The answer's stream, the request checked now: `stream()` of an AsyncGeneratorProvider
+    (class or instance; a chain's is a ChatStream), else a stream of the text of any other
+    provider object's `create_async_generator`."""
+    if isinstance(provider, AsyncGeneratorProvider) or (
+        isinstance(provider, type) and issubclass(provider, AsyncGeneratorProvider)
+    ):
+        return provider.stream(model, messages, **options)
+    return ChunkStream(provider.create_async_generator(model, messages, **options))
 
 
 async def stream(
@@ -118,34 +192,34 @@ async def stream(
     options: dict[str, Any],
     out: TextIO,
     trace: TextIO | None = None,
+    *,
+    as_json: bool = False,
 ) -> None:
-    """Write each chunk to `out` as it arrives; end the output with a newline.
+    """Write the answer to `out` as it arrives: readable, or with `as_json` as JSON lines.
 
     With `trace`, write one line per attempt to it at the end (a chain's `attempts`; for a
     single provider, one attempt timed here).
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
+    answer = open_stream(provider, model, messages, options)
     own: Attempt | None = None
-    chunks: AsyncIterator[str]
-    if isinstance(provider, FallbackChain):
-        chunks = provider.stream(model, messages, **options)
-        attempts = chunks.attempts
+    if isinstance(answer, ChatStream):
+        attempts = answer.attempts
     else:
-        chunks = provider.create_async_generator(model, messages, **options)
         own = Attempt(provider.name, "failed")
         attempts = [own]
-    ends_line = True
+    output: Output = JsonOutput(out) if as_json else TextOutput(out)
+    write = output.event
     try:
-        async for chunk in chunks:
-            if chunk:
+        async for event in answer.events():
+            if event:
                 if own is not None and own.time_to_first_chunk is None:
                     own.time_to_first_chunk = loop.time() - started
-                out.write(chunk)
-                out.flush()
-                ends_line = chunk.endswith("\n")
+                write(event)
         if own is not None:
             own.outcome = "served"
+        output.end(answer, answer.provider if isinstance(answer, ChatStream) else provider.name)
     except BaseException as exc:
         if own is not None:
             _ended(own, exc)
@@ -153,15 +227,117 @@ async def stream(
     finally:
         if own is not None:
             own.duration = loop.time() - started
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if not ends_line:
-            out.write("\n")
-            out.flush()
+        await answer.aclose()
+        output.close()
         if trace is not None:
             trace.write("".join(f"{line}\n" for line in trace_lines(attempts)))
             trace.flush()
+
+
+class Output(Protocol):
+    """Where `stream` writes an answer."""
+
+    def event(self, event: Event) -> None:
+        """Write one (non-empty) event as it arrives."""
+
+    def end(self, answer: ChunkStream, served_by: str | None) -> None:
+        """The answer has completed."""
+
+    def close(self) -> None:
+        """The stream has ended, however it ended."""
+
+
+class TextOutput:
+    """The answer for people: OUTPUT above (a tool call is written once it is complete)."""
+
+    __slots__ = ("ends_line", "out", "refusing")
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.ends_line = True
+        self.refusing = False
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, str):
+            if self.refusing:
+                self.refusing = False
+                self.close()
+            out = self.out
+            out.write(event)
+            out.flush()
+            self.ends_line = event.endswith("\n")
+        elif isinstance(event, RefusalDelta):
+            if not self.refusing:
+                self.refusing = True
+                self.close()
+                self._write("[refusal] ")
+            self._write(event.text)
+
+    def end(self, answer: ChunkStream, served_by: str | None) -> None:
+        self.close()
+        for call in answer.tool_calls:
+            label = f"[tool call {call['id']}]" if call["id"] else "[tool call]"
+            function = call["function"]
+            self._write(f"{label} {function['name']}({function['arguments']})\n")
+
+    def close(self) -> None:
+        """End the last line."""
+        if not self.ends_line:
+            self._write("\n")
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+        self.ends_line = text.endswith("\n")
+
+
+class JsonOutput:
+    """The answer for scripts: JSON_LINES above."""
+
+    __slots__ = ("out",)
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def event(self, event: Event) -> None:
+        self._line(event_record(event))
+
+    def end(self, answer: ChunkStream, served_by: str | None) -> None:
+        self._line(
+            {
+                "type": "end",
+                "finish_reason": answer.finish_reason,
+                "usage": answer.usage,
+                "tool_calls": answer.tool_calls,
+                "provider": served_by,
+            }
+        )
+
+    def close(self) -> None:
+        """Nothing to finish: every line is whole."""
+
+    def _line(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as its --json line's object."""
+    if isinstance(event, str):
+        return {"type": "text", "text": event}
+    if isinstance(event, ToolCallDelta):
+        return {
+            "type": "tool_call",
+            "index": event.index,
+            "id": event.id,
+            "name": event.name,
+            "arguments": event.arguments,
+        }
+    if isinstance(event, RefusalDelta):
+        return {"type": "refusal", "text": event.text}
+    if isinstance(event, Logprobs):
+        return {"type": "logprobs", "data": event.data}
+    raise TypeError(f"not a stream event: {type(event).__name__}")
 
 
 def trace_lines(attempts: list[Attempt], parent: str = "") -> list[str]:

@@ -14,7 +14,9 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
   as a request parameter, except the transport options `timeout`, `proxy`, `deadline`
   (refused: a client must not pick where the gateway connects). A bad request, or one needing
   a capability (tools, images, ...) no provider of the target has, is a 400 before any
-  upstream I/O; providers lacking it are skipped.
+  upstream I/O (the latter with code `unsupported_capability`, the capabilities named in the
+  message and `param` the field needing the first: `messages`, `tools`, `response_format`,
+  ...); providers lacking it are skipped.
 - `GET /v1/models`: aliases, chains and providers as model objects (`owned_by` = their source:
   the config file or the plugin distribution; `kind` says which).
 - `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate.
@@ -25,12 +27,14 @@ failure before it is a real status: every provider failed → 502 with one line 
 every provider asked answered 429 → 429 (Retry-After: the shortest asked), nobody could be
 asked (not working, cooling down, missing credentials) → 503; every one timed out → 504; every
 one rejected the request (400/413/422) → 400. Then SSE exactly like OpenAI's: a first
-`chat.completion.chunk` with `role`, content deltas, tool-call deltas (a call's first delta with
-`index`, `id`, `type`, `function.name` and empty arguments, then argument fragments by
-`index`), `refusal` deltas, `logprobs`, a final chunk with `finish_reason` (the serving
-provider's, e.g. "length" or "tool_calls"; "stop" when it reports none), a usage chunk
-`{"choices": [], "usage": {...}}` when `stream_options.include_usage` was asked and the serving
-provider reports usage (the gateway never invents counts), and `data: [DONE]`. A failure after
+`chat.completion.chunk` with `role` (and `content` "" before text, null before a tool call or
+a refusal), content deltas, tool-call deltas (a call's first delta with `index`, `id`, `type`,
+`function.name` and empty arguments, then argument fragments by `index`; never the id or name
+again, even when the upstream repeats them), `refusal` deltas, `logprobs`, a final chunk with
+`finish_reason` (the serving provider's, e.g. "length" or "tool_calls"; else "tool_calls" when
+the answer made calls, "stop" otherwise), a usage chunk `{"choices": [], "usage": {...}}` when
+`stream_options.include_usage` was asked and the serving provider reports usage (the gateway
+never invents counts), and `data: [DONE]`. A failure after
 the first chunk sends `data: {"error": {...}}` (code `stream_interrupted`) and ends the stream
 without `[DONE]`: the client sees a truncated answer, never spliced text. A client that
 disconnects cancels its handler, which closes the upstream connection at once.

@@ -9,12 +9,17 @@ import contextvars
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..errors import AllProvidersFailedError, InvalidRequestError, StreamInterruptedError
+from ..errors import (
+    AllProvidersFailedError,
+    InvalidRequestError,
+    StreamInterruptedError,
+    UnsupportedCapabilityError,
+)
 from ..events import Event
 from ..stream import ChatStream
 from . import status, wire
@@ -133,6 +138,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     target = request.app[TARGETS].resolve(chat.model)
     try:
         stream = target.chain.stream(target.model, chat.messages, **chat.params)
+    except UnsupportedCapabilityError as exc:
+        raise _unsupported(target, chat, exc.capabilities) from None
     except InvalidRequestError as exc:
         raise wire.RequestError(400, str(exc)) from None
     async with stream:
@@ -193,6 +200,28 @@ async def _complete(
         chat.model, message, _finish_reason(stream), stream.usage, stream.logprobs
     )
     return web.json_response(body, headers=_served(target, stream))
+
+
+def _unsupported(
+    target: Target, chat: wire.ChatRequest, capabilities: Sequence[str]
+) -> wire.RequestError:
+    """The 400 for a request needing capabilities no provider of the target has (nothing was
+    sent): code "unsupported_capability", `param` the field that needs the first of them."""
+    lacking = ", ".join(capabilities)
+    name = target.chain.name
+    if target.single:
+        message = f"provider {name!r} does not support {lacking}, which the request uses"
+    else:
+        message = f"no provider of {name!r} supports {lacking}, which the request uses"
+    first = capabilities[0] if capabilities else ""
+    param = "messages"
+    if first == "response_format":
+        param = first
+    elif first == "tools":
+        param = next((key for key in wire.TOOL_PARAMS if key in chat.params), "messages")
+    return wire.RequestError(
+        400, f"model {chat.model!r}: {message}", param=param, code="unsupported_capability"
+    )
 
 
 def _served(target: Target, stream: ChatStream) -> dict[str, str]:

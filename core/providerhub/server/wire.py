@@ -2,9 +2,11 @@
 
 Parsing a request checks everything before any upstream I/O and raises `RequestError` (HTTP 400,
 OpenAI-shaped). Chunks are rendered from a prefix fixed per response, so each content delta
-costs one `json.dumps` of its text. Tool-call deltas go out in OpenAI's exact shape: a call's
-first delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones only
-`index` and argument fragments.
+costs one `json.dumps` of its text. The role delta has `"content": ""` before text and
+`"content": null` before a tool call or a refusal, as OpenAI sends. Tool-call deltas go out in
+OpenAI's exact shape: a call's first delta carries `index`, `id`, `type` and `name` with empty
+`arguments`, later ones only `index` and argument fragments, also when the upstream repeated
+the id and name in every delta (a client concatenating deltas would read them doubled).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ REFUSED = frozenset({"timeout", "proxy", "deadline", "completion"})
 """Names a provider call reads as transport options: a client must not set them (a `proxy`
 from a client would make the gateway connect wherever it says)."""
 DONE = b"data: [DONE]\n\n"
+TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+"""Body fields that make a request need the "tools" capability (as a tool-call history does)."""
 
 
 class RequestError(Exception):
@@ -126,7 +130,7 @@ def error_body(
 class Chunks:
     """The `chat.completion.chunk` events of one streamed answer, as SSE bytes."""
 
-    __slots__ = ("_head", "_tail", "_usage_head", "completion_id", "created", "model")
+    __slots__ = ("_head", "_opened", "_tail", "_usage_head", "completion_id", "created", "model")
 
     def __init__(self, model: str) -> None:
         self.completion_id = new_id()
@@ -143,12 +147,19 @@ class Chunks:
         self._head = f'data: {head}, "choices": [{{"index": 0, "delta": '
         self._tail = "}]}\n\n"
         self._usage_head = f'data: {head}, "choices": [], "usage": '
+        self._opened: dict[int, list[bool]] = {}
+        """Tool-call index -> whether its id and its name were sent."""
 
     def first(self, event: Event) -> bytes:
-        """The opening event (role) and the first event of the answer."""
-        role = (
-            f'{self._head}{{"role": "assistant", "content": ""}}, "finish_reason": null{self._tail}'
-        )
+        """The opening event (role) and the first event of the answer.
+
+        As OpenAI does, the role delta has `"content": ""` when the answer begins with text and
+        `"content": null` when it begins otherwise (a tool call, a refusal), so a client that
+        accumulates deltas (the SDKs' stream helpers) ends with null content, not "", for an
+        answer made only of tool calls, exactly as the JSON answer says.
+        """
+        content = '""' if isinstance(event, str) else "null"
+        role = self._delta(f'{{"role": "assistant", "content": {content}}}')
         return role.encode() + self.event(event)
 
     def content(self, text: str) -> bytes:
@@ -177,19 +188,36 @@ class Chunks:
         return f'{self._head}{delta}, "finish_reason": null{self._tail}'
 
     def _tool_call(self, delta: ToolCallDelta) -> str:
-        """A call's opening delta (id, type, name, no arguments) and/or an argument fragment."""
+        """A call's opening delta (id, type, name, no arguments) and/or an argument fragment.
+
+        Only the first delta of an index opens its call: an upstream that repeats the id and
+        name in every delta (some servers do) must not make a client that concatenates deltas,
+        as the SDKs do, read "call_1call_1". An id or a name that arrives only after the opening
+        is sent once, on its own, by index.
+        """
+        index = delta.index
+        sent = self._opened.get(index)
         out = ""
-        if delta.id is not None or delta.name is not None:
-            call: dict[str, Any] = {"index": delta.index}
+        if sent is None:
+            call: dict[str, Any] = {"index": index}
             if delta.id is not None:
                 call["id"] = delta.id
             call["type"] = delta.type
             call["function"] = {"name": delta.name or "", "arguments": ""}
+            self._opened[index] = [delta.id is not None, delta.name is not None]
             out = self._delta(f'{{"tool_calls": [{json.dumps(call)}]}}')
+        else:
+            late: dict[str, Any] = {"index": index}
+            if delta.id is not None and not sent[0]:
+                late["id"] = delta.id
+                sent[0] = True
+            if delta.name is not None and not sent[1]:
+                late["function"] = {"name": delta.name}
+                sent[1] = True
+            if len(late) > 1:
+                out = self._delta(f'{{"tool_calls": [{json.dumps(late)}]}}')
         if delta.arguments:
-            fragment = json.dumps(
-                {"index": delta.index, "function": {"arguments": delta.arguments}}
-            )
+            fragment = json.dumps({"index": index, "function": {"arguments": delta.arguments}})
             out += self._delta(f'{{"tool_calls": [{fragment}]}}')
         return out
 
