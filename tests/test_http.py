@@ -226,7 +226,7 @@ def test_unencodable_value_is_never_in_the_message() -> None:
 
 
 def payloads(data: str) -> tuple[Any, ...]:
-    return payloads_mod.event_payloads(ServerSentEvent(data), "P")
+    return tuple(payloads_mod.event_payloads(ServerSentEvent(data), "P"))
 
 
 def test_event_payloads_one_document() -> None:
@@ -258,3 +258,10 @@ def test_event_payloads_malformed(data: str, message: str) -> None:
     assert str(info.value) == message
     assert info.value.provider == "P"
     assert info.value.__suppress_context__
+
+
+def test_line_payloads_before_a_bad_line_come_first() -> None:
+    lines = iter(payloads_mod.event_payloads(ServerSentEvent('{"a": 1}\n{bad\n[DONE]'), "P"))
+    assert next(lines) == {"a": 1}
+    with pytest.raises(MalformedStreamError, match=r"^P: malformed event: '\{bad'$"):
+        next(lines)

@@ -19,7 +19,7 @@ class Attempt:
     reason: str = ""
     error: BaseException | None = None
     time_to_first_chunk: float | None = None
-    """Seconds from the request to the first text chunk, when one arrived."""
+    """Seconds from the request to the first event (text, a tool call, ...), when one arrived."""
     duration: float | None = None
     """Seconds from the request to the end of this attempt; None for a skip."""
     try_number: int = 1

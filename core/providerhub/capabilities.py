@@ -18,7 +18,7 @@ from typing import Any
 from .errors import UnsupportedCapabilityError
 from .messages import flatten_text, has_tool_history, parts_of
 
-__all__ = ["CAPABILITIES", "adapt", "missing", "required"]
+__all__ = ["CAPABILITIES", "adapt", "missing", "param_for", "required"]
 
 CAPABILITIES: Mapping[str, str] = {
     "tools": "supports_tools",
@@ -40,9 +40,26 @@ def required(messages: list[dict[str, Any]], params: Mapping[str, Any]) -> froze
     needs = {_PARTS[kind] for kind in parts_of(messages) if kind in _PARTS}
     if any(params.get(name) is not None for name in _TOOL_PARAMS) or has_tool_history(messages):
         needs.add("tools")
-    if params.get("response_format") is not None:
+    if _structured(params.get("response_format")):
         needs.add("response_format")
     return frozenset(needs) if needs else _NONE
+
+
+def param_for(capability: str, params: Mapping[str, Any]) -> str:
+    """The request field that makes it need `capability` ("tools", "response_format", or
+    "messages" for content parts and a tool-call history), for error messages."""
+    if capability == "response_format":
+        return capability
+    if capability == "tools":
+        return next((name for name in _TOOL_PARAMS if params.get(name) is not None), "messages")
+    return "messages"
+
+
+def _structured(response_format: object) -> bool:
+    """Whether `response_format` asks for more than plain text (`{"type": "text"}` does not)."""
+    if response_format is None:
+        return False
+    return not (isinstance(response_format, Mapping) and response_format.get("type") == "text")
 
 
 def missing(provider: object, needs: frozenset[str]) -> list[str]:

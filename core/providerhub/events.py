@@ -9,12 +9,13 @@ contract, `create_async_generator`) simply never sees the other kinds. Tool call
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .messages import ToolCall
 
-__all__ = ["Event", "Logprobs", "RefusalDelta", "ToolCallDelta", "ToolCalls"]
+__all__ = ["Event", "Logprobs", "RefusalDelta", "ToolCallDelta", "ToolCalls", "merge_logprobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,24 @@ class Logprobs:
 
 Event = str | ToolCallDelta | RefusalDelta | Logprobs
 """One item of a provider's event stream; `str` is a text delta."""
+
+
+def merge_logprobs(held: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Fold the logprobs of a later chunk into `held`: lists are concatenated (copied, never
+    shared with `data`), a null never replaces a value already held, anything else replaces.
+
+    Folding chunk by chunk or batch by batch gives the same result for list and null values
+    (what upstreams send), so merged logprobs do not depend on how the stream was read.
+    """
+    for key, value in data.items():
+        if isinstance(value, list):
+            old = held.get(key)
+            if isinstance(old, list):
+                old.extend(value)
+            else:
+                held[key] = list(value)
+        elif value is not None or key not in held:
+            held[key] = value
 
 
 class ToolCalls:

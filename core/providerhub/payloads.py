@@ -7,6 +7,7 @@ free of aiohttp, so plugins may import it at module level.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from .errors import MalformedStreamError
@@ -36,13 +37,15 @@ def excerpt(text: str | bytes) -> str:
     return text[:EXCERPT_CHARS]
 
 
-def event_payloads(event: ServerSentEvent, provider: str) -> tuple[Any, ...]:
+def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:
     """The JSON documents an event carries, in order, with `DONE` standing for `[DONE]`.
 
     An event normally carries one document. A line-oriented upstream that never sends the blank
     line ending an event gets its data lines joined into one event (`{a}\n{b}\n[DONE]`); when
-    such data is not one JSON document, each non-empty line is a payload and nothing after
-    `[DONE]` is parsed. Anything else raises MalformedStreamError naming the provider.
+    such data is not one JSON document, each non-empty line is a payload, parsed lazily (a bad
+    line raises only once the documents before it were taken, as a bad event would), and
+    nothing after `[DONE]` is parsed. Anything else raises MalformedStreamError naming the
+    provider.
     """
     data = event.data
     if data == "[DONE]":
@@ -55,20 +58,19 @@ def event_payloads(event: ServerSentEvent, provider: str) -> tuple[Any, ...]:
     return _line_payloads(data, provider)
 
 
-def _line_payloads(data: str, provider: str) -> tuple[Any, ...]:
-    payloads: list[Any] = []
+def _line_payloads(data: str, provider: str) -> Iterator[Any]:
     for line in data.split("\n"):
         if line == "[DONE]":
-            payloads.append(DONE)
-            break
+            yield DONE
+            return
         if line.strip():
             try:
-                payloads.append(_loads(line))
+                payload = _loads(line)
             except ValueError:
                 raise MalformedStreamError(
                     provider, "malformed event", excerpt=excerpt(line)
                 ) from None
-    return tuple(payloads)
+            yield payload
 
 
 def error_text(error: Any) -> str:

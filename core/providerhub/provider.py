@@ -240,8 +240,15 @@ async def _text_only(events: AsyncIterator[Event]) -> AsyncIterator[str]:
 
 
 def is_guarded(provider: object) -> bool:
-    """Whether calls to `provider` already validate input and enforce timeouts themselves."""
-    return bool(getattr(getattr(provider, "create_async_generator", None), _GUARD_MARK, False))
+    """Whether calls to `provider` already validate input and enforce timeouts themselves.
+
+    An AsyncGeneratorProvider guards the one generator it implements (text or events) and
+    derives the other from it, so either being guarded means every call is.
+    """
+    return any(
+        getattr(getattr(provider, method, None), _GUARD_MARK, False)
+        for method in ("create_async_generator", "create_event_generator")
+    )
 
 
 def transport_options(kwargs: dict[str, Any]) -> Timeouts:

@@ -5,10 +5,10 @@ credentials, cooling down), fails over on anything that goes wrong before the fi
 (retrying retryable faults when asked), may hedge a slow provider with the next one, and never
 restarts an answer that was already flowing: a failure after the first chunk raises
 `StreamInterruptedError` with the text delivered, or, with `on_interrupt="continue"`, asks the
-next provider to continue it (never an answer that had begun a tool call: that raises). A
-provider lacking a capability the request needs (tools, images, ...) is skipped. Every provider
-considered leaves an `Attempt` in the trace, one log line on logger "providerhub.routing" and
-an `attempt_finished` hook call.
+next provider to continue it (never an answer that had begun a tool call or a refusal, which
+a continuation of the text cannot finish: that raises). A provider lacking a capability the
+request needs (tools, images, ...) is skipped. Every provider considered leaves an `Attempt`
+in the trace, one log line on logger "providerhub.routing" and an `attempt_finished` hook call.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .errors import (
     StreamInterruptedError,
     UnsupportedCapabilityError,
 )
-from .events import Event, ToolCallDelta
+from .events import Event, RefusalDelta, ToolCallDelta
 from .failure import SpuriousCancellation
 from .health import HealthStore, default_health_store
 from .messages import Messages, validate_messages, validate_model
@@ -54,7 +54,8 @@ class FallbackChain(AsyncGeneratorProvider):
     `retries` is how many times a retryable failure is retried on the same provider (jittered
     exponential backoff from `backoff` seconds) before moving on. `hedge_after` starts the next
     provider alongside one that has sent nothing for that long. `health` defaults to the store
-    shared by the process. `on_interrupt="continue"` hands a cut answer to the next provider.
+    shared by the process. `on_interrupt="continue"` hands a cut answer to the next provider
+    (one cut after a tool call or a refusal had begun raises StreamInterruptedError instead).
     `deadline` (seconds, also a per-call keyword of `stream()`) bounds the whole call: once it
     has passed no attempt starts and the running one is cut.
     """
@@ -265,7 +266,7 @@ class FallbackChain(AsyncGeneratorProvider):
     ) -> AsyncGenerator[Event, None]:
         call = Call(self, stream, model, messages, timeouts, kwargs, deadline, needs)
         parts: list[str] = []
-        tool_call_begun = False
+        not_text_begun = False  # a tool call or refusal was delivered: no continuing then
         cause: BaseException | None = None
         try:
             while True:
@@ -285,8 +286,8 @@ class FallbackChain(AsyncGeneratorProvider):
                         if chunk:
                             if isinstance(chunk, str):
                                 parts.append(chunk)
-                            elif isinstance(chunk, ToolCallDelta):
-                                tool_call_begun = True
+                            elif isinstance(chunk, ToolCallDelta | RefusalDelta):
+                                not_text_begun = True
                             yield chunk
                         try:
                             chunk = await anext(rest)
@@ -299,7 +300,7 @@ class FallbackChain(AsyncGeneratorProvider):
                         raise
                     cause = error
                     call.interrupt(run, error)
-                    if self.on_interrupt == "raise" or tool_call_begun:
+                    if self.on_interrupt == "raise" or not_text_begun:
                         text = "".join(parts)
                         raise StreamInterruptedError(
                             run.attempt.provider, text, stream.attempts, error

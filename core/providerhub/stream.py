@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .attempt import Attempt
-from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
+from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls, merge_logprobs
 from .messages import AssistantMessage, ToolCall
 
 __all__ = ["ChatStream", "ChunkStream", "EventStream"]
@@ -64,12 +64,7 @@ class ChunkStream:
         elif isinstance(event, Logprobs):
             if self._logprobs is None:
                 self._logprobs = {}
-            for key, value in event.data.items():
-                held = self._logprobs.get(key)
-                if isinstance(held, list) and isinstance(value, list):
-                    held.extend(value)
-                else:
-                    self._logprobs[key] = list(value) if isinstance(value, list) else value
+            merge_logprobs(self._logprobs, event.data)
 
     async def aclose(self) -> None:
         """Stop the stream and close any upstream connection it holds."""
@@ -123,7 +118,8 @@ class ChunkStream:
 
     @property
     def logprobs(self) -> dict[str, Any] | None:
-        """The log probabilities the upstream sent (lists merged across chunks), if any."""
+        """The log probabilities the upstream sent, if any: lists concatenated across chunks
+        (`providerhub.events.merge_logprobs`)."""
         return self._logprobs
 
     @property

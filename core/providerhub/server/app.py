@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from .. import capabilities as capability
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -213,12 +214,7 @@ def _unsupported(
         message = f"provider {name!r} does not support {lacking}, which the request uses"
     else:
         message = f"no provider of {name!r} supports {lacking}, which the request uses"
-    first = capabilities[0] if capabilities else ""
-    param = "messages"
-    if first == "response_format":
-        param = first
-    elif first == "tools":
-        param = next((key for key in wire.TOOL_PARAMS if key in chat.params), "messages")
+    param = capability.param_for(capabilities[0], chat.params) if capabilities else None
     return wire.RequestError(
         400, f"model {chat.model!r}: {message}", param=param, code="unsupported_capability"
     )

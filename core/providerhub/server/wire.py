@@ -28,8 +28,6 @@ REFUSED = frozenset({"timeout", "proxy", "deadline", "completion"})
 """Names a provider call reads as transport options: a client must not set them (a `proxy`
 from a client would make the gateway connect wherever it says)."""
 DONE = b"data: [DONE]\n\n"
-TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
-"""Body fields that make a request need the "tools" capability (as a tool-call history does)."""
 
 
 class RequestError(Exception):

@@ -86,7 +86,9 @@ def _read(events: list[ServerSentEvent], text: list[str], provider: str) -> bool
     """Append the text of a batch of events to `text`; True once `[DONE]` ended the stream.
 
     Raises MalformedStreamError for data that is not JSON, and UpstreamError with the
-    upstream's message for an error object sent inside the stream.
+    upstream's message for an error object sent inside the stream; either way `text` already
+    holds the text of everything before the offending event (or line, for a line-oriented
+    upstream).
     """
     for event in events:
         for payload in event_payloads(event, provider):

@@ -11,12 +11,12 @@ rules are the shared ones of `providerhub.payloads` (which does not import aioht
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
-from providerhub.events import Event, Logprobs, RefusalDelta, ToolCallDelta
+from providerhub.events import Event, Logprobs, RefusalDelta, ToolCallDelta, merge_logprobs
 from providerhub.payloads import DONE, error_text, event_payloads, excerpt
 
 
@@ -73,10 +73,14 @@ class _Batch:
     def delta(self, delta: dict[str, Any]) -> None:
         content = delta.get("content")
         if content:
+            if not isinstance(content, str):
+                raise TypeError(content)
             self._flush_tool()
             self.text.append(content)
         refusal = delta.get("refusal")
         if refusal:
+            if not isinstance(refusal, str):
+                raise TypeError(refusal)
             self.flush()
             self.out.append(RefusalDelta(refusal))
         calls = delta.get("tool_calls")
@@ -99,25 +103,24 @@ class _Batch:
             tool[4].append(arguments)  # a fragment of the pending call: the common case
             return
         index = call.get("index", position)
-        if not isinstance(index, int):
+        call_id, name, kind = call.get("id"), function.get("name"), call.get("type")
+        if not isinstance(index, int) or not _optional_strings(call_id, name, kind):
             raise TypeError(index)
         self.flush()
-        kind = call.get("type") or "function"
-        self.tool = [index, call.get("id") or None, function.get("name") or None, kind, [arguments]]
+        self.tool = [index, call_id or None, name or None, kind or "function", [arguments]]
 
     def add_logprobs(self, logprobs: dict[str, Any]) -> None:
         held = self.logprobs
         if held is None:
-            self.logprobs = {
-                key: list(value) if isinstance(value, list) else value
-                for key, value in logprobs.items()
-            }
-            return
-        for key, value in logprobs.items():
-            if isinstance(held.get(key), list) and isinstance(value, list):
-                held[key].extend(value)
-            elif value is not None:
-                held[key] = value
+            held = {}
+            merge_logprobs(held, logprobs)  # raises before keeping anything if not a dict
+            self.logprobs = held
+        else:
+            merge_logprobs(held, logprobs)
+
+
+def _optional_strings(*values: object) -> bool:
+    return all(value is None or isinstance(value, str) for value in values)
 
 
 def parse_events(
@@ -140,7 +143,7 @@ def parse_events(
             if data == "[DONE]":
                 return True
             try:
-                chunks: tuple[Any, ...] = (loads(data),)
+                chunks: Iterable[Any] = (loads(data),)
             except ValueError:
                 chunks = event_payloads(event, provider)
             for chunk in chunks:
@@ -157,17 +160,23 @@ def parse_events(
                         batch.add_logprobs(logprobs)
                     reason = choice.get("finish_reason")
                     if reason:
+                        if not isinstance(reason, str):
+                            raise TypeError(reason)
                         completion.finish_reason = reason
                 elif "error" in chunk:
                     message = error_text(chunk["error"])
                     raise UpstreamError(provider, f"error in stream: {message}")
                 usage = chunk.get("usage")
                 if usage:
+                    if not isinstance(usage, dict):
+                        raise TypeError(usage)
                     completion.usage = usage
                 if completion.id is None:
                     completion.id = chunk.get("id")
                     completion.model = chunk.get("model")
         return False
+    except MalformedStreamError:
+        raise
     except ValueError:
         raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
     except (AttributeError, TypeError, IndexError, KeyError):
@@ -200,8 +209,11 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[
         if choice.get("logprobs"):
             batch.add_logprobs(choice["logprobs"])
         batch.finish()
-        completion.finish_reason = choice.get("finish_reason")
-        completion.usage = document.get("usage") or None
+        reason, usage = choice.get("finish_reason"), document.get("usage") or None
+        if not _optional_strings(reason) or not (usage is None or isinstance(usage, dict)):
+            raise TypeError(reason)
+        completion.finish_reason = reason
+        completion.usage = usage
         completion.id = document.get("id")
         completion.model = document.get("model")
     except ValueError:

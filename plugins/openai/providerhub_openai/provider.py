@@ -58,9 +58,11 @@ class OpenAICompatible(AsyncGeneratorProvider):
     instead of SSE. Pass `completion=Completion()` to a call, or use `stream()`, to read
     finish_reason and usage. `stream_usage` (default True) adds
     `stream_options.include_usage` to streamed requests so usage is always known; turn it off
-    for a server that refuses that field. The capability flags (`supports_tools`,
-    `supports_vision`, `supports_audio`, `supports_files`, `supports_response_format`) default
-    to True; set one False for an endpoint that lacks it, and chains skip it for such requests.
+    for a server that refuses that field. A non-streamed request never carries
+    `stream_options` (OpenAI refuses it there; the completion reports usage anyway). The
+    capability flags (`supports_tools`, `supports_vision`, `supports_audio`, `supports_files`,
+    `supports_response_format`) default to True; set one False for an endpoint that lacks it,
+    and chains skip it for such requests.
     `headers_env` maps header names to environment variable names (`{"api-key":
     "AZURE_OPENAI_API_KEY"}`), read at every call like `api_key_env`.
     """
@@ -233,6 +235,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
             if options is not None and not isinstance(options, Mapping):
                 raise InvalidRequestError(f"stream_options must be an object, not {_kind(options)}")
             body["stream_options"] = {**(options or {}), "include_usage": True}
+        elif not stream:
+            body.pop("stream_options", None)  # OpenAI refuses it (400) on a non-streamed call
         return self._call(body, headers, timeouts, proxy, completion)
 
     def _request_headers(self, stream: bool) -> dict[str, str]:
