@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from providerhub import (
     AsyncGeneratorProvider,
@@ -38,15 +36,11 @@ from providerhub.secrets import REDACTED, is_secret_header, redact_headers
 if TYPE_CHECKING:
     from providerhub.http import UpstreamHTTPError
 
+from . import options
 from .parse import Completion, parse_completion, parse_events
 from .stream import CompletionStream
 
 log = logging.getLogger("providerhub.openai")
-
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-"""Characters an HTTP header value cannot carry (aiohttp refuses them as header injection)."""
 
 
 class OpenAICompatible(AsyncGeneratorProvider):
@@ -100,28 +94,28 @@ class OpenAICompatible(AsyncGeneratorProvider):
         supports_response_format: bool = True,
         stream_usage: bool = True,
     ) -> None:
-        self.name = _string("name", name)
-        self.base_url = _base_url(base_url)
+        self.name = options.string("name", name)
+        self.base_url = options.base_url(base_url)
         self.url = self.base_url
         self.endpoint = self.base_url + "/chat/completions"
         if api_key is not None and api_key_env is not None:
             raise ValueError("give either 'api_key' or 'api_key_env', not both")
-        self._api_key = None if api_key is None else _Secret(_key("api_key", api_key))
-        self.api_key_env = _env_name(api_key_env) if api_key_env is not None else None
-        self.models = _strings("models", models)
-        self.default_model = _optional_string("default_model", default_model)
-        extra = _headers(headers)
+        self._api_key = None if api_key is None else _Secret(options.key("api_key", api_key))
+        self.api_key_env = options.env_name(api_key_env) if api_key_env is not None else None
+        self.models = options.strings("models", models)
+        self.default_model = options.optional_string("default_model", default_model)
+        extra = options.headers(headers)
         self.headers = redact_headers(extra)
         """Extra request headers; values of secret-bearing ones read "<redacted>"."""
         self._secret_headers = {
             key: _Secret(value) for key, value in extra.items() if is_secret_header(key)
         }
-        self.headers_env = _headers_env(headers_env)
+        self.headers_env = options.headers_env(headers_env)
         """Headers whose values are read at call time from environment variables, by name."""
         bearer = api_key is not None or api_key_env is not None
-        _check_overlap(extra, self.headers_env, bearer)
+        options.check_overlap(extra, self.headers_env, bearer)
         self.needs_auth = bearer or bool(self.headers_env)
-        self.organization = _optional_string("organization", organization)
+        self.organization = options.optional_string("organization", organization)
         flags = {
             "working": working,
             "supports_stream": supports_stream,
@@ -138,7 +132,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         }
         for flag, value in flags.items():
             if not isinstance(value, bool):
-                raise TypeError(f"option {flag!r} must be true or false, not {_kind(value)}")
+                raise TypeError(f"option {flag!r} must be true or false, not {options.kind(value)}")
             setattr(self, flag, value)
 
     def __repr__(self) -> str:
@@ -175,8 +169,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
             value = os.environ.get(variable)
             if not value:
                 return f"environment variable {variable} is not set"
-            if CONTROL.search(value):
-                return _unusable(f"environment variable {variable}")
+            if options.CONTROL.search(value):
+                return options.unusable(f"environment variable {variable}")
         return None
 
     def _variables(self) -> list[str]:
@@ -189,9 +183,9 @@ class OpenAICompatible(AsyncGeneratorProvider):
         value = os.environ.get(variable)
         if not value:
             raise MissingCredentialsError(self.name, variable)
-        if CONTROL.search(value):
+        if options.CONTROL.search(value):
             raise InvalidRequestError(
-                f"{self.name}: {_unusable(f'environment variable {variable}')}"
+                f"{self.name}: {options.unusable(f'environment variable {variable}')}"
             )
         return value
 
@@ -226,15 +220,17 @@ class OpenAICompatible(AsyncGeneratorProvider):
             raise InvalidRequestError("completion must be a providerhub_openai.Completion")
         stream = kwargs.pop("stream", self.supports_stream)
         if not isinstance(stream, bool):
-            raise InvalidRequestError(f"stream must be true or false, not {_kind(stream)}")
+            raise InvalidRequestError(f"stream must be true or false, not {options.kind(stream)}")
         stream = stream and self.supports_stream
         headers = self._request_headers(stream)
         body = {"model": model, "messages": messages, "stream": stream, **kwargs}
         if stream and self.stream_usage:
-            options = kwargs.get("stream_options")
-            if options is not None and not isinstance(options, Mapping):
-                raise InvalidRequestError(f"stream_options must be an object, not {_kind(options)}")
-            body["stream_options"] = {**(options or {}), "include_usage": True}
+            asked = kwargs.get("stream_options")
+            if asked is not None and not isinstance(asked, Mapping):
+                raise InvalidRequestError(
+                    f"stream_options must be an object, not {options.kind(asked)}"
+                )
+            body["stream_options"] = {**(asked or {}), "include_usage": True}
         elif not stream:
             body.pop("stream_options", None)  # OpenAI refuses it (400) on a non-streamed call
         return self._call(body, headers, timeouts, proxy, completion)
@@ -351,122 +347,3 @@ def _scrub(error: UpstreamHTTPError, secrets: list[str], hidden: Mapping[str, st
             for key, value in info.headers.items()
         )
         error.request_info = info._replace(headers=CIMultiDictProxy(shown))
-
-
-def _kind(value: object) -> str:
-    return type(value).__name__
-
-
-def _string(option: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"option {option!r} must be a non-empty string, not {_kind(value)}")
-    return value
-
-
-def _key(option: str, value: object) -> str:
-    key = _string(option, value)
-    if CONTROL.search(key):
-        raise ValueError(_unusable(f"option {option!r}"))
-    return key
-
-
-def _unusable(holder: str) -> str:
-    return (
-        f"{holder} holds a key with a control character (a stray newline?), which an HTTP "
-        "header cannot carry; the value is not shown"
-    )
-
-
-def _optional_string(option: str, value: object) -> str | None:
-    return None if value is None else _string(option, value)
-
-
-def _strings(option: str, value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"option {option!r} must be a list of strings, not {_kind(value)}")
-    for item in value:
-        _string(f"{option}[]", item)
-    return tuple(value)
-
-
-def _base_url(value: object) -> str:
-    url = _string("base_url", value).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("option 'base_url' must be an http:// or https:// URL")
-    if parts.username or parts.password:
-        raise ValueError(
-            "option 'base_url' must not contain credentials; name the key's environment "
-            "variable with 'api_key_env' instead"
-        )
-    if parts.query or parts.fragment:
-        raise ValueError("option 'base_url' must not have a query or fragment")
-    return url
-
-
-def _env_name(value: object) -> str:
-    name = _string("api_key_env", value)
-    if not ENV_NAME.match(name):
-        raise ValueError(
-            "option 'api_key_env' must be the NAME of an environment variable "
-            "(like OPENAI_API_KEY), not the key itself"
-        )
-    return name
-
-
-def _headers_env(value: object) -> dict[str, str]:
-    """Header name -> environment variable name; the message never repeats a wrong value."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"option 'headers_env' must be a table of strings, not {_kind(value)}")
-    seen: set[str] = set()
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(f"option 'headers_env' must map names to strings; {key!r} does not")
-        if not HEADER_NAME.match(key):
-            raise ValueError(f"option 'headers_env': {key!r} is not a valid header name")
-        if key.lower() in seen:
-            raise ValueError(f"option 'headers_env' names header {key!r} twice")
-        seen.add(key.lower())
-        if not ENV_NAME.match(item):
-            raise ValueError(
-                f"option 'headers_env': the value for {key!r} must be the NAME of an "
-                "environment variable (like AZURE_OPENAI_API_KEY), not the key itself"
-            )
-    return dict(value)
-
-
-def _check_overlap(
-    headers: Mapping[str, str], headers_env: Mapping[str, str], bearer: bool
-) -> None:
-    """Refuse a header set two ways: which one would win is not obvious from the config."""
-    literal = {name.lower() for name in headers}
-    for name in headers_env:
-        if name.lower() in literal:
-            raise ValueError(
-                f"option 'headers_env': header {name!r} is also given in headers; keep one"
-            )
-        if bearer and name.lower() == "authorization":
-            raise ValueError(
-                "option 'headers_env' sets 'Authorization', which the API key already fills "
-                "(Bearer); keep one"
-            )
-
-
-def _headers(value: object) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"option 'headers' must be a table of strings, not {_kind(value)}")
-    for key, item in value.items():
-        if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(f"option 'headers' must map names to strings; {key!r} does not")
-        if not HEADER_NAME.match(key):
-            raise ValueError(f"option 'headers': {key!r} is not a valid header name")
-        if CONTROL.search(item):
-            raise ValueError(
-                f"option 'headers': the value of {key!r} has a control character (a stray "
-                "newline?), which an HTTP header cannot carry"
-            )
-    return dict(value)

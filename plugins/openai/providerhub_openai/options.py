@@ -1,0 +1,133 @@
+"""Checking the options of an OpenAICompatible: every mistake named, no secret repeated.
+
+The constructor's (and so the config's) validation rules, one function per kind of option;
+each raises TypeError or ValueError naming the option, never echoing a value that may be a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Characters an HTTP header value cannot carry (aiohttp refuses them as header injection)."""
+
+
+def kind(value: object) -> str:
+    return type(value).__name__
+
+
+def string(option: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"option {option!r} must be a non-empty string, not {kind(value)}")
+    return value
+
+
+def key(option: str, value: object) -> str:
+    key = string(option, value)
+    if CONTROL.search(key):
+        raise ValueError(unusable(f"option {option!r}"))
+    return key
+
+
+def unusable(holder: str) -> str:
+    return (
+        f"{holder} holds a key with a control character (a stray newline?), which an HTTP "
+        "header cannot carry; the value is not shown"
+    )
+
+
+def optional_string(option: str, value: object) -> str | None:
+    return None if value is None else string(option, value)
+
+
+def strings(option: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"option {option!r} must be a list of strings, not {kind(value)}")
+    for item in value:
+        string(f"{option}[]", item)
+    return tuple(value)
+
+
+def base_url(value: object) -> str:
+    url = string("base_url", value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("option 'base_url' must be an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError(
+            "option 'base_url' must not contain credentials; name the key's environment "
+            "variable with 'api_key_env' instead"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("option 'base_url' must not have a query or fragment")
+    return url
+
+
+def env_name(value: object) -> str:
+    name = string("api_key_env", value)
+    if not ENV_NAME.match(name):
+        raise ValueError(
+            "option 'api_key_env' must be the NAME of an environment variable "
+            "(like OPENAI_API_KEY), not the key itself"
+        )
+    return name
+
+
+def headers_env(value: object) -> dict[str, str]:
+    """Header name -> environment variable name; the message never repeats a wrong value."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'headers_env' must be a table of strings, not {kind(value)}")
+    seen: set[str] = set()
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(f"option 'headers_env' must map names to strings; {key!r} does not")
+        if not HEADER_NAME.match(key):
+            raise ValueError(f"option 'headers_env': {key!r} is not a valid header name")
+        if key.lower() in seen:
+            raise ValueError(f"option 'headers_env' names header {key!r} twice")
+        seen.add(key.lower())
+        if not ENV_NAME.match(item):
+            raise ValueError(
+                f"option 'headers_env': the value for {key!r} must be the NAME of an "
+                "environment variable (like AZURE_OPENAI_API_KEY), not the key itself"
+            )
+    return dict(value)
+
+
+def check_overlap(headers: Mapping[str, str], headers_env: Mapping[str, str], bearer: bool) -> None:
+    """Refuse a header set two ways: which one would win is not obvious from the config."""
+    literal = {name.lower() for name in headers}
+    for name in headers_env:
+        if name.lower() in literal:
+            raise ValueError(
+                f"option 'headers_env': header {name!r} is also given in headers; keep one"
+            )
+        if bearer and name.lower() == "authorization":
+            raise ValueError(
+                "option 'headers_env' sets 'Authorization', which the API key already fills "
+                "(Bearer); keep one"
+            )
+
+
+def headers(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option 'headers' must be a table of strings, not {kind(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise TypeError(f"option 'headers' must map names to strings; {key!r} does not")
+        if not HEADER_NAME.match(key):
+            raise ValueError(f"option 'headers': {key!r} is not a valid header name")
+        if CONTROL.search(item):
+            raise ValueError(
+                f"option 'headers': the value of {key!r} has a control character (a stray "
+                "newline?), which an HTTP header cannot carry"
+            )
+    return dict(value)
