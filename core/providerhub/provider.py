@@ -147,7 +147,7 @@ class AsyncGeneratorProvider:
         Subclasses implement this or `create_event_generator`.
         """
         if this.speaks_events:
-            return _text_only(this.create_event_generator(model, messages, **kwargs))
+            return ChunkStream(this.create_event_generator(model, messages, **kwargs))
         raise ProviderHubError(f"{this.name} does not implement create_async_generator")
 
     @hybridmethod
@@ -225,18 +225,6 @@ def _defines_last(cls: type, name: str, other: str) -> bool:
         if other in klass.__dict__:
             return False
     return False
-
-
-async def _text_only(events: AsyncIterator[Event]) -> AsyncIterator[str]:
-    """The text of an event stream; closing it closes the events' connection."""
-    try:
-        async for event in events:
-            if isinstance(event, str):
-                yield event
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def is_guarded(provider: object) -> bool:
