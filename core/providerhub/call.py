@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeGuard
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from . import failure
 from .attempt import Attempt
 from .capabilities import adapt
-from .events import Event
 from .health import Ticket
-from .provider import AsyncGeneratorProvider, Provider, guard, is_guarded
+from .provider import Provider, event_generator, guard, has_base_stream, is_guarded
 from .race import Run
 from .stream import ChatStream, ChunkStream
 from .timeouts import Timeouts
@@ -130,7 +129,7 @@ class Call:
 
         def open_stream() -> ChunkStream:
             options = kwargs if timeouts is None else {**kwargs, "timeout": timeouts}
-            if _has_base_stream(member):
+            if has_base_stream(member):
                 stream = member.stream(model, messages, **options)
                 if isinstance(stream, ChatStream):
                     attempt.inner = stream.attempts
@@ -139,8 +138,8 @@ class Call:
                     return stream
                 return _Guarded(stream, timeouts or Timeouts(), member.name)
             if is_guarded(member):
-                return ChunkStream(_events(member)(model, messages, **options))
-            events = _events(member)(model, adapt(member, messages, kwargs), **options)
+                return ChunkStream(event_generator(member)(model, messages, **options))
+            events = event_generator(member)(model, adapt(member, messages, kwargs), **options)
             return ChunkStream(guard(events, timeouts or Timeouts(), member.name))
 
         return open_stream
@@ -301,24 +300,6 @@ class _Guarded(ChunkStream):
     @property
     def usage(self) -> dict[str, Any] | None:
         return self._source.usage
-
-
-def _events(member: Provider) -> Callable[..., AsyncIterator[Event]]:
-    """The member's event generator, or its text generator when it has none."""
-    method: Callable[..., AsyncIterator[Event]] | None = getattr(
-        member, "create_event_generator", None
-    )
-    return member.create_async_generator if method is None else method
-
-
-def _has_base_stream(
-    member: object,
-) -> TypeGuard[AsyncGeneratorProvider | type[AsyncGeneratorProvider]]:
-    """Whether `member` is an AsyncGeneratorProvider, as a class (classmethod style) or an
-    instance; other provider objects need not have `stream()`."""
-    if isinstance(member, type):
-        return issubclass(member, AsyncGeneratorProvider)
-    return isinstance(member, AsyncGeneratorProvider)
 
 
 def _is_chain(member: object) -> bool:

@@ -23,6 +23,7 @@ from typing import (
     Generic,
     ParamSpec,
     Protocol,
+    TypeGuard,
     TypeVar,
     runtime_checkable,
 )
@@ -237,6 +238,24 @@ def is_guarded(provider: object) -> bool:
         getattr(getattr(provider, method, None), _GUARD_MARK, False)
         for method in ("create_async_generator", "create_event_generator")
     )
+
+
+def has_base_stream(
+    provider: object,
+) -> TypeGuard[AsyncGeneratorProvider | type[AsyncGeneratorProvider]]:
+    """Whether `provider` is an AsyncGeneratorProvider, as a class (classmethod style) or an
+    instance, and so has `stream()`; other provider objects need not."""
+    if isinstance(provider, type):
+        return issubclass(provider, AsyncGeneratorProvider)
+    return isinstance(provider, AsyncGeneratorProvider)
+
+
+def event_generator(provider: Provider) -> Callable[..., AsyncIterator[Event]]:
+    """Any provider object's event generator, or its text generator when it has none."""
+    method: Callable[..., AsyncIterator[Event]] | None = getattr(
+        provider, "create_event_generator", None
+    )
+    return provider.create_async_generator if method is None else method
 
 
 def transport_options(kwargs: dict[str, Any]) -> Timeouts:

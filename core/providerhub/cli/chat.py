@@ -22,7 +22,7 @@ from .. import failure
 from ..attempt import Attempt
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import Messages
-from ..provider import AsyncGeneratorProvider, Provider
+from ..provider import Provider, event_generator, has_base_stream
 from ..stream import ChatStream, ChunkStream
 from . import attach
 from .common import UsageError, config_option, load_setup
@@ -176,13 +176,11 @@ def open_stream(
     provider: Provider, model: str, messages: Messages, options: dict[str, Any]
 ) -> ChunkStream:
     """The answer's stream, the request checked now: `stream()` of an AsyncGeneratorProvider
-    (class or instance; a chain's is a ChatStream), else a stream of the text of any other
-    provider object's `create_async_generator`."""
-    if isinstance(provider, AsyncGeneratorProvider) or (
-        isinstance(provider, type) and issubclass(provider, AsyncGeneratorProvider)
-    ):
+    (class or instance; a chain's is a ChatStream), else a stream over any other provider
+    object's event (or text) generator."""
+    if has_base_stream(provider):
         return provider.stream(model, messages, **options)
-    return ChunkStream(provider.create_async_generator(model, messages, **options))
+    return ChunkStream(event_generator(provider)(model, messages, **options))
 
 
 async def stream(
