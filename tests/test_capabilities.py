@@ -12,7 +12,7 @@ from providerhub import (
     InvalidRequestError,
     UnsupportedCapabilityError,
 )
-from providerhub.capabilities import CAPABILITIES, adapt, missing, param_for, required
+from providerhub.capabilities import CAPABILITIES, PARTS, adapt, missing, param_for, required
 from providerhub.messages import validate_messages
 from providerhub_codelinkava import CodeLinkAva
 from providerhub_openai import OpenAICompatible
@@ -64,8 +64,19 @@ def test_content_parts_need_their_capability(part: dict[str, Any], capability: s
     assert needs([{"role": "user", "content": [TEXT, part]}]) == {capability}
 
 
-def test_unknown_part_types_need_nothing_declared() -> None:
-    assert needs([{"role": "user", "content": [{"type": "input_video", "url": "x"}]}]) == set()
+def test_unknown_and_refusal_parts_need_a_provider_taking_parts() -> None:
+    video = {"type": "input_video", "url": "x"}
+    refusal = {"type": "refusal", "refusal": "no"}
+    assert needs([{"role": "user", "content": [TEXT, video]}]) == {PARTS}
+    assert needs([USER, {"role": "assistant", "content": [refusal]}]) == {PARTS}
+    assert needs([{"role": "user", "content": [TEXT]}]) == frozenset()
+
+
+@pytest.mark.parametrize("capability", ["vision", "audio", "files"])
+def test_any_part_capability_takes_unknown_parts(capability: str) -> None:
+    assert missing(Flags(capability), frozenset({PARTS})) == []
+    assert missing(Flags("tools", "response_format"), frozenset({PARTS})) == [PARTS]
+    assert missing(Flags(), frozenset({PARTS, "tools"})) == ["tools", PARTS]
 
 
 @pytest.mark.parametrize(
@@ -204,8 +215,13 @@ def test_adapt_leaves_parts_alone_for_a_provider_with_any_part_capability(
 def test_adapt_refuses_an_unknown_part_for_a_text_only_provider() -> None:
     messages = validate_messages([{"role": "user", "content": [{"type": "input_video"}]}])
 
-    with pytest.raises(InvalidRequestError, match=r"text-only takes text only: messages\[0\]"):
+    with pytest.raises(UnsupportedCapabilityError) as info:
         adapt(Flags(name="text-only"), messages, {})
+    assert str(info.value) == (
+        "provider 'text-only' does not support content parts, which the request uses"
+    )
+    assert info.value.capabilities == (PARTS,)
+    assert adapt(Flags("vision"), messages, {}) is messages
 
 
 # The flags providers declare.

@@ -379,3 +379,35 @@ async def test_codelinkava_refuses_what_it_cannot_send(
 
     assert caught.value.capabilities == (capability,)
     assert upstream.requests == []
+
+
+VIDEO = [{"role": "user", "content": [{"type": "text", "text": "see"}, {"type": "input_video"}]}]
+
+
+async def test_an_unknown_part_skips_text_only_members(fake_upstream: MakeUpstream) -> None:
+    plain = await fake_upstream(default=Reply.text("never"))
+    parts = await fake_upstream(Reply.text("a video"))
+    text_only = endpoint("plain", plain, default_model="m", supports_vision=False)
+    text_only.supports_audio = text_only.supports_files = False
+    chain = FallbackChain([text_only, endpoint("parts", parts)], health=MemoryHealthStore())
+
+    stream = chain.stream("m", VIDEO)
+
+    assert await stream.text() == "a video"
+    assert outcomes(stream) == [
+        ("plain", "skipped", "does not support content parts"),
+        ("parts", "served", ""),
+    ]
+    assert plain.requests == []
+    assert parts.requests[0].json["messages"] == VIDEO
+
+
+async def test_an_unknown_part_no_member_can_send_is_refused_before_any_request() -> None:
+    chain = FallbackChain([CodeLinkAva], ignore_working=True, name="ava")
+
+    with pytest.raises(UnsupportedCapabilityError) as caught:
+        chain.stream("", VIDEO)
+
+    assert str(caught.value) == (
+        "provider 'ava' does not support content parts, which the request uses"
+    )

@@ -7,7 +7,9 @@ content parts of those kinds. A chain skips a member that lacks one (the trace s
 direct call refuses before any I/O, so a feature is never silently dropped.
 
 A provider that declares none of the content-part capabilities receives every message
-`content` as a string: text parts are joined (nothing is lost), anything else was refused.
+`content` as a string: text parts are joined (nothing is lost). Any other part (a refusal part,
+a type providerhub does not know) needs "content parts", which a provider has when it declares
+one of those capabilities, so such a request is skipped or refused like any other.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from .errors import UnsupportedCapabilityError
 from .messages import flatten_text, has_tool_history, parts_of
 
-__all__ = ["CAPABILITIES", "adapt", "missing", "param_for", "required"]
+__all__ = ["CAPABILITIES", "PARTS", "adapt", "missing", "param_for", "required"]
 
 CAPABILITIES: Mapping[str, str] = {
     "tools": "supports_tools",
@@ -31,13 +33,18 @@ CAPABILITIES: Mapping[str, str] = {
 
 _PARTS = {"image_url": "vision", "input_audio": "audio", "file": "files"}
 _PART_CAPABILITIES = frozenset(_PARTS.values())
+PARTS = "content parts"
+"""The need of a part that only a provider taking parts as given can send (no flag of its own:
+any content-part capability implies it)."""
+_FLATTENED = frozenset({"text"})
 _TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 _NONE: frozenset[str] = frozenset()
 
 
 def required(messages: list[dict[str, Any]], params: Mapping[str, Any]) -> frozenset[str]:
     """The capabilities a validated request needs (empty for plain text chat)."""
-    needs = {_PARTS[kind] for kind in parts_of(messages) if kind in _PARTS}
+    kinds = parts_of(messages)
+    needs = {_PARTS.get(kind, PARTS) for kind in kinds - _FLATTENED}
     if any(params.get(name) is not None for name in _TOOL_PARAMS) or has_tool_history(messages):
         needs.add("tools")
     if _structured(params.get("response_format")):
@@ -63,14 +70,23 @@ def _structured(response_format: object) -> bool:
 
 
 def missing(provider: object, needs: frozenset[str]) -> list[str]:
-    """The capabilities in `needs` that `provider` does not declare, in table order."""
+    """The capabilities in `needs` that `provider` does not declare, in table order
+    ("content parts" last)."""
     if not needs:
         return []
-    return [
+    lacking = [
         name
         for name, flag in CAPABILITIES.items()
         if name in needs and not getattr(provider, flag, False)
     ]
+    if PARTS in needs and not _takes_parts(provider):
+        lacking.append(PARTS)
+    return lacking
+
+
+def _takes_parts(provider: object) -> bool:
+    """Whether `provider` receives content parts as given (else string content)."""
+    return any(getattr(provider, CAPABILITIES[name], False) for name in _PART_CAPABILITIES)
 
 
 def adapt(
@@ -80,6 +96,4 @@ def adapt(
     lacking = missing(provider, required(messages, params))
     if lacking:
         raise UnsupportedCapabilityError(provider.name, lacking)
-    if any(getattr(provider, CAPABILITIES[name], False) for name in _PART_CAPABILITIES):
-        return messages
-    return flatten_text(messages, provider.name)
+    return messages if _takes_parts(provider) else flatten_text(messages, provider.name)
