@@ -761,3 +761,69 @@ def test_codelinkava_declares_no_capability() -> None:
     assert [getattr(CodeLinkAva, flag) for flag in [*FLAGS, "supports_response_format"]] == [
         False
     ] * 5
+
+
+# Servers that number calls badly: no index, or one index for every call, told apart by id.
+
+
+def _call_chunk(call: dict[str, Any]) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+
+
+def _opening(call_id: str, name: str, index: int | None) -> dict[str, Any]:
+    call: dict[str, Any] = {"id": call_id, "type": "function", "function": {"name": name}}
+    return call if index is None else {"index": index, **call}
+
+
+def _fragment(arguments: str, index: int | None) -> dict[str, Any]:
+    call: dict[str, Any] = {"function": {"arguments": arguments}}
+    return call if index is None else {"index": index, **call}
+
+
+BADLY_NUMBERED = [
+    {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+    {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": '{"b": 2}'}},
+]
+
+
+@pytest.mark.parametrize("index", [None, 0])
+async def test_calls_told_apart_only_by_id_are_not_merged(
+    fake_upstream: MakeUpstream, index: int | None
+) -> None:
+    wire = [
+        _call_chunk(_opening("call_a", "f", index)),
+        _call_chunk(_fragment('{"a":', index)),
+        _call_chunk(_fragment(" 1}", index)),
+        _call_chunk(_opening("call_b", "g", index)),
+        _call_chunk(_fragment('{"b": 2}', index)),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    ]
+    upstream = await fake_upstream(Reply.events(*wire), Reply.events(*wire, split=7))
+    for _ in range(2):
+        stream = endpoint(upstream).stream("m", MESSAGES, tools=TOOLS)
+        events = await events_of(stream)
+        assert stream.tool_calls == BADLY_NUMBERED
+        assert [event.index for event in events if isinstance(event, ToolCallDelta)][-1] == 1
+
+
+def test_a_repeated_id_stays_one_call() -> None:
+    repeated = [
+        _call_chunk(
+            {
+                "index": 0,
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "f", "arguments": part},
+            }
+        )
+        for part in ('{"a"', ": 1}")
+    ]
+    for pieces in ([b"".join(_sse(repeated))], _sse(repeated)):
+        events, _, error = decode(pieces)
+        assert error is None
+        assert assembled(events) == BADLY_NUMBERED[:1]
+
+
+def _sse(chunks: Sequence[dict[str, Any]]) -> list[bytes]:
+    return [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks]

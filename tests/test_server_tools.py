@@ -743,3 +743,28 @@ async def test_a_name_sent_after_the_id_reaches_the_client_once(ups: Ups) -> Non
         "get_weather",
     ]
     assert "".join(call["function"].get("arguments", "") for call in calls) == WEATHER[1]
+
+
+async def test_sdk_separates_calls_an_upstream_sends_without_index(ups: Ups) -> None:
+    _, seeing = ups
+
+    def chunk(call: dict[str, Any]) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+
+    script = [
+        chunk({"id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}),
+        chunk({"function": {"arguments": '{"a": 1}'}}),
+        chunk({"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    ]
+    seeing.script(Reply.events(*script, delay=0.002))
+    async with (
+        sdk(ups) as (_, client),
+        client.chat.completions.stream(model="seeing", messages=ASK, tools=TOOLS) as stream,
+    ):
+        final = await stream.get_final_completion()
+    assert dumped(final.choices[0].message.tool_calls) == [
+        {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+    ]

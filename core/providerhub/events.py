@@ -20,7 +20,11 @@ __all__ = ["Event", "Logprobs", "RefusalDelta", "ToolCallDelta", "ToolCalls", "m
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """A piece of tool call number `index`: its id and name (first piece), argument text."""
+    """A piece of tool call number `index`: its id and name (first piece), argument text.
+
+    `index` identifies the call: a provider gives each call of an answer its own number, also
+    when its upstream numbers them badly (the OpenAI plugin tells such calls apart by id).
+    """
 
     index: int
     id: str | None = None

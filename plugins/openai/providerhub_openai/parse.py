@@ -12,12 +12,43 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
 from providerhub.events import Event, Logprobs, RefusalDelta, ToolCallDelta, merge_logprobs
 from providerhub.payloads import DONE, error_text, event_payloads, excerpt
+
+
+class CallNumbers:
+    """Which call a tool-call delta belongs to, over a whole stream.
+
+    OpenAI numbers parallel calls by `index`. Some servers send no index, or the same one for
+    every call, and tell calls apart only by `id`: a new id at an index another call already
+    holds starts a new call, numbered after every call so far, so two calls are never merged.
+    """
+
+    __slots__ = ("_ids", "_numbers")
+
+    def __init__(self) -> None:
+        self._numbers: dict[int, int] = {}
+        """The upstream's index -> the number of the call it currently stands for."""
+        self._ids: dict[int, str | None] = {}
+        """Call number -> its id (None until one arrives)."""
+
+    def number(self, index: int, call_id: str | None) -> int:
+        """The call number of a delta at the upstream's `index` carrying `call_id`."""
+        number = self._numbers.get(index)
+        if number is not None:
+            known = self._ids[number]
+            if not call_id or known is None or known == call_id:
+                if call_id:
+                    self._ids[number] = call_id
+                return number
+        number = index if index not in self._ids else max(self._ids) + 1
+        self._numbers[index] = number
+        self._ids[number] = call_id or None
+        return number
 
 
 @dataclass(slots=True)
@@ -34,6 +65,8 @@ class Completion:
     model: str | None = None
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    calls: CallNumbers = field(default_factory=CallNumbers, repr=False, compare=False)
+    """How the stream's tool-call deltas map to calls (kept across network reads)."""
 
 
 _NO_FUNCTION: dict[str, Any] = {}
@@ -42,13 +75,15 @@ _NO_FUNCTION: dict[str, Any] = {}
 class _Batch:
     """The events of one batch, with neighbours of a kind merged, flushed into `out`."""
 
-    __slots__ = ("logprobs", "out", "text", "tool")
+    __slots__ = ("calls", "logprobs", "out", "text", "tool")
 
-    def __init__(self, out: list[Event]) -> None:
+    def __init__(self, out: list[Event], calls: CallNumbers) -> None:
         self.out = out
+        self.calls = calls
         self.text: list[str] = []
         self.tool: list[Any] | None = None
-        """The pending tool-call delta: [index, id, name, type, argument fragments]."""
+        """The pending tool-call delta: [upstream index, call number, id, name, type, argument
+        fragments]."""
         self.logprobs: dict[str, Any] | None = None
 
     def flush(self) -> None:
@@ -60,8 +95,8 @@ class _Batch:
     def _flush_tool(self) -> None:
         tool = self.tool
         if tool is not None:
-            index, call_id, name, kind, arguments = tool
-            self.out.append(ToolCallDelta(index, call_id, name, "".join(arguments), kind))
+            _, number, call_id, name, kind, arguments = tool
+            self.out.append(ToolCallDelta(number, call_id, name, "".join(arguments), kind))
             self.tool = None
 
     def finish(self) -> None:
@@ -100,14 +135,15 @@ class _Batch:
             and "name" not in function
             and tool[0] == call.get("index", position)
         ):
-            tool[4].append(arguments)  # a fragment of the pending call: the common case
+            tool[5].append(arguments)  # a fragment of the pending call: the common case
             return
         index = call.get("index", position)
         call_id, name, kind = call.get("id"), function.get("name"), call.get("type")
         if not isinstance(index, int) or not _optional_strings(call_id, name, kind):
             raise TypeError(index)
         self.flush()
-        self.tool = [index, call_id or None, name or None, kind or "function", [arguments]]
+        number = self.calls.number(index, call_id or None)
+        self.tool = [index, number, call_id or None, name or None, kind or "function", [arguments]]
 
     def add_logprobs(self, logprobs: dict[str, Any]) -> None:
         held = self.logprobs
@@ -134,7 +170,7 @@ def parse_events(
     an error object sent inside the stream UpstreamError with the upstream's message; either
     way `out` already holds every event before the offending one.
     """
-    batch = _Batch(out)
+    batch = _Batch(out, completion.calls)
     loads = json.loads
     data = ""
     try:
@@ -190,7 +226,7 @@ def parse_events(
 def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[Event]:
     """The events of a non-streamed chat.completion body; the rest goes to `completion`."""
     out: list[Event] = []
-    batch = _Batch(out)
+    batch = _Batch(out, completion.calls)
     try:
         document = json.loads(raw)
         choice = document["choices"][0]
