@@ -688,8 +688,20 @@ def repeated(index: int, arguments: str) -> dict[str, Any]:
     )
 
 
+async def through_sdk_and_raw(ups: Ups, script: list[Any]) -> tuple[Any, int, str]:
+    """`script` streamed twice through the gateway: the SDK's final completion of the first,
+    then the status and raw SSE body of the second."""
+    ups[1].script(Reply.events(*script, delay=0.005), Reply.events(*script))
+    async with sdk(ups) as (url, client):
+        async with client.chat.completions.stream(model="seeing", messages=ASK, tools=TOOLS) as s:
+            final = await s.get_final_completion()
+        status, _, text = await raw(
+            url, {"model": "seeing", "messages": ASK, "tools": TOOLS, "stream": True}
+        )
+    return final, status, text
+
+
 async def test_ids_and_names_repeated_by_the_upstream_are_sent_once(ups: Ups) -> None:
-    _, seeing = ups
     script = [
         chunk({"role": "assistant", "content": None}),
         *(repeated(0, piece) for piece in pieces(WEATHER[1], 12)),
@@ -697,13 +709,7 @@ async def test_ids_and_names_repeated_by_the_upstream_are_sent_once(ups: Ups) ->
         chunk({}, "tool_calls"),
         "[DONE]",
     ]
-    seeing.script(Reply.events(*script, delay=0.005), Reply.events(*script))
-    async with sdk(ups) as (url, client):
-        async with client.chat.completions.stream(model="seeing", messages=ASK, tools=TOOLS) as s:
-            final = await s.get_final_completion()
-        status, _, text = await raw(
-            url, {"model": "seeing", "messages": ASK, "tools": TOOLS, "stream": True}
-        )
+    final, status, text = await through_sdk_and_raw(ups, script)
     assert dumped(final.choices[0].message.tool_calls) == CALLS
     assert status == 200
     deltas, _ = chunk_deltas(text)
@@ -716,7 +722,6 @@ async def test_ids_and_names_repeated_by_the_upstream_are_sent_once(ups: Ups) ->
 
 
 async def test_a_name_sent_after_the_id_reaches_the_client_once(ups: Ups) -> None:
-    _, seeing = ups
     begin = {"index": 0, "id": "call_0", "type": "function", "function": {"arguments": ""}}
     named = {"index": 0, "function": {"name": "get_weather", "arguments": WEATHER[1][:9]}}
     rest = {"index": 0, "function": {"arguments": WEATHER[1][9:]}}
@@ -726,13 +731,7 @@ async def test_a_name_sent_after_the_id_reaches_the_client_once(ups: Ups) -> Non
         chunk({}, "tool_calls"),
         "[DONE]",
     ]
-    seeing.script(Reply.events(*script, delay=0.005), Reply.events(*script))
-    async with sdk(ups) as (url, client):
-        async with client.chat.completions.stream(model="seeing", messages=ASK, tools=TOOLS) as s:
-            final = await s.get_final_completion()
-        status, _, text = await raw(
-            url, {"model": "seeing", "messages": ASK, "tools": TOOLS, "stream": True}
-        )
+    final, status, text = await through_sdk_and_raw(ups, script)
     assert dumped(final.choices[0].message.tool_calls) == CALLS[:1]
     assert status == 200
     deltas, _ = chunk_deltas(text)
@@ -747,15 +746,11 @@ async def test_a_name_sent_after_the_id_reaches_the_client_once(ups: Ups) -> Non
 
 async def test_sdk_separates_calls_an_upstream_sends_without_index(ups: Ups) -> None:
     _, seeing = ups
-
-    def chunk(call: dict[str, Any]) -> dict[str, Any]:
-        return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
-
     script = [
-        chunk({"id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}),
-        chunk({"function": {"arguments": '{"a": 1}'}}),
-        chunk({"id": "call_b", "type": "function", "function": {"name": "g", "arguments": "{}"}}),
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        chunk({"tool_calls": [{"id": "call_a", "function": {"name": "f", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"function": {"arguments": '{"a": 1}'}}]}),
+        chunk({"tool_calls": [{"id": "call_b", "function": {"name": "g", "arguments": "{}"}}]}),
+        chunk({}, "tool_calls"),
         "[DONE]",
     ]
     seeing.script(Reply.events(*script, delay=0.002))
