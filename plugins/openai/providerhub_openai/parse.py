@@ -89,7 +89,7 @@ class _Batch:
     def flush(self) -> None:
         if self.text:
             self.out.append("".join(self.text))
-            self.text = []
+            self.text.clear()
         self._flush_tool()
 
     def _flush_tool(self) -> None:
@@ -171,6 +171,7 @@ def parse_events(
     way `out` already holds every event before the offending one.
     """
     batch = _Batch(out, completion.calls)
+    add_text = batch.text.append
     loads = json.loads
     data = ""
     try:
@@ -190,7 +191,12 @@ def parse_events(
                     choice = choices[0]
                     delta = choice.get("delta")
                     if delta:
-                        batch.delta(delta)
+                        content = delta.get("content")
+                        if content.__class__ is str and len(delta) == 1 and batch.tool is None:
+                            if content:
+                                add_text(content)  # the common case, a text delta alone
+                        else:
+                            batch.delta(delta)
                     logprobs = choice.get("logprobs")
                     if logprobs:
                         batch.add_logprobs(logprobs)
