@@ -163,6 +163,17 @@ async def test_no_member_with_the_capability_fails_before_any_request(
 
 # on_interrupt="continue" never continues an answer that had begun a tool call (or a refusal).
 
+
+def continuing(cut: FakeUpstream, spare: FakeUpstream) -> FallbackChain:
+    """A chain [cut, spare] that hands an interrupted answer over to the next provider."""
+    return FallbackChain(
+        [endpoint("cut", cut), endpoint("spare", spare)],
+        on_interrupt="continue",
+        timeouts=FAST,
+        health=MemoryHealthStore(),
+    )
+
+
 CUT_MID_TOOL_CALL = {
     "after text, mid arguments": (
         Reply.tool_call(("get_weather", '{"city": "Paris, France"}'), text="Hm. ", close_after=3),
@@ -202,12 +213,7 @@ async def test_continue_never_hands_over_a_begun_tool_call(
 ) -> None:
     cut = await fake_upstream(reply)
     spare = await fake_upstream(Reply.text("spliced"))
-    chain = FallbackChain(
-        [endpoint("cut", cut), endpoint("spare", spare)],
-        on_interrupt="continue",
-        timeouts=FAST,
-        health=MemoryHealthStore(),
-    )
+    chain = continuing(cut, spare)
     stream = chain.stream("m", MESSAGES, tools=TOOLS)
     seen: list[Event] = []
 
@@ -226,12 +232,7 @@ async def test_continue_never_hands_over_a_begun_tool_call(
 async def test_continue_after_text_only_still_hands_over(fake_upstream: MakeUpstream) -> None:
     cut = await fake_upstream(Reply.close_after_chunks("one ", "two "))
     spare = await fake_upstream(Reply.tool_call(WEATHER, text="three"))
-    chain = FallbackChain(
-        [endpoint("cut", cut), endpoint("spare", spare)],
-        on_interrupt="continue",
-        timeouts=FAST,
-        health=MemoryHealthStore(),
-    )
+    chain = continuing(cut, spare)
     stream = chain.stream("m", MESSAGES, tools=TOOLS)
 
     events = await events_of(stream)
