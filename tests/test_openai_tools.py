@@ -827,3 +827,20 @@ def test_a_repeated_id_stays_one_call() -> None:
 
 def _sse(chunks: Sequence[dict[str, Any]]) -> list[bytes]:
     return [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks]
+
+
+def test_interleaved_calls_repeating_their_ids_without_index_are_rejoined() -> None:
+    def piece(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+        function = {"name": name, "arguments": arguments}
+        return _call_chunk({"id": call_id, "type": "function", "function": function})
+
+    wire = [
+        piece("call_a", "f", '{"a"'),
+        piece("call_b", "g", '{"b"'),
+        piece("call_a", "f", ": 1}"),
+        piece("call_b", "g", ": 2}"),
+    ]
+    for pieces in ([b"".join(_sse(wire))], _sse(wire)):
+        events, _, error = decode(pieces)
+        assert error is None
+        assert assembled(events) == BADLY_NUMBERED

@@ -24,30 +24,35 @@ class CallNumbers:
     """Which call a tool-call delta belongs to, over a whole stream.
 
     OpenAI numbers parallel calls by `index`. Some servers send no index, or the same one for
-    every call, and tell calls apart only by `id`: a new id at an index another call already
-    holds starts a new call, numbered after every call so far, so two calls are never merged.
+    every call, and tell calls apart only by `id`: an id seen before goes back to its call, a
+    new id at an index another call already holds starts a new call, numbered after every call
+    so far, so two calls are never merged and one is never split.
     """
 
-    __slots__ = ("_ids", "_numbers")
+    __slots__ = ("_by_id", "_ids", "_numbers")
 
     def __init__(self) -> None:
         self._numbers: dict[int, int] = {}
         """The upstream's index -> the number of the call it currently stands for."""
         self._ids: dict[int, str | None] = {}
         """Call number -> its id (None until one arrives)."""
+        self._by_id: dict[str, int] = {}
 
     def number(self, index: int, call_id: str | None) -> int:
         """The call number of a delta at the upstream's `index` carrying `call_id`."""
+        if call_id:
+            known = self._by_id.get(call_id)
+            if known is not None:
+                self._numbers[index] = known
+                return known
         number = self._numbers.get(index)
-        if number is not None:
-            known = self._ids[number]
-            if not call_id or known is None or known == call_id:
-                if call_id:
-                    self._ids[number] = call_id
-                return number
-        number = index if index not in self._ids else max(self._ids) + 1
-        self._numbers[index] = number
-        self._ids[number] = call_id or None
+        if number is None or (call_id and self._ids[number] is not None):
+            number = index if index not in self._ids else max(self._ids) + 1
+            self._numbers[index] = number
+            self._ids[number] = None
+        if call_id:
+            self._ids[number] = call_id
+            self._by_id[call_id] = number
         return number
 
 
