@@ -7,7 +7,7 @@ from typing import Any
 
 from helpers import BOUND
 from providerhub import ChatStream, HealthStore, Timeouts
-from providerhub.health import Ticket
+from providerhub.routing.health import Ticket
 from providerhub.testing import FakeUpstream
 from providerhub_codelinkava import CodeLinkAva
 

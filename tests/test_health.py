@@ -18,8 +18,8 @@ from providerhub import (
     StreamInterruptedError,
     default_health_store,
 )
-from providerhub.failure import unhealthy
-from providerhub.health import Ticket
+from providerhub.routing.health import Ticket
+from providerhub.routing.policy import unhealthy
 from providerhub.testing import Reply
 from routing_helpers import MESSAGES, Clock, ProviderObject, admitted, provider
 

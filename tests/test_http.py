@@ -10,7 +10,7 @@ import pytest
 from multidict import CIMultiDict
 from providerhub import InvalidRequestError, MalformedStreamError, UpstreamHTTPError, http
 from providerhub import payloads as payloads_mod
-from providerhub.secrets import is_secret_header
+from providerhub.redaction import is_secret_header
 from providerhub.sse import ServerSentEvent
 from providerhub.testing import FakeUpstream, Reply
 

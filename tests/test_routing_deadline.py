@@ -9,12 +9,12 @@ import pytest
 from helpers import MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
+    DeadlinePassed,
     FallbackChain,
     MemoryHealthStore,
     StreamInterruptedError,
     Timeouts,
 )
-from providerhub.call import DeadlinePassed
 from providerhub.testing import Reply
 from routing_helpers import MESSAGES, admitted, provider
 

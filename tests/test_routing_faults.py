@@ -15,11 +15,12 @@ from providerhub import (
     FallbackChain,
     InvalidRequestError,
     MemoryHealthStore,
+    SpuriousCancellation,
     StreamInterruptedError,
     Timeouts,
 )
-from providerhub.failure import SpuriousCancellation, retryable
 from providerhub.routing import CONTINUE_PROMPT
+from providerhub.routing.policy import retryable
 from providerhub.testing import Reply
 from routing_helpers import FAST, MESSAGES, ProviderObject, consume, provider
 
@@ -177,7 +178,7 @@ async def test_a_stray_cancelled_error_is_a_provider_failure() -> None:
     assert [(a.outcome, a.reason) for a in caught.value.attempts] == [
         (
             "interrupted",
-            "SpuriousCancellation: quitter raised CancelledError without being cancelled",
+            "quitter raised CancelledError without being cancelled",
         )
     ]
     assert isinstance(health.admit("quitter"), str)

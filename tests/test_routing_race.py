@@ -19,7 +19,7 @@ from providerhub import (
     Timeouts,
     UpstreamError,
 )
-from providerhub.race import CLOSE_LIMIT
+from providerhub.routing.race import CLOSE_LIMIT
 from providerhub.testing import Reply
 from routing_helpers import MESSAGES, ProviderObject, admitted, provider
 

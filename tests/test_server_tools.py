@@ -20,7 +20,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 from providerhub import HealthStore, MemoryHealthStore, Registry, default_health_store
 from providerhub.config import parse_config
-from providerhub.health import Ticket
+from providerhub.routing.health import Ticket
 from providerhub.server import create_app, start
 from providerhub.testing import FakeUpstream, Reply, ToolCallScript
 from pydantic import BaseModel

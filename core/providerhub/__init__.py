@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .attempt import Attempt, Outcome
-from .config import ConfigError
 from .errors import (
     AllProvidersFailedError,
+    ConfigError,
+    CoolingDownError,
+    DeadlinePassed,
     EmptyStreamError,
     InvalidRequestError,
     MalformedStreamError,
@@ -21,6 +23,7 @@ from .errors import (
     ProviderHubError,
     ProviderNotFoundError,
     ProviderNotWorkingError,
+    SpuriousCancellation,
     StreamInterruptedError,
     UnsupportedCapabilityError,
     UpstreamConnectionError,
@@ -28,7 +31,6 @@ from .errors import (
     UpstreamTimeoutError,
 )
 from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
-from .health import HealthStore, MemoryHealthStore, Ticket, default_health_store
 from .hookspecs import hookimpl, hookspec
 from .messages import (
     AssistantMessage,
@@ -43,6 +45,7 @@ from .messages import (
 from .provider import AsyncGeneratorProvider, Provider, hybridmethod
 from .registry import PluginFailure, PluginInfo, Registry, default_registry
 from .routing import FallbackChain
+from .routing.health import HealthStore, MemoryHealthStore, Ticket, default_health_store
 from .sse import ServerSentEvent, SSEDecoder
 from .stream import ChatStream, ChunkStream, EventStream
 from .timeouts import Timeouts
@@ -61,6 +64,8 @@ __all__ = [
     "ChunkStream",
     "ConfigError",
     "ContentPart",
+    "CoolingDownError",
+    "DeadlinePassed",
     "EmptyStreamError",
     "Event",
     "EventStream",
@@ -86,6 +91,7 @@ __all__ = [
     "Registry",
     "SSEDecoder",
     "ServerSentEvent",
+    "SpuriousCancellation",
     "StreamInterruptedError",
     "Ticket",
     "Timeouts",

@@ -1,25 +1,52 @@
-"""The error taxonomy: every error providerhub raises derives from ProviderHubError.
+"""The error taxonomy: every error providerhub raises, in one tree.
 
-Upstream faults are classified (HTTP status, timeout phase, connection, malformed or empty
-stream) so routing can decide what to retry or skip. `UpstreamHTTPError` also subclasses
-`aiohttp.ClientResponseError`; it is defined in `providerhub.http` and resolved lazily here, so
-importing this module does not import aiohttp.
+    ProviderHubError
+    ├── PluginError                  a plugin failed to load (strict mode only)
+    ├── ConfigError (ValueError)     providerhub.toml missing, unreadable or invalid
+    ├── ProviderNotFoundError (LookupError)
+    ├── ProviderNotWorkingError
+    ├── ModelNotSupportedError (ValueError)
+    ├── InvalidRequestError (ValueError)      raised before any network I/O
+    │   └── UnsupportedCapabilityError        tools, images, ... the provider cannot send
+    ├── MissingCredentialsError
+    ├── CoolingDownError             the health store refuses the provider for now
+    ├── UpstreamError                an upstream misbehaved; `retryable` says if a retry may help
+    │   ├── UpstreamHTTPError        an HTTP error status (also aiohttp.ClientResponseError)
+    │   ├── UpstreamTimeoutError (TimeoutError)   a phase: connect, first_chunk, idle, total
+    │   ├── UpstreamConnectionError (ConnectionError)
+    │   ├── MalformedStreamError (ValueError)
+    │   └── EmptyStreamError
+    ├── DeadlinePassed (TimeoutError)         a chain call's own deadline: nobody to blame
+    ├── SpuriousCancellation (RuntimeError)   a provider raised CancelledError unasked (a bug)
+    ├── StreamInterruptedError       failed after text was delivered; `text` has it
+    └── AllProvidersFailedError      a chain's every member skipped or failed; `attempts`
+
+Upstream faults are classified so routing can decide what to retry or skip. `UpstreamHTTPError`
+subclasses `aiohttp.ClientResponseError`, so it is defined in `providerhub.http` (the module
+that imports aiohttp) and resolved lazily here: importing this module stays free of aiohttp.
+That lazy look-up is the one import from here to a module that imports this one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from .attempt import Attempt
     from .http import UpstreamHTTPError as UpstreamHTTPError
-    from .timeouts import Phase
 
 _E = TypeVar("_E", bound=BaseException)
 
+Phase = Literal["connect", "first_chunk", "idle", "total"]
+"""The timeout phases of a streaming call (see `providerhub.timeouts.Timeouts`)."""
+
 __all__ = [
     "AllProvidersFailedError",
+    "ConfigError",
+    "CoolingDownError",
+    "DeadlinePassed",
     "EmptyStreamError",
     "InvalidRequestError",
     "MalformedStreamError",
@@ -29,6 +56,7 @@ __all__ = [
     "ProviderHubError",
     "ProviderNotFoundError",
     "ProviderNotWorkingError",
+    "SpuriousCancellation",
     "StreamInterruptedError",
     "UnsupportedCapabilityError",
     "UpstreamConnectionError",
@@ -58,6 +86,30 @@ class PluginError(ProviderHubError):
         self.reason = reason
         where = f" (from {distribution})" if distribution else ""
         super().__init__(f"plugin {plugin!r}{where}: {reason}")
+
+
+class ConfigError(ProviderHubError, ValueError):
+    """The config file is missing, unreadable or invalid.
+
+    The message names the file, the table (`[providers.local]`) and the key at fault. It never
+    repeats the value of a secret-looking key; other wrong values are shown only when short
+    (numbers, strings of up to 40 characters), to make the problem plain.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.table = table
+        self.key = key
+        self.reason = message
+        where = [part for part in (self.path, f"[{table}]" if table else None) if part]
+        super().__init__(f"{' '.join(where)}: {message}" if where else message)
 
 
 class ProviderNotFoundError(ProviderHubError, LookupError):
@@ -117,6 +169,33 @@ class MissingCredentialsError(ProviderHubError):
         super().__init__(f"provider {provider!r} needs credentials{where}")
 
 
+class CoolingDownError(ProviderHubError):
+    """The health store keeps a provider out for now: its circuit is open after failures, or
+    it asked for a wait (HTTP 429 Retry-After). A value `HealthStore.admit` returns, kept on
+    the skipped Attempt, so callers tell a rate limit from an outage without reading words.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        cause: str,
+        *,
+        rate_limited: bool = False,
+        seconds_left: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.cause = cause
+        """Why the circuit is open: "rate limited, Retry-After 5s", "circuit open after ..."."""
+        self.rate_limited = rate_limited
+        """True when the provider itself asked for the wait (a 429)."""
+        self.seconds_left = seconds_left
+        """Seconds until the probe may go; None when the probe is already in flight."""
+        if seconds_left is None:
+            super().__init__(f"cooling down, probe in flight ({cause})")
+        else:
+            super().__init__(f"cooling down, {seconds_left:.1f}s left ({cause})")
+
+
 class UpstreamError(ProviderHubError):
     """An upstream misbehaved. `retryable` says whether the same request may succeed later."""
 
@@ -160,6 +239,23 @@ class EmptyStreamError(UpstreamError):
         super().__init__(provider, "stream ended without any text")
 
 
+class DeadlinePassed(ProviderHubError, TimeoutError):
+    """The whole-call deadline of a chain passed: no provider is to blame."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"deadline passed ({seconds:g}s)")
+
+
+class SpuriousCancellation(ProviderHubError, RuntimeError):
+    """A provider raised CancelledError although nobody cancelled it: a provider bug, which
+    counts against its health like any other failure of its own."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        super().__init__(f"{provider} raised CancelledError without being cancelled")
+
+
 class StreamInterruptedError(ProviderHubError):
     """A stream failed after text was delivered; it is never silently restarted.
 
@@ -187,12 +283,8 @@ class AllProvidersFailedError(ProviderHubError):
 
     def __init__(self, attempts: Sequence[Attempt]) -> None:
         self.attempts = list(attempts)
-        lines = [f"  {_describe(attempt)}" for attempt in self.attempts] or ["  (no providers)"]
+        lines = [f"  {attempt.summary()}" for attempt in self.attempts] or ["  (no providers)"]
         super().__init__("all providers failed:\n" + "\n".join(lines))
-
-
-def _describe(attempt: Attempt) -> str:
-    return attempt.summary()
 
 
 def _restore(cls: type[_E], args: tuple[Any, ...]) -> _E:

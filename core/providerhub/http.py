@@ -28,7 +28,7 @@ from .errors import (
     UpstreamTimeoutError,
 )
 from .payloads import EXCERPT_CHARS, error_message, excerpt
-from .secrets import REDACTED, is_secret_header
+from .redaction import REDACTED, is_secret_header
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
@@ -135,7 +135,7 @@ def _yarl(url: str) -> Any:
 
 def redact_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
     """A copy of `headers` (repeated names kept) with the values of secret-bearing ones replaced,
-    by the shared rule `providerhub.secrets.is_secret_header`."""
+    by the shared rule `providerhub.redaction.is_secret_header`."""
     return CIMultiDict(
         (key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, Phase
 
-Phase = Literal["connect", "first_chunk", "idle", "total"]
+__all__ = ["PHASES", "Phase", "Timeouts", "Watchdog"]
+
+PHASES: tuple[Phase, ...] = get_args(Phase)
+"""The timeout phases in order, as config tables and `Timeouts` name them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,7 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         """Reject a limit that is not a positive number (InvalidRequestError, a ValueError)."""
-        for phase in ("connect", "first_chunk", "idle", "total"):
+        for phase in PHASES:
             value = getattr(self, phase)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or not value > 0

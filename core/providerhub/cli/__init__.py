@@ -47,9 +47,9 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
-from ..config import ConfigError
 from ..errors import (
     AllProvidersFailedError,
+    ConfigError,
     InvalidRequestError,
     MissingCredentialsError,
     ModelNotSupportedError,

@@ -18,11 +18,11 @@ import json
 import sys
 from typing import Any, Protocol, TextIO
 
-from .. import failure
 from ..attempt import Attempt
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import Messages
 from ..provider import Provider, event_generator, has_base_stream
+from ..routing import policy
 from ..stream import ChatStream, ChunkStream
 from . import attach
 from .common import UsageError, config_option, load_setup
@@ -358,7 +358,7 @@ def _ended(attempt: Attempt, exc: BaseException) -> None:
         attempt.outcome, attempt.reason = "cancelled", "stopped by the consumer"
         return
     attempt.outcome = "failed" if attempt.time_to_first_chunk is None else "interrupted"
-    attempt.error, attempt.reason = exc, failure.reason(exc, attempt.provider)
+    attempt.error, attempt.reason = exc, policy.reason(exc, attempt.provider)
 
 
 def _seconds(text: str) -> float:

@@ -11,8 +11,9 @@ Secrets are given only by environment variable name; a literal key in the file i
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .load import CONFIG_ENV, FILENAME, find_config, load_config, parse_config
-from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, ServerSettings
+from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
 
 __all__ = [
     "CONFIG_ENV",

@@ -8,15 +8,15 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProviderNotFoundError
+from ..errors import ConfigError, ProviderNotFoundError
 from ..timeouts import Timeouts
-from .schema import Config, ConfigError
+from .schema import Config
 
 if TYPE_CHECKING:
-    from ..health import HealthStore
     from ..provider import Provider
     from ..registry import Registry
     from ..routing import FallbackChain
+    from ..routing.health import HealthStore
 
 
 def build_registry(config: Config, registry: Registry | None = None) -> Registry:

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..secrets import is_secret_header, is_secret_option
-from .schema import ChainSpec, Config, ConfigError, ModelAlias, ProviderSpec, ServerSettings
+from ..errors import ConfigError
+from ..redaction import is_env_name, is_secret_header, is_secret_option
+from ..timeouts import PHASES
+from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
@@ -37,7 +39,6 @@ CHAIN_OPTIONS = (
     "hedge_after",
     "on_interrupt",
 )
-TIMEOUT_PHASES = ("connect", "first_chunk", "idle", "total")
 
 
 def find_config(
@@ -212,10 +213,10 @@ class _Parser:
             raise self.error(
                 table,
                 "'timeouts' must be positive seconds or a table of "
-                f"{', '.join(TIMEOUT_PHASES)}, not {_toml_type(value)}",
+                f"{', '.join(PHASES)}, not {_toml_type(value)}",
                 "timeouts",
             )
-        self.known_keys(table, value, TIMEOUT_PHASES)
+        self.known_keys(table, value, PHASES)
         for phase, seconds in value.items():
             self.check(
                 table,
@@ -315,9 +316,7 @@ class _Parser:
             self.check("server", "chain", chain, _is_name, "a chain name")
             chain = self.chain_name("server", "chain", chain, chains)
         api_key_env = body.get("api_key_env")
-        if api_key_env is not None and not (
-            isinstance(api_key_env, str) and re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", api_key_env)
-        ):
+        if api_key_env is not None and not is_env_name(api_key_env):
             raise self.error(
                 "server",
                 "'api_key_env' must be the NAME of an environment variable (like "

@@ -13,14 +13,13 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..secrets import REDACTED, is_secret_option, redact_headers
+from ..redaction import REDACTED, is_env_name, is_secret_option, redact_headers
 from .schema import Config
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def render(config: Config, registry: Registry | None = None) -> str:
@@ -73,7 +72,7 @@ def _variable(key: str, name: Any) -> str:
 
     A value that is no variable name (a key pasted in its place) is redacted instead.
     """
-    if not isinstance(name, str) or not ENV_NAME.match(name):
+    if not is_env_name(name):
         return f"{key} = {_value(REDACTED)}"
     return f"{key} = {_value(name)}  # {'set' if os.environ.get(name) else 'not set'}"
 

@@ -1,4 +1,4 @@
-"""What a parsed providerhub.toml holds, and the error that names where it went wrong."""
+"""What a parsed providerhub.toml holds."""
 
 from __future__ import annotations
 
@@ -7,36 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProviderHubError
-
 if TYPE_CHECKING:
-    from ..health import HealthStore
     from ..registry import Registry
     from ..routing import FallbackChain
-
-
-class ConfigError(ProviderHubError, ValueError):
-    """The config file is missing, unreadable or invalid.
-
-    The message names the file, the table (`[providers.local]`) and the key at fault. It never
-    repeats the value of a secret-looking key; other wrong values are shown only when short
-    (numbers, strings of up to 40 characters), to make the problem plain.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: Path | str | None = None,
-        table: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.path = None if path is None else str(path)
-        self.table = table
-        self.key = key
-        self.reason = message
-        where = [part for part in (self.path, f"[{table}]" if table else None) if part]
-        super().__init__(f"{' '.join(where)}: {message}" if where else message)
+    from ..routing.health import HealthStore
 
 
 @dataclass(frozen=True, slots=True)

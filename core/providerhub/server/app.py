@@ -28,8 +28,8 @@ from .resolve import Target, Targets
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..health import HealthStore
     from ..registry import Registry
+    from ..routing.health import HealthStore
 
 log = logging.getLogger("providerhub.server")
 

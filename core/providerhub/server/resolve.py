@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError
-from ..health import HealthStore, default_health_store
+from ..errors import ConfigError
 from ..routing import FallbackChain
+from ..routing.health import HealthStore, default_health_store
 from .wire import RequestError
 
 if TYPE_CHECKING:

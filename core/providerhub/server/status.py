@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
-from .. import failure
 from ..attempt import Attempt
 from ..errors import AllProvidersFailedError, StreamInterruptedError
+from ..routing import policy
 from .wire import RequestError
 
 
@@ -31,7 +31,7 @@ def all_failed(exc: AllProvidersFailedError) -> RequestError:
         if error is None:
             failed.add("failed")
             continue
-        wait = failure.retry_after(error)
+        wait = policy.retry_after(error)
         if wait is not None:
             waits.append(wait)
         failed.add(_kind(error))
@@ -57,10 +57,10 @@ def interrupted(exc: StreamInterruptedError) -> RequestError:
 
 
 def _kind(error: BaseException) -> str:
-    status = failure.status(error)
+    status = policy.status(error)
     if status == 429:
         return "rate_limited"
-    if status in failure.REQUEST_FAULTS:
+    if status in policy.REQUEST_FAULTS:
         return "request"
     if isinstance(error, TimeoutError):
         return "timeout"

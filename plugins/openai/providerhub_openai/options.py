@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+from providerhub.redaction import is_env_name
+
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Characters an HTTP header value cannot carry (aiohttp refuses them as header injection)."""
@@ -69,7 +70,7 @@ def base_url(value: object) -> str:
 
 def env_name(value: object) -> str:
     name = string("api_key_env", value)
-    if not ENV_NAME.match(name):
+    if not is_env_name(name):
         raise ValueError(
             "option 'api_key_env' must be the NAME of an environment variable "
             "(like OPENAI_API_KEY), not the key itself"
@@ -92,7 +93,7 @@ def headers_env(value: object) -> dict[str, str]:
         if key.lower() in seen:
             raise ValueError(f"option 'headers_env' names header {key!r} twice")
         seen.add(key.lower())
-        if not ENV_NAME.match(item):
+        if not is_env_name(item):
             raise ValueError(
                 f"option 'headers_env': the value for {key!r} must be the NAME of an "
                 "environment variable (like AZURE_OPENAI_API_KEY), not the key itself"

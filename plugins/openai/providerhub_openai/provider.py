@@ -31,7 +31,7 @@ from providerhub import (
 )
 from providerhub.capabilities import CAPABILITIES
 from providerhub.events import Event
-from providerhub.secrets import REDACTED, is_secret_header, redact_headers
+from providerhub.redaction import REDACTED, is_secret_header, redact_headers
 
 if TYPE_CHECKING:
     from providerhub.http import UpstreamHTTPError

@@ -1,16 +1,32 @@
-"""Which names carry secrets, so every surface redacts the same ones (no aiohttp import)."""
+"""The redaction rule: which names carry secrets, and how a secret is named instead of given.
+
+Every surface (errors, `config check`, provider reprs, plugins) asks this module, so they all
+redact the same headers and options. Secrets are configured only as the NAME of an environment
+variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such names. No aiohttp
+import: plugins may use it at module level.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
+__all__ = [
+    "REDACTED",
+    "is_env_name",
+    "is_secret_header",
+    "is_secret_option",
+    "redact_headers",
+]
+
 REDACTED = "<redacted>"
+"""What stands in for a secret value wherever one would be shown."""
 
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|passw|credential|session", re.IGNORECASE)
 _SECRET_OPTION = re.compile(
     r"(^|_)(api_?key|key|token|secret|password|passwd|credentials?)$", re.IGNORECASE
 )
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def is_secret_header(name: str) -> bool:
@@ -22,6 +38,12 @@ def is_secret_header(name: str) -> bool:
 def is_secret_option(name: str) -> bool:
     """Whether a configuration option of this name holds a secret (api_key, token, ...)."""
     return _SECRET_OPTION.search(name) is not None
+
+
+def is_env_name(value: object) -> bool:
+    """Whether `value` can be the name of an environment variable holding a secret
+    (`OPENAI_API_KEY`): letters, digits and '_', not starting with a digit."""
+    return isinstance(value, str) and _ENV_NAME.match(value) is not None
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -16,14 +16,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .attempt import Attempt
-from .errors import EmptyStreamError
-from .events import Event
-from .failure import SpuriousCancellation
+from ..attempt import Attempt
+from ..errors import EmptyStreamError, SpuriousCancellation
+from ..events import Event
 from .health import Ticket
 
 if TYPE_CHECKING:
-    from .stream import ChunkStream
+    from ..stream import ChunkStream
 
 __all__ = ["CLOSE_LIMIT", "Racer", "Run", "close_quietly", "race"]
 

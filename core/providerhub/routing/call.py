@@ -13,17 +13,18 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from . import failure
-from .attempt import Attempt
-from .capabilities import adapt
+from ..attempt import Attempt
+from ..capabilities import adapt
+from ..errors import DeadlinePassed
+from ..provider import Provider, event_generator, guard, has_base_stream, is_guarded
+from ..stream import ChatStream, ChunkStream
+from ..timeouts import Timeouts
+from . import policy
 from .health import Ticket
-from .provider import Provider, event_generator, guard, has_base_stream, is_guarded
 from .race import Run
-from .stream import ChatStream, ChunkStream
-from .timeouts import Timeouts
 
 if TYPE_CHECKING:
-    from .routing import FallbackChain
+    from .chain import FallbackChain
 
 log = logging.getLogger("providerhub.routing")
 
@@ -32,14 +33,6 @@ CONTINUE_PROMPT = (
     "without repeating anything you already wrote."
 )
 """The instruction sent, after the partial answer, to the provider asked to continue it."""
-
-
-class DeadlinePassed(TimeoutError):
-    """The whole-call deadline passed: no provider is to blame."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"deadline passed ({seconds:g}s)")
 
 
 class Call:
@@ -146,7 +139,7 @@ class Call:
 
     def retry(self, run: Run, error: BaseException) -> Run | None:
         number = run.attempt.try_number
-        if number > self.chain.retries or not failure.retryable(error) or self.out_of_time():
+        if number > self.chain.retries or not policy.retryable(error) or self.out_of_time():
             return None
         ticket = None
         if run.ticket is not None:
@@ -154,7 +147,7 @@ class Call:
             if isinstance(admitted, str):
                 return None
             ticket = admitted
-        delay = failure.backoff(number + 1, self.chain.backoff)
+        delay = policy.backoff(number + 1, self.chain.backoff)
         return self._start(run.member, number + 1, run.attempt.hedged, delay, ticket)
 
     def failed(self, run: Run, error: BaseException) -> None:
@@ -164,7 +157,7 @@ class Call:
             self.cancelled(run, "cancelled")
             return
         attempt.outcome, attempt.error = "failed", error
-        attempt.reason = failure.reason(error, attempt.provider)
+        attempt.reason = policy.reason(error, attempt.provider)
         self._health_failure(run, error)
         self._report(attempt)
 
@@ -218,7 +211,7 @@ class Call:
         run.stop_clock()
         attempt.outcome, attempt.error = "interrupted", error
         passed = isinstance(error, DeadlinePassed)
-        attempt.reason = str(error) if passed else failure.reason(error, attempt.provider)
+        attempt.reason = str(error) if passed else policy.reason(error, attempt.provider)
         self.interrupted = attempt.provider
         self._health_failure(run, error)
         self._log(attempt)
@@ -255,8 +248,8 @@ class Call:
     def _health_failure(self, run: Run, error: BaseException) -> None:
         if run.ticket is None:
             return
-        if failure.unhealthy(error) and not isinstance(error, DeadlinePassed):
-            self.chain.health.failure(run.ticket, failure.retry_after(error))
+        if policy.unhealthy(error) and not isinstance(error, DeadlinePassed):
+            self.chain.health.failure(run.ticket, policy.retry_after(error))
         else:
             self.chain.health.release(run.ticket)
 
@@ -275,7 +268,7 @@ class Call:
         registry = self.chain.registry
         try:
             if registry is None:
-                from .registry import default_registry
+                from ..registry import default_registry
 
                 registry = default_registry()
             registry.pm.hook.attempt_finished(attempt=attempt)
@@ -303,6 +296,6 @@ class _Guarded(ChunkStream):
 
 
 def _is_chain(member: object) -> bool:
-    from .routing import FallbackChain
+    from .chain import FallbackChain
 
     return isinstance(member, FallbackChain)

@@ -8,17 +8,10 @@ from __future__ import annotations
 
 import random
 
-from .errors import ProviderHubError, UpstreamError
+from ..errors import ProviderHubError, SpuriousCancellation, UpstreamError
 
 REQUEST_FAULTS = frozenset({400, 413, 422})
 """HTTP statuses that blame the request, not the provider: they do not open its circuit."""
-
-
-class SpuriousCancellation(RuntimeError):
-    """A provider raised CancelledError although nobody cancelled it: a provider bug."""
-
-    def __init__(self, provider: str) -> None:
-        super().__init__(f"{provider} raised CancelledError without being cancelled")
 
 
 def reason(exc: BaseException, provider: str) -> str:
@@ -67,9 +60,12 @@ def unhealthy(exc: BaseException) -> bool:
 
     Only upstream faults do, except statuses that blame the request; a ProviderHubError that is
     not an UpstreamError (a bad argument, missing credentials) says nothing about the provider's
-    health. Other exceptions are provider bugs and do count.
+    health. Provider bugs do count: a SpuriousCancellation and any exception outside the
+    taxonomy.
     """
-    if isinstance(exc, ProviderHubError) and not isinstance(exc, UpstreamError):
+    if isinstance(exc, ProviderHubError) and not isinstance(
+        exc, UpstreamError | SpuriousCancellation
+    ):
         return False
     return status(exc) not in REQUEST_FAULTS
 

@@ -18,25 +18,26 @@ import random
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import capabilities
-from .call import CONTINUE_PROMPT, Call, DeadlinePassed
-from .errors import (
+from .. import capabilities
+from ..errors import (
     AllProvidersFailedError,
+    DeadlinePassed,
     InvalidRequestError,
+    SpuriousCancellation,
     StreamInterruptedError,
     UnsupportedCapabilityError,
 )
-from .events import Event, RefusalDelta, ToolCallDelta
-from .failure import SpuriousCancellation
+from ..events import Event, RefusalDelta, ToolCallDelta
+from ..messages import Messages, validate_messages, validate_model
+from ..provider import AsyncGeneratorProvider, Provider, transport_options
+from ..stream import ChatStream, EventStream
+from ..timeouts import Timeouts
+from .call import CONTINUE_PROMPT, Call
 from .health import HealthStore, default_health_store
-from .messages import Messages, validate_messages, validate_model
-from .provider import AsyncGeneratorProvider, Provider, transport_options
 from .race import close_quietly, race
-from .stream import ChatStream, EventStream
-from .timeouts import Timeouts
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
 __all__ = ["CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "Order"]
 
@@ -98,7 +99,7 @@ class FallbackChain(AsyncGeneratorProvider):
             raise InvalidRequestError(f"shuffle=True contradicts order={order!r}")
         _check_deadline(deadline)
         if registry is None and any(isinstance(item, str) for item in items):
-            from .registry import default_registry
+            from ..registry import default_registry
 
             registry = default_registry()
         self.registry = registry

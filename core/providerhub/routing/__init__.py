@@ -1,0 +1,16 @@
+"""Routing: fallback chains, and how one chain call runs.
+
+    chain.py   FallbackChain: validation, members, metadata, the order members are tried in
+    call.py    one call: attempts, retries, hand-overs, the trace, health and hook reporting
+    race.py    the race to a first chunk, hedged attempts in parallel
+    policy.py  how a failure is read: reason line, retry or not, health or not, backoff
+    health.py  per-provider circuit breaker, cooldowns and latency, behind `HealthStore`
+
+The chain (policy) builds a call and drives nothing itself; the call never imports the chain.
+"""
+
+from __future__ import annotations
+
+from .chain import CONTINUE_PROMPT, FallbackChain, OnInterrupt, Order
+
+__all__ = ["CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "Order"]
