@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from helpers import MakeUpstream
 from providerhub import (
+    CoolingDownError,
     FallbackChain,
     HealthStore,
     InvalidRequestError,
@@ -33,17 +34,19 @@ def test_circuit_opens_after_consecutive_failures_then_lets_one_probe() -> None:
     assert admitted(store, "a")
     store.failure(Ticket("a"))
     assert (
-        store.admit("a") == "cooling down, 10.0s left (circuit open after 3 consecutive failures)"
+        str(store.admit("a"))
+        == "cooling down, 10.0s left (circuit open after 3 consecutive failures)"
     )
     clock.now += 10
     probe = store.admit("a")
     assert isinstance(probe, Ticket) and probe.probe
-    assert store.admit("a") == (
+    assert str(store.admit("a")) == (
         "cooling down, probe in flight (circuit open after 3 consecutive failures)"
     )
     store.failure(probe)
     assert (
-        store.admit("a") == "cooling down, 20.0s left (circuit open after 4 consecutive failures)"
+        str(store.admit("a"))
+        == "cooling down, 20.0s left (circuit open after 4 consecutive failures)"
     )
     clock.now += 20
     probe = store.admit("a")
@@ -84,9 +87,10 @@ def test_only_the_probe_frees_the_probe_slot() -> None:
     assert isinstance(probe, Ticket) and probe.probe
     store.release(early)
     store.failure(early)
+    refusal = store.admit("a")
+    assert isinstance(refusal, CoolingDownError) and refusal.seconds_left is None
     assert (
-        store.admit("a")
-        == "cooling down, probe in flight (circuit open after 1 consecutive failures)"
+        str(refusal) == "cooling down, probe in flight (circuit open after 1 consecutive failures)"
     )
     store.success(probe)
     assert admitted(store, "a")
@@ -100,17 +104,24 @@ def test_failures_while_open_do_not_extend_the_cooldown() -> None:
         assert isinstance(ticket, Ticket)
         store.failure(ticket)
     assert (
-        store.admit("a") == "cooling down, 10.0s left (circuit open after 1 consecutive failures)"
+        str(store.admit("a"))
+        == "cooling down, 10.0s left (circuit open after 1 consecutive failures)"
     )
     clock.now += 5
-    assert store.admit("a") == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
+    assert (
+        str(store.admit("a"))
+        == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
+    )
 
 
 def test_retry_after_sets_the_cooldown_capped() -> None:
     clock = Clock()
     store = MemoryHealthStore(max_retry_after=60, clock=clock)
     store.failure(Ticket("a"), retry_after=2.5)
-    assert store.admit("a") == "cooling down, 2.5s left (rate limited, Retry-After 2.5s)"
+    refusal = store.admit("a")
+    assert isinstance(refusal, CoolingDownError) and refusal.rate_limited
+    assert (refusal.provider, refusal.seconds_left) == ("a", 2.5)
+    assert str(refusal) == "cooling down, 2.5s left (rate limited, Retry-After 2.5s)"
     store.failure(Ticket("b"), retry_after=10**6)
     clock.now += 60
     assert admitted(store, "b")
@@ -124,9 +135,9 @@ def test_cooldown_doubles_up_to_the_maximum() -> None:
     for _ in range(4):
         assert isinstance(ticket, Ticket)
         store.failure(ticket)
-        reason = store.admit("a")
-        assert isinstance(reason, str)
-        waits.append(reason.split(", ")[1])
+        refusal = store.admit("a")
+        assert isinstance(refusal, CoolingDownError) and not refusal.rate_limited
+        waits.append(str(refusal).split(", ")[1])
         clock.now += 100
         ticket = store.admit("a")
         assert isinstance(ticket, Ticket) and ticket.probe
@@ -277,8 +288,8 @@ async def test_a_provider_that_always_cuts_opens_its_circuit(fake_upstream: Make
         with pytest.raises(StreamInterruptedError):
             await chain.create_async("", MESSAGES)
     assert health.latency("cutter") is not None
-    reason = health.admit("cutter")
-    assert isinstance(reason, str) and reason.endswith(
+    refusal = health.admit("cutter")
+    assert isinstance(refusal, CoolingDownError) and str(refusal).endswith(
         "(circuit open after 3 consecutive failures)"
     )
     assert len(cutter.requests) == 3
@@ -300,7 +311,8 @@ async def test_retries_stop_at_an_open_circuit(fake_upstream: MakeUpstream) -> N
     ]
     assert len(bad.requests) == 1
     assert (
-        health.admit("p") == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
+        str(health.admit("p"))
+        == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
     )
     clock.now += 5
     stream = chain.stream("", MESSAGES)
@@ -310,7 +322,7 @@ async def test_retries_stop_at_an_open_circuit(fake_upstream: MakeUpstream) -> N
         ("g", "served", 1),
     ]
     assert len(bad.requests) == 2
-    assert health.admit("p") == (
+    assert str(health.admit("p")) == (
         "cooling down, 10.0s left (circuit open after 2 consecutive failures)"
     )
 

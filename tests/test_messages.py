@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from providerhub import InvalidRequestError, Timeouts, validate_messages
-from providerhub.messages import flatten_text, has_tool_history, parts_of, validate_model
+from providerhub.messages import (
+    CheckedMessages,
+    flatten_text,
+    has_tool_history,
+    parts_of,
+    validate_model,
+)
 
 USER: dict[str, Any] = {"role": "user", "content": "hi"}
 TEXT: dict[str, Any] = {"type": "text", "text": "look"}
@@ -328,8 +334,9 @@ def test_valid_messages_are_copied_to_plain_dicts() -> None:
     source = ({"role": "system", "content": "be brief"}, USER)
     checked = validate_messages(source)
     assert checked == [{"role": "system", "content": "be brief"}, USER]
-    assert type(checked) is list
+    assert type(checked) is CheckedMessages and isinstance(checked, list)
     assert checked[1] is not USER
+    assert validate_messages(checked) is checked, "checked messages are not checked again"
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ from providerhub import (
     ModelNotSupportedError,
     Registry,
 )
+from providerhub.provider import GuardedStream
 from providerhub.testing import FakeUpstream, Reply
-from providerhub_openai import Completion, CompletionStream, OpenAICompatible
+from providerhub_openai import CompletionStream, OpenAICompatible
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 USAGE = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
@@ -95,15 +96,15 @@ async def test_stream_exposes_finish_reason_and_usage(fake_upstream: Any) -> Non
     provider = endpoint(upstream)
 
     stream = provider.stream("m", MESSAGES, stream_options={"include_usage": True})
-    assert isinstance(stream, CompletionStream)
+    assert isinstance(stream, GuardedStream) and isinstance(stream.source, CompletionStream)
     assert stream.finish_reason is None
     text = "".join([chunk async for chunk in stream])
 
     assert text == "ab"
     assert stream.finish_reason == "length"
     assert stream.usage == USAGE
-    assert stream.completion.model == "m"
-    assert stream.completion.id == "chatcmpl-fake"
+    assert stream.source.completion.model == "m"
+    assert stream.source.completion.id == "chatcmpl-fake"
     assert upstream.requests[0].json["stream_options"] == {"include_usage": True}
 
 
@@ -141,17 +142,18 @@ async def test_stream_options_must_be_an_object(fake_upstream: Any) -> None:
     assert upstream.requests == []
 
 
-async def test_completion_holder_works_with_create_async(fake_upstream: Any) -> None:
-    upstream = await fake_upstream(Reply.text("x", usage=USAGE))
-    completion = Completion()
+async def test_every_keyword_but_the_transport_options_is_a_request_parameter(
+    fake_upstream: Any,
+) -> None:
+    """The provider takes no private keywords: a field named like one goes upstream as it is."""
+    upstream = await fake_upstream(Reply.text("x"))
 
-    text = await endpoint(upstream).create_async(
-        "m", MESSAGES, completion=completion, stream_options={"include_usage": True}
-    )
+    text = await endpoint(upstream).create_async("m", MESSAGES, completion="as sent")
 
     assert text == "x"
-    assert completion.usage == USAGE
-    assert "completion" not in upstream.requests[0].json
+    sent = upstream.requests[0].json
+    assert sent["completion"] == "as sent"
+    assert "timeout" not in sent and "proxy" not in sent
 
 
 async def test_non_streaming_call(fake_upstream: Any) -> None:

@@ -12,6 +12,7 @@ import pytest
 from helpers import MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
+    CoolingDownError,
     FallbackChain,
     InvalidRequestError,
     MemoryHealthStore,
@@ -181,4 +182,4 @@ async def test_a_stray_cancelled_error_is_a_provider_failure() -> None:
             "quitter raised CancelledError without being cancelled",
         )
     ]
-    assert isinstance(health.admit("quitter"), str)
+    assert isinstance(health.admit("quitter"), CoolingDownError)

@@ -16,7 +16,7 @@ from providerhub import (
     Messages,
 )
 from providerhub.testing import FakeUpstream, Reply
-from providerhub_openai import Completion, OpenAICompatible
+from providerhub_openai import OpenAICompatible
 from routing_helpers import FAST, MESSAGES, ProviderObject, consume, provider
 
 USAGE = {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
@@ -170,16 +170,3 @@ async def test_plain_provider_objects_are_called_as_before() -> None:
     assert await consume(stream) == "plain"
     assert stream.provider == "plain"
     assert (stream.finish_reason, stream.usage) == (None, None)
-
-
-async def test_a_completion_given_to_a_chain_is_filled_by_the_serving_member(
-    fake_upstream: MakeUpstream,
-) -> None:
-    good = await fake_upstream(Reply.text("ok", finish_reason="length", usage=USAGE))
-    completion = Completion()
-    stream = FallbackChain([endpoint("local", good)], health=MemoryHealthStore()).stream(
-        "", MESSAGES, completion=completion, **INCLUDE_USAGE
-    )
-    assert await consume(stream) == "ok"
-    assert (completion.finish_reason, completion.usage) == ("length", USAGE)
-    assert (stream.finish_reason, stream.usage) == ("length", USAGE)

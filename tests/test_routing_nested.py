@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import providerhub
 import providerhub.registry
 import pytest
@@ -59,20 +57,14 @@ class _Recorder:
         self.finished.append(attempt)
 
 
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Recorder]:
-    recorder = _Recorder()
-    registry = Registry(plugins=[recorder], entry_points=False)
-    monkeypatch.setattr(providerhub.registry, "_default", registry)
-    yield recorder
-
-
-async def test_hook_fires_for_a_chain_built_from_objects(
-    fake_upstream: MakeUpstream, recorder: _Recorder
+async def test_hooks_of_the_registry_given_hear_a_chain_built_from_objects(
+    fake_upstream: MakeUpstream,
 ) -> None:
     good = await fake_upstream(default=Reply.text("ok"))
-    chain = FallbackChain([provider("gone"), provider("good", good)], health=MemoryHealthStore())
-    assert chain.registry is None
+    recorder = _Recorder()
+    registry = Registry(plugins=[recorder], entry_points=False)
+    members = [provider("gone"), provider("good", good)]
+    chain = FallbackChain(members, registry=registry, health=MemoryHealthStore())
     stream = chain.stream("", MESSAGES)
     assert await consume(stream) == "ok"
     assert recorder.finished == stream.attempts
@@ -80,3 +72,15 @@ async def test_hook_fires_for_a_chain_built_from_objects(
         ("gone", "failed"),
         ("good", "served"),
     ]
+
+
+async def test_a_chain_of_objects_without_a_registry_scans_no_plugins(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No hidden entry-point scan: without `registry=` nobody's hooks are called."""
+    good = await fake_upstream(default=Reply.text("ok"))
+    monkeypatch.setattr(providerhub.registry, "_default", None)
+    chain = FallbackChain([provider("good", good)], health=MemoryHealthStore())
+    assert chain.registry is None
+    assert await consume(chain.stream("", MESSAGES)) == "ok"
+    assert providerhub.registry._default is None

@@ -34,6 +34,7 @@ from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
 from .hookspecs import hookimpl, hookspec
 from .messages import (
     AssistantMessage,
+    CheckedMessages,
     ContentPart,
     Message,
     Messages,
@@ -46,8 +47,9 @@ from .provider import AsyncGeneratorProvider, Provider, hybridmethod
 from .registry import PluginFailure, PluginInfo, Registry, default_registry
 from .routing import FallbackChain
 from .routing.health import HealthStore, MemoryHealthStore, Ticket, default_health_store
+from .routing.stream import ChatStream
 from .sse import ServerSentEvent, SSEDecoder
-from .stream import ChatStream, ChunkStream, EventStream
+from .stream import ChunkStream, EventStream
 from .timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ __all__ = [
     "AsyncGeneratorProvider",
     "Attempt",
     "ChatStream",
+    "CheckedMessages",
     "ChunkStream",
     "ConfigError",
     "ContentPart",

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import UnsupportedCapabilityError
-from .messages import flatten_text, has_tool_history, parts_of
+from .messages import CheckedMessages, flatten_text, has_tool_history, parts_of
 
 __all__ = ["CAPABILITIES", "PARTS", "adapt", "missing", "param_for", "required"]
 
@@ -89,9 +89,7 @@ def _takes_parts(provider: object) -> bool:
     return any(getattr(provider, CAPABILITIES[name], False) for name in _PART_CAPABILITIES)
 
 
-def adapt(
-    provider: Any, messages: list[dict[str, Any]], params: Mapping[str, Any]
-) -> list[dict[str, Any]]:
+def adapt(provider: Any, messages: CheckedMessages, params: Mapping[str, Any]) -> CheckedMessages:
     """`messages` as `provider` can take them, or UnsupportedCapabilityError before any I/O."""
     lacking = missing(provider, required(messages, params))
     if lacking:

@@ -116,6 +116,15 @@ Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | To
 # What calls accept: plain dicts as well as the TypedDicts above.
 Messages = Sequence[Mapping[str, Any]]
 
+
+class CheckedMessages(list[dict[str, Any]]):
+    """Messages `validate_messages` has checked: validating them again returns them as they
+    are, so a request crossing the gateway, a chain and a provider is checked once. Nobody
+    modifies them afterwards (providers receive them read-only)."""
+
+    __slots__ = ()
+
+
 # Roles that may carry each known part type; unknown types are allowed anywhere.
 _PART_ROLES = {
     "text": ROLES,
@@ -128,15 +137,20 @@ _ABSENT: Any = object()
 _KINDS = "a string or a list of content parts"
 
 
-def validate_messages(messages: Any) -> list[dict[str, Any]]:
-    """A new plain dict per message (nested values shared), or InvalidRequestError naming where."""
+def validate_messages(messages: Any) -> CheckedMessages:
+    """A new plain dict per message (nested values shared), or InvalidRequestError naming where.
+
+    Messages that are checked already (a CheckedMessages) are returned as they are.
+    """
+    if type(messages) is CheckedMessages:
+        return messages
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise InvalidRequestError(
             f"messages must be a list of {{'role', 'content'}} dicts, not {type(messages).__name__}"
         )
     if not messages:
         raise InvalidRequestError("messages must not be empty")
-    checked = []
+    checked = CheckedMessages()
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise InvalidRequestError(
@@ -171,13 +185,13 @@ def validate_model(model: Any) -> str:
     return model
 
 
-def flatten_text(messages: Sequence[Mapping[str, Any]], provider: str) -> list[dict[str, Any]]:
+def flatten_text(messages: Sequence[Mapping[str, Any]], provider: str) -> CheckedMessages:
     """Copies of validated `messages` with string content, for providers that take only text.
 
     Text parts are joined with newlines and null content becomes ""; any other part raises
     InvalidRequestError, so an image or a file is never silently dropped.
     """
-    flat = []
+    flat = CheckedMessages()
     for index, message in enumerate(messages):
         content = message.get("content")
         if isinstance(content, str):

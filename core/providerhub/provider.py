@@ -1,19 +1,25 @@
-"""What a provider is: metadata flags plus one streaming call.
+"""What a provider is: metadata flags plus one streaming call, and the one way to open it.
 
 A provider is either a class whose methods are classmethods (the gpt4free style, e.g.
 CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Subclasses of
 `AsyncGeneratorProvider` implement `create_async_generator` (text chunks, the seed contract) or
-`create_event_generator` (text plus tool calls, refusals, logprobs: `providerhub.events`); the
-base class derives the other one and wraps the implementation so every call validates its input
-and checks the provider's capabilities before any I/O, enforces the wall-clock timeouts, and
-raises only classified errors. `stream`, `create_async` and `create_completion` come for free.
+`create_event_generator` (text plus tool calls, refusals, logprobs: `providerhub.events`), as
+`(model, messages, *, timeout: Timeouts, proxy: str | None = None, **params)`; the base class
+derives the other one and wraps the implementation in the guard, so every call validates its
+input and checks the provider's capabilities before any I/O, enforces the wall-clock timeouts,
+and raises only classified errors. `stream`, `create_async` and `create_completion` come for
+free. `open_stream` opens any provider's answer the same way for every caller (routing, and
+through it the CLI and the gateway).
+
+An implementation may return a `ChunkStream` (e.g. one that reports `finish_reason` and
+`usage`); the guarded stream reads those from it. Messages reach it validated (a
+`CheckedMessages`, shared by every member a chain tries): it must not modify them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MethodType
 from typing import (
@@ -28,6 +34,7 @@ from typing import (
     runtime_checkable,
 )
 
+from .bridge import iterate_sync
 from .capabilities import adapt
 from .errors import (
     InvalidRequestError,
@@ -41,6 +48,10 @@ from .stream import ChunkStream
 from .timeouts import Phase, Timeouts, Watchdog
 
 _GUARD_MARK = "_providerhub_guard"
+
+TRANSPORT_OPTIONS = ("timeout", "proxy")
+"""Keyword arguments of every provider call that say how to connect, not what to ask: `timeout`
+(seconds or Timeouts) and `proxy` (a URL). Every other keyword is a request parameter."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -148,7 +159,7 @@ class AsyncGeneratorProvider:
         Subclasses implement this or `create_event_generator`.
         """
         if this.speaks_events:
-            return ChunkStream(this.create_event_generator(model, messages, **kwargs))
+            return _as_stream(this.create_event_generator(model, messages, **kwargs))
         raise ProviderHubError(f"{this.name} does not implement create_async_generator")
 
     @hybridmethod
@@ -169,7 +180,7 @@ class AsyncGeneratorProvider:
         early with `aclose()` or `async with`; its `finish_reason` and `usage` are None unless
         the provider reports them (a subclass returns a ChunkStream subclass that does).
         """
-        return ChunkStream(this.create_event_generator(model, messages, **kwargs))
+        return _as_stream(this.create_event_generator(model, messages, **kwargs))
 
     @hybridmethod
     async def create_async(this, /, model: str, messages: Messages, **kwargs: Any) -> str:
@@ -189,7 +200,7 @@ class AsyncGeneratorProvider:
         validate_model(model)
         validate_messages(messages)
         transport_options(kwargs)
-        chunks = _iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
+        chunks = iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
         return chunks if stream else iter(["".join(chunks)])
 
 
@@ -199,13 +210,13 @@ def _guarded(impl: Any) -> Any:
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
 
     @functools.wraps(func)
-    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> AsyncIterator[Any]:
+    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> GuardedStream:
         model = validate_model(model)
         checked = adapt(this, validate_messages(messages), kwargs)
         timeouts = transport_options(kwargs)
         kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
-        return guard(chunks, timeouts, this.name)
+        return GuardedStream(chunks, timeouts, this.name)
 
     setattr(guarded, _GUARD_MARK, True)
     if is_classmethod:
@@ -266,6 +277,62 @@ def transport_options(kwargs: dict[str, Any]) -> Timeouts:
     return Timeouts.coerce(kwargs.get("timeout"))
 
 
+def open_stream(provider: Provider, model: str, messages: Messages, **options: Any) -> ChunkStream:
+    """The answer of any provider as a guarded stream, its request checked now, before any I/O.
+
+    An AsyncGeneratorProvider (class or instance, a chain too) answers through its `stream()`;
+    any other provider object through its event (or text) generator. Either way the stream is
+    put under the guard unless it is guarded already (a chain guards each of its attempts).
+    """
+    if has_base_stream(provider):
+        stream = provider.stream(model, messages, **options)
+        if stream.guarded:
+            return stream
+        return GuardedStream(stream, transport_options(options), provider.name)
+    if is_guarded(provider):
+        return _as_stream(event_generator(provider)(model, messages, **options))
+    checked = adapt(provider, validate_messages(messages), options)
+    timeouts = transport_options(options)
+    return GuardedStream(
+        event_generator(provider)(model, checked, **options), timeouts, provider.name
+    )
+
+
+class GuardedStream(ChunkStream):
+    """A provider's answer under the guard (`guard`), still reporting the `finish_reason` and
+    `usage` of the stream it wraps when that one reports them."""
+
+    __slots__ = ("_source",)
+    guarded = True
+
+    def __init__(
+        self, source: AsyncIterator[Event] | ChunkStream, timeouts: Timeouts, provider: str
+    ) -> None:
+        events = source.events() if isinstance(source, ChunkStream) else source
+        super().__init__(guard(events, timeouts, provider))
+        self._source = source
+
+    @property
+    def source(self) -> AsyncIterator[Event] | ChunkStream:
+        """What the provider's implementation returned (e.g. a stream of its own type)."""
+        return self._source
+
+    @property
+    def finish_reason(self) -> str | None:
+        reason = getattr(self._source, "finish_reason", None)
+        return reason if isinstance(reason, str) else None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        usage = getattr(self._source, "usage", None)
+        return usage if isinstance(usage, dict) else None
+
+
+def _as_stream(chunks: AsyncIterator[Event]) -> ChunkStream:
+    """`chunks` as a ChunkStream (itself when it is one already)."""
+    return chunks if isinstance(chunks, ChunkStream) else ChunkStream(chunks)
+
+
 async def guard(chunks: AsyncIterator[E], timeouts: Timeouts, provider: str) -> AsyncIterator[E]:
     """Re-yield `chunks` (text or events) under the wall-clock deadlines, with transport errors
     classified.
@@ -323,78 +390,3 @@ def _classify(exc: Exception, provider: str) -> Exception:
     if isinstance(exc, OSError):
         return UpstreamConnectionError(provider, f"connection failed: {exc}")
     return exc
-
-
-def _iterate_sync(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
-    """Drive an async iterator from synchronous code, in a worker thread if a loop is running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _iterate_here(make)
-    return _iterate_in_thread(make)
-
-
-def _iterate_here(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
-    with asyncio.Runner() as runner:
-        chunks = make()
-        try:
-            while True:
-                try:
-                    yield runner.run(_next(chunks))
-                except StopAsyncIteration:
-                    return
-        finally:
-            runner.run(_aclose(chunks))
-
-
-async def _next(chunks: AsyncIterator[str]) -> str:
-    return await anext(chunks)
-
-
-async def _aclose(chunks: AsyncIterator[str]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
-async def _start(make: Callable[[], AsyncIterator[str]]) -> AsyncIterator[str]:
-    return make()
-
-
-async def _finish(chunks: AsyncIterator[str] | None) -> None:
-    """Shut the private loop's work down: a read still pending, the iterator, async generators."""
-    current = asyncio.current_task()
-    running = [task for task in asyncio.all_tasks() if task is not current]
-    for task in running:
-        task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
-    if chunks is not None:
-        await _aclose(chunks)
-    loop = asyncio.get_running_loop()
-    await loop.shutdown_asyncgens()
-    await loop.shutdown_default_executor()
-
-
-def _iterate_in_thread(make: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
-    """Run the iterator on a private event loop in a worker thread, one chunk per request.
-
-    Nothing runs ahead of the consumer, so when it stops early (break, close, an exception)
-    the pending read is cancelled and the upstream connection closed at once.
-    """
-    loop = asyncio.new_event_loop()
-    worker = threading.Thread(target=loop.run_forever, name="providerhub-sync", daemon=True)
-    worker.start()
-    chunks: AsyncIterator[str] | None = None
-    try:
-        chunks = asyncio.run_coroutine_threadsafe(_start(make), loop).result()
-        while True:
-            try:
-                chunk = asyncio.run_coroutine_threadsafe(_next(chunks), loop).result()
-            except StopAsyncIteration:
-                return
-            yield chunk
-    finally:
-        asyncio.run_coroutine_threadsafe(_finish(chunks), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        worker.join()
-        loop.close()

@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from . import discovery, hookspecs
 from .errors import PluginError, ProviderNotFoundError
 from .provider import Provider
+
+if TYPE_CHECKING:
+    from .attempt import Attempt
+
+log = logging.getLogger("providerhub.registry")
 
 GROUP = "providerhub"
 STRICT_ENV = "PROVIDERHUB_STRICT_PLUGINS"
@@ -161,6 +168,17 @@ class Registry:
     def provider_type_source(self, name: str) -> PluginInfo:
         """The plugin that registered provider type `name` (KeyError if none did)."""
         return self._types[name.lower()][1]
+
+    def attempt_finished(self, attempt: Attempt) -> None:
+        """Tell every plugin's `attempt_finished` hook about a final attempt (chains call this).
+
+        A hook that raises is logged on "providerhub.registry", never raised: metrics must not
+        break an answer.
+        """
+        try:
+            self.pm.hook.attempt_finished(attempt=attempt)
+        except Exception:
+            log.exception("an attempt_finished hook failed")
 
     def register(self, provider: object, *, plugin: str = "<registered>") -> None:
         """Add one provider directly (embedding, configuration), as if from `plugin`."""

@@ -1,25 +1,24 @@
-"""Streams of one answer: the base every provider's `stream()` returns, and the chain's ChatStream.
+"""Streams of one answer: the base every provider's `stream()` returns.
 
 `ChunkStream` wraps a provider's event stream (`providerhub.events`). Iterating it yields the
 text chunks only, as the seed contract promised; `events()` yields every event (text, tool-call
 deltas, refusal, logprobs) for callers that want them. Either way the stream assembles what it
 saw: `tool_calls`, `refusal`, `logprobs`; `finish_reason` and `usage` say what the upstream
 reported about the answer (None where a provider reports nothing). `ChatStream` is what
-`FallbackChain.stream()` gives the caller: a ChunkStream that also says who is serving
-(`provider`, `route`) and what was tried (`attempts`).
+`FallbackChain.stream()` gives the caller (`providerhub.routing.stream`): a ChunkStream that
+also says who is serving and what was tried.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from .attempt import Attempt
 from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls, merge_logprobs
 from .messages import AssistantMessage, ToolCall
 
-__all__ = ["ChatStream", "ChunkStream", "EventStream"]
+__all__ = ["ChunkStream", "EventStream"]
 
 
 class ChunkStream:
@@ -30,6 +29,9 @@ class ChunkStream:
     """
 
     __slots__ = ("_events", "_logprobs", "_refusal", "_tool_calls")
+    guarded: ClassVar[bool] = False
+    """Whether the stream enforces its provider's timeouts and classifies its errors already
+    (`providerhub.provider.GuardedStream`; a chain's stream guards each attempt)."""
 
     def __init__(self, events: AsyncIterator[Event]) -> None:
         self._events = events
@@ -155,53 +157,3 @@ class EventStream:
     async def aclose(self) -> None:
         """Stop the stream and close any upstream connection it holds."""
         await self.stream.aclose()
-
-
-class ChatStream(ChunkStream):
-    """Text chunks of one chat answer; `provider` and `attempts` say how it was obtained.
-
-    `provider` is None until the first chunk arrives; it names the provider that actually
-    answers, also when that one sits inside a nested chain, and after a hand-over
-    (`on_interrupt="continue"`) the one now serving. `route` is the path to it through nested
-    chains, e.g. "outer > inner > good". `attempts` grows while the chain works and is final
-    once the stream ends; a nested chain's own attempts are in its Attempt's `inner`.
-
-    `finish_reason` and `usage` are those the serving provider's stream reported (through
-    nested chains, and after a hand-over those of the provider that finished the answer); they
-    are set once the answer has completed, and stay None for a provider that reports nothing
-    or a stream stopped early or interrupted.
-    """
-
-    __slots__ = ("_finish_reason", "_usage", "attempts", "provider", "route")
-
-    def __init__(self, run: Callable[[ChatStream], AsyncGenerator[Event, None]]) -> None:
-        self.provider: str | None = None
-        self.route: str | None = None
-        self.attempts: list[Attempt] = []
-        self._finish_reason: str | None = None
-        self._usage: dict[str, Any] | None = None
-        super().__init__(run(self))
-
-    @property
-    def finish_reason(self) -> str | None:
-        """The serving stream's finish_reason, once the answer completed."""
-        return self._finish_reason
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        """The serving stream's token counts, once the answer completed (if it reported any)."""
-        return self._usage
-
-    def completed_by(self, served: object) -> None:
-        """Take `finish_reason` and `usage` from the stream that served the whole answer.
-
-        The chain calls this when its winner's stream ends; `served` may be any provider's
-        iterator, so values of the wrong type are ignored.
-        """
-        reason = getattr(served, "finish_reason", None)
-        usage = getattr(served, "usage", None)
-        self._finish_reason = reason if isinstance(reason, str) else None
-        self._usage = usage if isinstance(usage, dict) else None
-
-    def __repr__(self) -> str:
-        return f"<ChatStream provider={self.provider!r} attempts={len(self.attempts)}>"

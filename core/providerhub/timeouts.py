@@ -9,7 +9,7 @@ from typing import get_args
 
 from .errors import InvalidRequestError, Phase
 
-__all__ = ["PHASES", "Phase", "Timeouts", "Watchdog"]
+__all__ = ["DEFAULT_TIMEOUTS", "PHASES", "Phase", "Timeouts", "Watchdog"]
 
 PHASES: tuple[Phase, ...] = get_args(Phase)
 """The timeout phases in order, as config tables and `Timeouts` name them."""
@@ -68,6 +68,10 @@ class Timeouts:
             idle=_cap(default.idle, total),
             total=total,
         )
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+"""The limits of a call that names none; what an implementation's `timeout` defaults to."""
 
 
 def _cap(value: float | None, limit: float) -> float:

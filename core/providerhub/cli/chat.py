@@ -23,7 +23,8 @@ from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import Messages
 from ..provider import Provider, event_generator, has_base_stream
 from ..routing import policy
-from ..stream import ChatStream, ChunkStream
+from ..routing.stream import ChatStream
+from ..stream import ChunkStream
 from . import attach
 from .common import UsageError, config_option, load_setup
 from .targets import select

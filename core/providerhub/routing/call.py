@@ -1,8 +1,13 @@
-"""The state of one chain call: who is left, the trace, health reporting, the hook.
+"""One chain call: attempts, retries and hand-overs, the trace, health and hook reporting.
 
-`Call` is what the race (`providerhub.race`) drives: it starts attempts (skipping providers
-that cannot serve, with the reason recorded), decides retries, records how each attempt ended,
-reports it to the health store, logs one line and calls the `attempt_finished` hook.
+A `Call` is made from a `Plan` (the frozen part of its chain it needs) and a `Request`; it never
+sees the chain. `Call.events()` is the answer: the race (`providerhub.routing.race`) picks the
+first provider to produce a chunk, the call streams it, and a failure after that first chunk
+either raises StreamInterruptedError with the text delivered or, with `on_interrupt =
+"continue"`, hands the answer to the next provider (never one that had begun a tool call or a
+refusal). The call keeps the trace (`attempts`), who serves (`provider`, `route`) and what the
+serving stream reported (`finish_reason`, `usage`); the caller's ChatStream reads them. Every
+attempt, once final, is logged on "providerhub.routing" and reported to the plan's hook.
 """
 
 from __future__ import annotations
@@ -10,23 +15,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..attempt import Attempt
-from ..capabilities import adapt
-from ..errors import DeadlinePassed
-from ..provider import Provider, event_generator, guard, has_base_stream, is_guarded
-from ..stream import ChatStream, ChunkStream
+from ..errors import (
+    AllProvidersFailedError,
+    CoolingDownError,
+    DeadlinePassed,
+    SpuriousCancellation,
+    StreamInterruptedError,
+)
+from ..events import Event, RefusalDelta, ToolCallDelta
+from ..messages import CheckedMessages
+from ..provider import Provider, open_stream
+from ..stream import ChunkStream
 from ..timeouts import Timeouts
 from . import policy
-from .health import Ticket
-from .race import Run
-
-if TYPE_CHECKING:
-    from .chain import FallbackChain
+from .health import HealthStore, Ticket
+from .race import Deadline, Run, close_all, close_quietly, race
+from .stream import ChatStream
 
 log = logging.getLogger("providerhub.routing")
+
+OnInterrupt = Literal["raise", "continue"]
 
 CONTINUE_PROMPT = (
     "Your previous answer was cut off. Continue it exactly where it stopped, "
@@ -35,72 +48,178 @@ CONTINUE_PROMPT = (
 """The instruction sent, after the partial answer, to the provider asked to continue it."""
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A provider a call may ask; `nested` for a chain, which keeps its own health and trace."""
+
+    provider: Provider
+    nested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a call needs of its chain, fixed when the call is made."""
+
+    name: str
+    members: tuple[Member, ...]
+    """In the order this call tries them."""
+    health: HealthStore
+    ignore_working: bool = False
+    retries: int = 0
+    backoff: float = 0.1
+    hedge_after: float | None = None
+    on_interrupt: OnInterrupt = "raise"
+    report: Callable[[Attempt], None] | None = None
+    """Called with each attempt once it is final (the registry's `attempt_finished` hook)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a call asks every provider: validated before the call was made."""
+
+    model: str
+    messages: CheckedMessages
+    params: dict[str, Any]
+    """Request parameters and the transport option `proxy`, for every member."""
+    timeouts: Timeouts | None
+    """Each attempt's timeouts; None leaves each member its own."""
+    needs: frozenset[str]
+    """The capabilities the request needs (`providerhub.capabilities.required`)."""
+    deadline: float | None = None
+    """Seconds the whole call may take."""
+
+
 class Call:
     """One chain call: the queue of members, the trace, and reporting of every attempt."""
 
-    def __init__(
-        self,
-        chain: FallbackChain,
-        stream: ChatStream,
-        model: str,
-        messages: list[dict[str, Any]],
-        timeouts: Timeouts | None,
-        kwargs: dict[str, Any],
-        deadline: float | None,
-        needs: frozenset[str],
-    ) -> None:
-        self.chain = chain
-        self.stream = stream
-        self.model = model
-        self.messages = messages
-        self.needs = needs
-        """The capabilities the request needs (`providerhub.capabilities.required`)."""
-        self.timeouts = timeouts
-        self.kwargs = kwargs
-        self.hedge_after = chain.hedge_after
-        self.seconds = deadline
-        loop = asyncio.get_running_loop()
-        self.deadline = None if deadline is None else loop.time() + deadline
-        """Loop time after which no attempt may run, or None."""
-        self.queue: deque[Provider] = deque(chain.ordered())
+    def __init__(self, plan: Plan, request: Request) -> None:
+        self.plan = plan
+        self.request = request
+        self.messages = request.messages
+        self.queue: deque[Member] = deque(plan.members)
+        self.attempts: list[Attempt] = []
+        """Every provider considered so far, in order; final once the answer has ended."""
+        self.provider: str | None = None
+        """The provider now serving (inside nested chains too), once one produced a chunk."""
+        self.route: str | None = None
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.hedge_after = plan.hedge_after
+        self.deadline: Deadline | None = None
         self.continuing = False
         self.interrupted = ""
         """The provider whose answer was cut most recently (for hand-overs)."""
-        self.cleanups: list[asyncio.Task[None]] = []
+        self._cleanups: list[asyncio.Task[None]] = []
 
-    def out_of_time(self) -> bool:
-        return self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline
+    async def events(self) -> AsyncGenerator[Event, None]:
+        """The answer's events, from whichever provider serves it."""
+        if self.request.deadline is not None:
+            self.deadline = Deadline.after(self.request.deadline)
+        parts: list[str] = []
+        not_text_begun = False  # a tool call or refusal was delivered: no continuing then
+        cause: BaseException | None = None
+        try:
+            while True:
+                run = await self._race()
+                if run is None:
+                    if cause is not None:
+                        text = "".join(parts)
+                        raise StreamInterruptedError(self.interrupted, text, self.attempts, cause)
+                    raise AllProvidersFailedError(self.attempts)
+                chunks = run.chunks
+                assert chunks is not None
+                try:
+                    events = chunks.events()
+                    rest = events if self.deadline is None else _until(events, self.deadline)
+                    chunk = run.first
+                    while True:
+                        if chunk:
+                            if isinstance(chunk, str):
+                                parts.append(chunk)
+                            elif isinstance(chunk, ToolCallDelta | RefusalDelta):
+                                not_text_begun = True
+                            yield chunk
+                        try:
+                            chunk = await anext(rest)
+                        except StopAsyncIteration:
+                            break
+                except BaseException as exc:
+                    error = _failure(exc, run.attempt.provider)
+                    if error is None:
+                        self._served(run, "stopped by the consumer", completed=False)
+                        raise
+                    cause = error
+                    self._interrupt(run, error)
+                    if self.plan.on_interrupt == "raise" or not_text_begun:
+                        text = "".join(parts)
+                        raise StreamInterruptedError(
+                            run.attempt.provider, text, self.attempts, error
+                        ) from error
+                    self._continue_after("".join(parts))
+                    continue
+                finally:
+                    await close_quietly(chunks, run.attempt.provider)
+                self._served(run, "", completed=True)
+                return
+        finally:
+            await self._drain()
+
+    async def _race(self) -> Run | None:
+        """The winner of the next race (its losers settled and closing), or None."""
+        won = await race(self)
+        if won is None:
+            if self._out_of_time():
+                self._skip_rest()
+            return None
+        run, losers = won
+        for loser in losers:
+            error = loser.error() if loser.task is not None and loser.task.done() else None
+            if error is not None and not isinstance(error, asyncio.CancelledError):
+                self.ended(loser, error)
+            else:
+                self.ended(loser, f"lost the race to {run.attempt.provider}")
+        self._won(run)
+        self._background(close_all(losers))
+        return run
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.deadline.passed()
 
     def next_run(self, hedged: bool) -> Run | None:
-        if self.out_of_time():
+        """Start the next eligible provider (recording skips on the way), or None if none left."""
+        if self._out_of_time():
             self._skip_rest()
             return None
+        plan, request = self.plan, self.request
         while self.queue:
             member = self.queue.popleft()
-            why = self.chain.skip_reason(member, self.model, self.needs)
-            if (
-                why is None
-                and self.continuing
-                and not getattr(member, "supports_message_history", True)
-            ):
-                why = "cannot continue an answer (no message history)"
+            provider = member.provider
+            why: str | None = policy.skip_reason(
+                provider,
+                request.model,
+                request.needs,
+                ignore_working=plan.ignore_working,
+                continuing=self.continuing,
+            )
+            refusal: CoolingDownError | None = None
             ticket = None
-            if why is None and not _is_chain(member):
-                admitted = self.chain.health.admit(member.name)
-                if isinstance(admitted, str):
-                    why = admitted
+            if why is None and not member.nested:
+                admitted = plan.health.admit(provider.name)
+                if isinstance(admitted, CoolingDownError):
+                    refusal, why = admitted, str(admitted)
                 else:
                     ticket = admitted
             if why is not None:
-                self._report(Attempt(member.name, "skipped", why, continuation=self.continuing))
+                skip = Attempt(provider.name, "skipped", why, refusal, continuation=self.continuing)
+                self._report(skip)
                 continue
-            return self._start(member, 1, hedged, 0.0, ticket)
+            return self._start(provider, 1, hedged, 0.0, ticket)
         return None
 
     def _skip_rest(self) -> None:
         while self.queue:
             member = self.queue.popleft()
-            self._report(Attempt(member.name, "skipped", "deadline passed"))
+            self._report(Attempt(member.provider.name, "skipped", "deadline passed"))
 
     def _start(
         self, member: Provider, number: int, hedged: bool, delay: float, ticket: Ticket | None
@@ -113,189 +232,175 @@ class Call:
         return run
 
     def _opener(self, member: Provider, attempt: Attempt) -> Callable[[], ChunkStream]:
-        """How to send the request: through `stream()` for an AsyncGeneratorProvider (its
-        stream reports finish_reason and usage; a nested chain's also its attempts), else through
-        `create_event_generator` (or `create_async_generator`) of any other provider object;
-        under the guard unless the member applies it itself (a chain guards each of its own
-        attempts)."""
-        model, messages, timeouts, kwargs = self.model, self.messages, self.timeouts, self.kwargs
+        """How to send the request to `member` (`providerhub.provider.open_stream`); a nested
+        chain's attempts become this attempt's `inner`."""
+        request, messages = self.request, self.messages
+        options = request.params
+        if request.timeouts is not None:
+            options = {**options, "timeout": request.timeouts}
 
-        def open_stream() -> ChunkStream:
-            options = kwargs if timeouts is None else {**kwargs, "timeout": timeouts}
-            if has_base_stream(member):
-                stream = member.stream(model, messages, **options)
-                if isinstance(stream, ChatStream):
-                    attempt.inner = stream.attempts
-                    return stream
-                if is_guarded(member):
-                    return stream
-                return _Guarded(stream, timeouts or Timeouts(), member.name)
-            if is_guarded(member):
-                return ChunkStream(event_generator(member)(model, messages, **options))
-            events = event_generator(member)(model, adapt(member, messages, kwargs), **options)
-            return ChunkStream(guard(events, timeouts or Timeouts(), member.name))
+        def send() -> ChunkStream:
+            stream = open_stream(member, request.model, messages, **options)
+            if isinstance(stream, ChatStream):
+                attempt.inner = stream.attempts
+            return stream
 
-        return open_stream
+        return send
 
     def retry(self, run: Run, error: BaseException) -> Run | None:
+        """Start a retry of a failed attempt when its error and the plan allow one."""
         number = run.attempt.try_number
-        if number > self.chain.retries or not policy.retryable(error) or self.out_of_time():
+        if number > self.plan.retries or not policy.retryable(error) or self._out_of_time():
             return None
         ticket = None
         if run.ticket is not None:
-            admitted = self.chain.health.admit(run.attempt.provider)
-            if isinstance(admitted, str):
+            admitted = self.plan.health.admit(run.attempt.provider)
+            if isinstance(admitted, CoolingDownError):
                 return None
             ticket = admitted
-        delay = policy.backoff(number + 1, self.chain.backoff)
+        delay = policy.backoff(number + 1, self.plan.backoff)
         return self._start(run.member, number + 1, run.attempt.hedged, delay, ticket)
 
-    def failed(self, run: Run, error: BaseException) -> None:
+    def ended(self, run: Run, how: BaseException | str) -> None:
+        """A run is over without winning: failed with an error, or cancelled for reason `how`."""
         attempt = run.attempt
         run.stop_clock()
-        if isinstance(error, asyncio.CancelledError):
-            self.cancelled(run, "cancelled")
-            return
-        attempt.outcome, attempt.error = "failed", error
-        attempt.reason = policy.reason(error, attempt.provider)
-        self._health_failure(run, error)
+        if isinstance(how, asyncio.CancelledError):
+            how = "cancelled"
+        if isinstance(how, str):
+            attempt.outcome, attempt.reason = "cancelled", how
+            self._release(run)
+        else:
+            attempt.outcome, attempt.error = "failed", how
+            attempt.reason = policy.reason(how, attempt.provider)
+            self._health_failure(run, how)
         self._report(attempt)
 
-    def cancelled(self, run: Run, reason: str) -> None:
-        run.stop_clock()
-        run.attempt.outcome, run.attempt.reason = "cancelled", reason
-        self._release(run)
-        self._report(run.attempt)
-
-    def expired(self, runs: list[Run]) -> None:
-        for run in runs:
-            run.stop_clock()
-            error = DeadlinePassed(self.seconds or 0.0)
-            run.attempt.outcome, run.attempt.error, run.attempt.reason = "failed", error, str(error)
-            self._release(run)
-            self._report(run.attempt)
-        self._skip_rest()
-
-    def won(self, run: Run) -> None:
+    def _won(self, run: Run) -> None:
         attempt = run.attempt
         attempt.outcome = "served"
         chunks = run.chunks
         if isinstance(chunks, ChatStream) and chunks.provider:
             attempt.reason = f"via {chunks.provider}"
-            self.stream.provider = chunks.provider
-            self.stream.route = f"{self.chain.name} > {chunks.route or chunks.provider}"
+            self.provider = chunks.provider
+            self.route = f"{self.plan.name} > {chunks.route or chunks.provider}"
         else:
-            self.stream.provider = attempt.provider
-            self.stream.route = f"{self.chain.name} > {attempt.provider}"
-        self.stream.attempts.append(attempt)
+            self.provider = attempt.provider
+            self.route = f"{self.plan.name} > {attempt.provider}"
+        self.attempts.append(attempt)
         if run.ticket is not None and attempt.time_to_first_chunk is not None:
-            self.chain.health.first_chunk(attempt.provider, attempt.time_to_first_chunk)
+            self.plan.health.first_chunk(attempt.provider, attempt.time_to_first_chunk)
 
-    def served(self, run: Run, reason: str, *, completed: bool) -> None:
+    def _served(self, run: Run, reason: str, *, completed: bool) -> None:
         """The winner's stream ended: completely (a success for its health), or stopped."""
         run.stop_clock()
         if reason:
             run.attempt.reason = f"{run.attempt.reason}; {reason}" if run.attempt.reason else reason
         if completed:
-            self.stream.completed_by(run.chunks)
+            self.finish_reason = _typed(getattr(run.chunks, "finish_reason", None), str)
+            self.usage = _typed(getattr(run.chunks, "usage", None), dict)
         if run.ticket is not None:
             if completed:
-                self.chain.health.success(run.ticket)
+                self.plan.health.success(run.ticket)
             else:
-                self.chain.health.release(run.ticket)
+                self.plan.health.release(run.ticket)
         self._log(run.attempt)
 
-    def interrupt(self, run: Run, error: Exception) -> None:
+    def _interrupt(self, run: Run, error: Exception) -> None:
         """The winner failed after its first chunk (or the deadline cut it)."""
         attempt = run.attempt
         run.stop_clock()
         attempt.outcome, attempt.error = "interrupted", error
-        passed = isinstance(error, DeadlinePassed)
-        attempt.reason = str(error) if passed else policy.reason(error, attempt.provider)
+        attempt.reason = policy.reason(error, attempt.provider)
         self.interrupted = attempt.provider
         self._health_failure(run, error)
         self._log(attempt)
 
-    def continue_after(self, text: str) -> None:
+    def _continue_after(self, text: str) -> None:
         """Ask the remaining providers to continue `text` rather than answer from scratch."""
         self.continuing = True
-        self.messages = [
-            *self.messages,
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": CONTINUE_PROMPT},
-        ]
+        self.messages = CheckedMessages(
+            [
+                *self.messages,
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": CONTINUE_PROMPT},
+            ]
+        )
 
-    def background(self, work: Coroutine[Any, Any, None]) -> None:
-        self.cleanups.append(asyncio.get_running_loop().create_task(work))
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        self._cleanups.append(asyncio.get_running_loop().create_task(work))
 
-    async def drain(self) -> None:
+    async def _drain(self) -> None:
         """Await the background closing of losers (bounded); re-raise a cancellation after."""
         cancelled = False
-        pending = [task for task in self.cleanups if not task.done()]
+        pending = [task for task in self._cleanups if not task.done()]
         while pending:
             try:
                 await asyncio.wait(pending)
             except asyncio.CancelledError:
                 cancelled = True
             pending = [task for task in pending if not task.done()]
-        for task in self.cleanups:
+        for task in self._cleanups:
             if not task.cancelled() and task.exception() is not None:
                 log.debug("closing a lost attempt failed: %s", task.exception())
-        self.cleanups.clear()
+        self._cleanups.clear()
         if cancelled:
             raise asyncio.CancelledError
 
     def _health_failure(self, run: Run, error: BaseException) -> None:
         if run.ticket is None:
             return
-        if policy.unhealthy(error) and not isinstance(error, DeadlinePassed):
-            self.chain.health.failure(run.ticket, policy.retry_after(error))
+        if policy.unhealthy(error):
+            self.plan.health.failure(run.ticket, policy.retry_after(error))
         else:
-            self.chain.health.release(run.ticket)
+            self.plan.health.release(run.ticket)
 
     def _release(self, run: Run) -> None:
         if run.ticket is not None:
-            self.chain.health.release(run.ticket)
+            self.plan.health.release(run.ticket)
 
     def _report(self, attempt: Attempt) -> None:
-        self.stream.attempts.append(attempt)
+        self.attempts.append(attempt)
         self._log(attempt)
 
     def _log(self, attempt: Attempt) -> None:
-        """One log line and one `attempt_finished` hook call per attempt, once it is final."""
+        """One log line and one hook call per attempt, once it is final."""
         if log.isEnabledFor(logging.INFO):
-            log.info("%s: %s%s", self.chain.name, attempt, attempt.details())
-        registry = self.chain.registry
+            log.info("%s: %s%s", self.plan.name, attempt, attempt.details())
+        if self.plan.report is not None:
+            self.plan.report(attempt)
+
+
+def _failure(exc: BaseException, provider: str) -> Exception | None:
+    """The provider failure `exc` stands for, or None when the consumer stopped the stream.
+
+    A CancelledError while the task was not cancelled came from the provider itself.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        if task is not None and task.cancelling() == 0:
+            return SpuriousCancellation(provider)
+    return None
+
+
+async def _until(chunks: AsyncIterator[Event], deadline: Deadline) -> AsyncIterator[Event]:
+    """`chunks`, cut with DeadlinePassed once the deadline is reached."""
+    while True:
+        scope = asyncio.timeout_at(deadline.at)
         try:
-            if registry is None:
-                from ..registry import default_registry
-
-                registry = default_registry()
-            registry.pm.hook.attempt_finished(attempt=attempt)
-        except Exception:
-            log.exception("an attempt_finished hook failed")
-
-
-class _Guarded(ChunkStream):
-    """A member's stream put under the guard (its class does not apply it), still reporting
-    the member's finish_reason and usage."""
-
-    __slots__ = ("_source",)
-
-    def __init__(self, source: ChunkStream, timeouts: Timeouts, provider: str) -> None:
-        super().__init__(guard(source.events(), timeouts, provider))
-        self._source = source
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self._source.finish_reason
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        return self._source.usage
+            async with scope:
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if scope.expired():
+                raise DeadlinePassed(deadline.seconds) from None
+            raise
+        yield chunk
 
 
-def _is_chain(member: object) -> bool:
-    from .chain import FallbackChain
-
-    return isinstance(member, FallbackChain)
+def _typed(value: Any, kind: type) -> Any:
+    """`value` when it is a `kind`, else None (a member's stream may report anything)."""
+    return value if isinstance(value, kind) else None

@@ -8,48 +8,49 @@ restarts an answer that was already flowing: a failure after the first chunk rai
 next provider to continue it (never an answer that had begun a tool call or a refusal, which
 a continuation of the text cannot finish: that raises). A provider lacking a capability the
 request needs (tools, images, ...) is skipped. Every provider considered leaves an `Attempt`
-in the trace, one log line on logger "providerhub.routing" and an `attempt_finished` hook call.
+in the trace, one log line on logger "providerhub.routing" and, for a chain with a registry,
+a call of the registry's `attempt_finished` hooks.
+
+The chain is the policy: it validates the request once and freezes what a call needs into a
+`Plan`; the call (`providerhub.routing.call`) does the work and keeps the trace.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import capabilities
-from ..errors import (
-    AllProvidersFailedError,
-    DeadlinePassed,
-    InvalidRequestError,
-    SpuriousCancellation,
-    StreamInterruptedError,
-    UnsupportedCapabilityError,
-)
-from ..events import Event, RefusalDelta, ToolCallDelta
+from ..errors import InvalidRequestError, UnsupportedCapabilityError
 from ..messages import Messages, validate_messages, validate_model
-from ..provider import AsyncGeneratorProvider, Provider, transport_options
-from ..stream import ChatStream, EventStream
+from ..provider import TRANSPORT_OPTIONS, AsyncGeneratorProvider, Provider, transport_options
+from ..stream import EventStream
 from ..timeouts import Timeouts
-from .call import CONTINUE_PROMPT, Call
+from . import policy
+from .call import CONTINUE_PROMPT, Call, Member, OnInterrupt, Plan, Request
 from .health import HealthStore, default_health_store
-from .race import close_quietly, race
+from .stream import ChatStream
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
-__all__ = ["CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "Order"]
+__all__ = ["CALL_OPTIONS", "CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "Order"]
+
+CALL_OPTIONS = (*TRANSPORT_OPTIONS, "deadline")
+"""Keywords of `FallbackChain.stream()` that say how to run the call, not what to ask: the
+transport options every provider takes, and the whole call's `deadline`."""
 
 Order = Literal["given", "shuffle", "latency"]
-OnInterrupt = Literal["raise", "continue"]
 
 
 class FallbackChain(AsyncGeneratorProvider):
     """A provider made of providers, tried in order until one answers.
 
     `providers` are names (looked up in `registry`, by default the installed plugins) or
-    provider objects, chains included. Metadata derive from the members when the chain is
+    provider objects, chains included. The registry's `attempt_finished` hooks hear every
+    attempt; a chain of objects given no `registry` calls no hooks (and never scans the
+    installed plugins behind the caller's back). Metadata derive from the members when the chain is
     built: it works if any member works and supports a model if any member does. `timeouts`
     (seconds or `Timeouts`; None leaves each member its own defaults) apply to each attempt;
     `retries` is how many times a retryable failure is retried on the same provider (jittered
@@ -196,8 +197,24 @@ class FallbackChain(AsyncGeneratorProvider):
         lacking = capabilities.missing(self, needs)
         if lacking:
             raise UnsupportedCapabilityError(self.name, lacking)
-        return ChatStream(
-            lambda stream: self._chunks(stream, model, checked, timeouts, deadline, kwargs, needs)
+        request = Request(model, checked, kwargs, timeouts, needs, deadline)
+        return ChatStream(Call(self._plan(), request))
+
+    def _plan(self) -> Plan:
+        """What a call needs of this chain, its members in the order the call tries them."""
+        registry = self.registry
+        return Plan(
+            name=self.name,
+            members=tuple(
+                Member(member, isinstance(member, FallbackChain)) for member in self.ordered()
+            ),
+            health=self.health,
+            ignore_working=self.ignore_working,
+            retries=self.retries,
+            backoff=self.backoff,
+            hedge_after=self.hedge_after,
+            on_interrupt=self.on_interrupt,
+            report=None if registry is None else registry.attempt_finished,
         )
 
     def create_async_generator(
@@ -217,18 +234,7 @@ class FallbackChain(AsyncGeneratorProvider):
 
         `needs` are the capabilities the request uses (`providerhub.capabilities.required`).
         """
-        if not self.ignore_working and not member.working:
-            return "not working"
-        if not member.supports_model(model):
-            return f"model {model!r} not supported"
-        lacking = capabilities.missing(member, needs)
-        if lacking:
-            return f"does not support {', '.join(lacking)}"
-        if getattr(member, "needs_auth", False):
-            why = member.missing_credentials()
-            if why:
-                return f"missing credentials: {why}"
-        return None
+        return policy.skip_reason(member, model, needs, ignore_working=self.ignore_working)
 
     def ordered(self) -> list[Provider]:
         """The members in the order a call tries them.
@@ -255,66 +261,6 @@ class FallbackChain(AsyncGeneratorProvider):
             return member.latency()
         return self.health.latency(member.name)
 
-    async def _chunks(
-        self,
-        stream: ChatStream,
-        model: str,
-        messages: list[dict[str, Any]],
-        timeouts: Timeouts | None,
-        deadline: float | None,
-        kwargs: dict[str, Any],
-        needs: frozenset[str],
-    ) -> AsyncGenerator[Event, None]:
-        call = Call(self, stream, model, messages, timeouts, kwargs, deadline, needs)
-        parts: list[str] = []
-        not_text_begun = False  # a tool call or refusal was delivered: no continuing then
-        cause: BaseException | None = None
-        try:
-            while True:
-                run = await race(call)
-                if run is None:
-                    if cause is not None:
-                        text = "".join(parts)
-                        raise StreamInterruptedError(call.interrupted, text, stream.attempts, cause)
-                    raise AllProvidersFailedError(stream.attempts)
-                chunks = run.chunks
-                assert chunks is not None
-                try:
-                    events = chunks.events()
-                    rest = events if deadline is None else _until(events, call.deadline, deadline)
-                    chunk = run.first
-                    while True:
-                        if chunk:
-                            if isinstance(chunk, str):
-                                parts.append(chunk)
-                            elif isinstance(chunk, ToolCallDelta | RefusalDelta):
-                                not_text_begun = True
-                            yield chunk
-                        try:
-                            chunk = await anext(rest)
-                        except StopAsyncIteration:
-                            break
-                except BaseException as exc:
-                    error = _failure(exc, run.attempt.provider)
-                    if error is None:
-                        call.served(run, "stopped by the consumer", completed=False)
-                        raise
-                    cause = error
-                    call.interrupt(run, error)
-                    if self.on_interrupt == "raise" or not_text_begun:
-                        text = "".join(parts)
-                        raise StreamInterruptedError(
-                            run.attempt.provider, text, stream.attempts, error
-                        ) from error
-                    call.continue_after("".join(parts))
-                    continue
-                finally:
-                    await close_quietly(chunks, run.attempt.provider)
-                call.served(run, "", completed=True)
-                return
-        finally:
-            await call.drain()
-
     def __repr__(self) -> str:
         return f"FallbackChain({self.name!r}, members={[m.name for m in self.members]!r})"
 
@@ -326,38 +272,6 @@ def _positive(value: object) -> bool:
 def _check_deadline(deadline: object) -> None:
     if deadline is not None and not _positive(deadline):
         raise InvalidRequestError(f"deadline must be positive seconds, not {deadline!r}")
-
-
-def _failure(exc: BaseException, provider: str) -> Exception | None:
-    """The provider failure `exc` stands for, or None when the consumer stopped the stream.
-
-    A CancelledError while the task was not cancelled came from the provider itself.
-    """
-    if isinstance(exc, Exception):
-        return exc
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        if task is not None and task.cancelling() == 0:
-            return SpuriousCancellation(provider)
-    return None
-
-
-async def _until(
-    chunks: AsyncIterator[Event], end: float | None, seconds: float
-) -> AsyncIterator[Event]:
-    """`chunks`, cut with DeadlinePassed once loop time `end` is reached."""
-    while True:
-        scope = asyncio.timeout_at(end)
-        try:
-            async with scope:
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            if scope.expired():
-                raise DeadlinePassed(seconds) from None
-            raise
-        yield chunk
 
 
 def _resolve(item: object, registry: Registry | None) -> Provider:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from ..errors import CoolingDownError
+
 __all__ = ["HealthStore", "MemoryHealthStore", "Ticket", "default_health_store"]
 
 
@@ -41,8 +43,9 @@ class Ticket:
 class HealthStore(Protocol):
     """What a chain asks of and tells about each provider, by name."""
 
-    def admit(self, provider: str) -> Ticket | str:
-        """A ticket to go ahead (maybe as the half-open probe), else why the provider is skipped."""
+    def admit(self, provider: str) -> Ticket | CoolingDownError:
+        """A ticket to go ahead (maybe as the half-open probe), else why the provider is kept out
+        for now (returned, not raised)."""
         ...
 
     def first_chunk(self, provider: str, seconds: float) -> None:
@@ -73,6 +76,7 @@ class _State:
     """How many times in a row the circuit was opened (for the growing cooldown)."""
     open_until: float | None = None
     why: str = ""
+    rate_limited: bool = False
     probe: Ticket | None = None
     latency: float | None = None
 
@@ -108,16 +112,19 @@ class MemoryHealthStore:
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
-    def admit(self, provider: str) -> Ticket | str:
+    def admit(self, provider: str) -> Ticket | CoolingDownError:
         with self._lock:
             state = self._states.get(provider)
             if state is None or state.open_until is None:
                 return Ticket(provider)
             left = state.open_until - self.clock()
-            if left > 0:
-                return f"cooling down, {left:.1f}s left ({state.why})"
-            if state.probe is not None:
-                return f"cooling down, probe in flight ({state.why})"
+            if left > 0 or state.probe is not None:
+                return CoolingDownError(
+                    provider,
+                    state.why,
+                    rate_limited=state.rate_limited,
+                    seconds_left=left if left > 0 else None,
+                )
             state.probe = Ticket(provider, probe=True)
             return state.probe
 
@@ -134,6 +141,7 @@ class MemoryHealthStore:
             state = self._states.setdefault(ticket.provider, _State())
             state.failures = state.opened = 0
             state.open_until, state.why, state.probe = None, "", None
+            state.rate_limited = False
 
     def failure(self, ticket: Ticket, retry_after: float | None = None) -> None:
         with self._lock:
@@ -147,6 +155,7 @@ class MemoryHealthStore:
                 wait = min(max(retry_after, 0.0), self.max_retry_after)
                 state.open_until = max(now + wait, state.open_until or now)
                 state.why = f"rate limited, Retry-After {retry_after:g}s"
+                state.rate_limited = True
             elif was_probe or (
                 state.open_until is None and state.failures >= self.failure_threshold
             ):
@@ -154,6 +163,7 @@ class MemoryHealthStore:
                 wait = min(self.cooldown * 2 ** (state.opened - 1), self.max_cooldown)
                 state.open_until = now + wait
                 state.why = f"circuit open after {state.failures} consecutive failures"
+                state.rate_limited = False
 
     def release(self, ticket: Ticket) -> None:
         with self._lock:

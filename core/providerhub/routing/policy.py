@@ -1,17 +1,49 @@
-"""How a chain reads a failure: the reason line, whether to retry, whether it hurts health.
+"""How a chain judges a provider: whether to ask it at all, and how to read its failure (the
+reason line, whether to retry, whether it hurts health).
 
-Works from the error taxonomy by attribute (`retryable`, `status`, `retry_after`), so it never
-needs to import aiohttp.
+Works from the provider's flags and the error taxonomy by attribute (`retryable`, `status`,
+`retry_after`), so it never needs to import aiohttp.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
+from .. import capabilities
 from ..errors import ProviderHubError, SpuriousCancellation, UpstreamError
 
 REQUEST_FAULTS = frozenset({400, 413, 422})
 """HTTP statuses that blame the request, not the provider: they do not open its circuit."""
+
+
+def skip_reason(
+    member: Any,
+    model: str,
+    needs: frozenset[str] = frozenset(),
+    *,
+    ignore_working: bool = False,
+    continuing: bool = False,
+) -> str | None:
+    """Why `member` cannot be asked at all (apart from its health), or None.
+
+    `needs` are the capabilities the request uses (`providerhub.capabilities.required`);
+    `continuing` says the request asks to continue a cut answer, which needs message history.
+    """
+    if not ignore_working and not member.working:
+        return "not working"
+    if not member.supports_model(model):
+        return f"model {model!r} not supported"
+    lacking = capabilities.missing(member, needs)
+    if lacking:
+        return f"does not support {', '.join(lacking)}"
+    if getattr(member, "needs_auth", False):
+        why = member.missing_credentials()
+        if why:
+            return f"missing credentials: {why}"
+    if continuing and not getattr(member, "supports_message_history", True):
+        return "cannot continue an answer (no message history)"
+    return None
 
 
 def reason(exc: BaseException, provider: str) -> str:

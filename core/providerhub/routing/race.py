@@ -4,27 +4,28 @@ hedged attempts in parallel.
 Without hedging one attempt runs at a time: on failure it is retried (when the chain allows)
 or the next eligible provider starts. With `hedge_after`, an attempt that has produced nothing
 after that many seconds gets company: the next eligible provider starts alongside, the first
-chunk wins, and every other attempt is cancelled. The winner is handed over at once; the
-losers' connections are closed concurrently in the background (each within `CLOSE_LIMIT`),
-and the chain awaits that before its stream ends, so no task outlives the call.
+chunk wins, and every other attempt is cancelled. The winner is handed over at once with the
+attempts it beat, whose connections the call closes concurrently in the background (each
+within `CLOSE_LIMIT`) and awaits before its stream ends, so no task outlives the call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..attempt import Attempt
-from ..errors import EmptyStreamError, SpuriousCancellation
+from ..errors import DeadlinePassed, EmptyStreamError, SpuriousCancellation
 from ..events import Event
 from .health import Ticket
 
 if TYPE_CHECKING:
     from ..stream import ChunkStream
 
-__all__ = ["CLOSE_LIMIT", "Racer", "Run", "close_quietly", "race"]
+__all__ = ["CLOSE_LIMIT", "Deadline", "Racer", "Run", "close_all", "close_quietly", "race"]
 
 log = logging.getLogger("providerhub.routing")
 
@@ -132,41 +133,51 @@ async def close_all(runs: list[Run]) -> None:
         await asyncio.gather(*(run.close() for run in runs))
 
 
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When a whole call must end: loop time `at`, `seconds` after it began."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline `seconds` from now (needs a running loop)."""
+        return cls(asyncio.get_running_loop().time() + seconds, seconds)
+
+    def passed(self) -> bool:
+        return asyncio.get_running_loop().time() >= self.at
+
+    def left(self) -> float:
+        return max(0.0, self.at - asyncio.get_running_loop().time())
+
+
 class Racer(Protocol):
-    """What the race needs from a chain call: starting attempts and recording their ends."""
+    """What the race needs from a call: starting attempts, and hearing how the losing ones end."""
 
     hedge_after: float | None
-    deadline: float | None
-    """Loop time after which no attempt may run, or None."""
+    deadline: Deadline | None
 
     def next_run(self, hedged: bool) -> Run | None:
         """Start the next eligible provider (recording skips on the way), or None if none left."""
         ...
 
     def retry(self, run: Run, error: BaseException) -> Run | None:
-        """Start a retry of a failed attempt when its error and the chain allow one."""
+        """Start a retry of a failed attempt when its error and the call allow one."""
         ...
 
-    def failed(self, run: Run, error: BaseException) -> None: ...
-
-    def cancelled(self, run: Run, reason: str) -> None: ...
-
-    def expired(self, runs: list[Run]) -> None:
-        """The deadline passed: record the runs cut and the providers never started."""
-        ...
-
-    def won(self, run: Run) -> None: ...
-
-    def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` (closing losers) alongside the stream; the call awaits it at its end."""
+    def ended(self, run: Run, how: BaseException | str) -> None:
+        """A run is over without winning: failed with an error, or cancelled for reason `how`."""
         ...
 
 
-async def race(call: Racer) -> Run | None:
-    """The attempt that produced a first chunk (its stream open), or None when every one failed."""
+async def race(call: Racer) -> tuple[Run, list[Run]] | None:
+    """The attempt that produced a first chunk (its stream open) and the others still running
+    (for the caller to settle and close), or None when every one failed or the deadline passed."""
     loop = asyncio.get_running_loop()
     running: list[Run] = []
     exhausted = False
+    deadline = call.deadline
     try:
         while True:
             if not running:
@@ -178,18 +189,19 @@ async def race(call: Racer) -> Run | None:
             if call.hedge_after is not None and not exhausted:
                 latest = max(run.begins for run in running)
                 timeout = max(0.0, latest + call.hedge_after - loop.time())
-            if call.deadline is not None:
-                left = max(0.0, call.deadline - loop.time())
+            if deadline is not None:
+                left = deadline.left()
                 timeout = left if timeout is None else min(timeout, left)
             tasks = {run.task for run in running if run.task is not None}
             done, _ = await asyncio.wait(
                 tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if not done:
-                if call.deadline is not None and loop.time() >= call.deadline:
+                if deadline is not None and deadline.passed():
                     cut = list(running)
                     running.clear()
-                    call.expired(cut)
+                    for run in cut:
+                        call.ended(run, DeadlinePassed(deadline.seconds))
                     await close_all(cut)
                     return None
                 hedge = call.next_run(hedged=True)
@@ -208,11 +220,8 @@ async def race(call: Racer) -> Run | None:
                 if error is None:
                     losers = list(running)
                     running.clear()
-                    _settle(call, losers, run)
-                    call.won(run)
-                    call.background(close_all(losers))
-                    return run
-                call.failed(run, error)
+                    return run, losers
+                call.ended(run, error)
                 await run.close()
                 again = call.retry(run, error)
                 if again is not None:
@@ -221,16 +230,6 @@ async def race(call: Racer) -> Run | None:
         cut = list(running)
         running.clear()
         for run in cut:
-            call.cancelled(run, "stopped by the consumer")
+            call.ended(run, "stopped by the consumer")
         await close_all(cut)
         raise
-
-
-def _settle(call: Racer, losers: list[Run], winner: Run) -> None:
-    """Record every other attempt: failed if it had already failed, else cancelled."""
-    for run in losers:
-        error = run.error() if run.task is not None and run.task.done() else None
-        if error is not None and not isinstance(error, asyncio.CancelledError):
-            call.failed(run, error)
-        else:
-            call.cancelled(run, f"lost the race to {winner.attempt.provider}")

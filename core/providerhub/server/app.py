@@ -22,7 +22,7 @@ from ..errors import (
     UnsupportedCapabilityError,
 )
 from ..events import Event
-from ..stream import ChatStream
+from ..routing.stream import ChatStream
 from . import status, wire
 from .resolve import Target, Targets
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from ..attempt import Attempt
-from ..errors import AllProvidersFailedError, StreamInterruptedError
+from ..errors import AllProvidersFailedError, CoolingDownError, StreamInterruptedError
 from ..routing import policy
 from .wire import RequestError
 
@@ -25,7 +25,9 @@ def all_failed(exc: AllProvidersFailedError) -> RequestError:
     waits: list[float] = []
     for attempt in _leaves(exc.attempts):
         if attempt.outcome == "skipped":
-            skipped.add("rate_limited" if "rate limited" in attempt.reason else "skipped")
+            refusal = attempt.error
+            cooling = isinstance(refusal, CoolingDownError) and refusal.rate_limited
+            skipped.add("rate_limited" if cooling else "skipped")
             continue
         error = attempt.error
         if error is None:

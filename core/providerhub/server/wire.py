@@ -20,13 +20,14 @@ from typing import Any
 
 from ..errors import InvalidRequestError
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
-from ..messages import AssistantMessage, validate_messages
+from ..messages import AssistantMessage, CheckedMessages, validate_messages
+from ..routing import CALL_OPTIONS
 
 HANDLED = frozenset({"model", "messages", "stream", "n"})
 """Body fields the gateway acts on itself; every other field goes upstream as a parameter."""
-REFUSED = frozenset({"timeout", "proxy", "deadline", "completion"})
-"""Names a provider call reads as transport options: a client must not set them (a `proxy`
-from a client would make the gateway connect wherever it says)."""
+REFUSED = frozenset(CALL_OPTIONS)
+"""Keywords a chain call reads as how to run it (`providerhub.routing.CALL_OPTIONS`): a client
+must not set them (a `proxy` from a client would make the gateway connect wherever it says)."""
 DONE = b"data: [DONE]\n\n"
 
 
@@ -61,7 +62,7 @@ class ChatRequest:
     """A validated `/v1/chat/completions` body."""
 
     model: str
-    messages: list[dict[str, Any]]
+    messages: CheckedMessages
     stream: bool
     include_usage: bool
     params: dict[str, Any]

@@ -32,6 +32,7 @@ from providerhub import (
 from providerhub.capabilities import CAPABILITIES
 from providerhub.events import Event
 from providerhub.redaction import REDACTED, is_secret_header, redact_headers
+from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 if TYPE_CHECKING:
     from providerhub.http import UpstreamHTTPError
@@ -49,8 +50,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
     `models` lists what it serves (empty: any model); `default_model` is used when a call gives
     none. Extra keyword arguments of a call are request parameters (temperature, max_tokens,
     tools, tool_choice, response_format, ...); `stream=False` asks for one JSON completion
-    instead of SSE. Pass `completion=Completion()` to a call, or use `stream()`, to read
-    finish_reason and usage. `stream_usage` (default True) adds
+    instead of SSE. The stream of a call (`stream()`) reports finish_reason and usage.
+    `stream_usage` (default True) adds
     `stream_options.include_usage` to streamed requests so usage is always known; turn it off
     for a server that refuses that field. A non-streamed request never carries
     `stream_options` (OpenAI refuses it there; the completion reports usage anyway). The
@@ -189,21 +190,19 @@ class OpenAICompatible(AsyncGeneratorProvider):
             )
         return value
 
-    def stream(self, model: str, messages: Messages, **kwargs: Any) -> CompletionStream:
-        """Stream the answer; the returned stream also carries `finish_reason` and `usage`.
-
-        A `completion` given (as to `create_event_generator`) is the one the stream fills.
-        """
-        completion = kwargs.pop("completion", None)
-        if completion is None:
-            completion = Completion()
-        events = self.create_event_generator(model, messages, completion=completion, **kwargs)
-        return CompletionStream(events, completion)
-
     def create_event_generator(
-        self, model: str, messages: Messages, **kwargs: Any
-    ) -> AsyncIterator[Event]:
-        """Check the call (model, credentials, options) now, then stream events lazily."""
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        timeout: Timeouts = DEFAULT_TIMEOUTS,
+        proxy: str | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Check the call (model, credentials, options) now, then stream events lazily.
+
+        The stream reports the upstream's `finish_reason` and `usage` once exhausted.
+        """
         model = model or self.default_model or ""
         if not model:
             raise InvalidRequestError(
@@ -211,21 +210,14 @@ class OpenAICompatible(AsyncGeneratorProvider):
             )
         if not self.supports_model(model):
             raise ModelNotSupportedError(self.name, model)
-        timeouts: Timeouts = kwargs.pop("timeout")
-        proxy = kwargs.pop("proxy", None)
-        completion = kwargs.pop("completion", None)
-        if completion is None:
-            completion = Completion()
-        elif not isinstance(completion, Completion):
-            raise InvalidRequestError("completion must be a providerhub_openai.Completion")
-        stream = kwargs.pop("stream", self.supports_stream)
+        stream = params.pop("stream", self.supports_stream)
         if not isinstance(stream, bool):
             raise InvalidRequestError(f"stream must be true or false, not {options.kind(stream)}")
         stream = stream and self.supports_stream
         headers = self._request_headers(stream)
-        body = {"model": model, "messages": messages, "stream": stream, **kwargs}
+        body = {"model": model, "messages": messages, "stream": stream, **params}
         if stream and self.stream_usage:
-            asked = kwargs.get("stream_options")
+            asked = params.get("stream_options")
             if asked is not None and not isinstance(asked, Mapping):
                 raise InvalidRequestError(
                     f"stream_options must be an object, not {options.kind(asked)}"
@@ -233,7 +225,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
             body["stream_options"] = {**(asked or {}), "include_usage": True}
         elif not stream:
             body.pop("stream_options", None)  # OpenAI refuses it (400) on a non-streamed call
-        return self._call(body, headers, timeouts, proxy, completion)
+        completion = Completion()
+        return CompletionStream(self._call(body, headers, timeout, proxy, completion), completion)
 
     def _request_headers(self, stream: bool) -> dict[str, str]:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
