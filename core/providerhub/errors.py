@@ -22,9 +22,9 @@
     └── AllProvidersFailedError      a chain's every member skipped or failed; `attempts`
 
 Upstream faults are classified so routing can decide what to retry or skip. `UpstreamHTTPError`
-subclasses `aiohttp.ClientResponseError`, so it is defined in `providerhub.http` (the module
-that imports aiohttp) and resolved lazily here: importing this module stays free of aiohttp.
-That lazy look-up is the one import from here to a module that imports this one.
+subclasses `aiohttp.ClientResponseError`, so it lives in `providerhub.http`, the module that
+imports aiohttp (`providerhub.UpstreamHTTPError` finds it there lazily): this module imports
+nothing of providerhub's at run time, and importing it stays free of aiohttp.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from .attempt import Attempt
-    from .http import UpstreamHTTPError as UpstreamHTTPError
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -61,7 +60,6 @@ __all__ = [
     "UnsupportedCapabilityError",
     "UpstreamConnectionError",
     "UpstreamError",
-    "UpstreamHTTPError",
     "UpstreamTimeoutError",
 ]
 
@@ -292,11 +290,3 @@ def _restore(cls: type[_E], args: tuple[Any, ...]) -> _E:
     error = cls.__new__(cls)
     error.args = args
     return error
-
-
-def __getattr__(name: str) -> Any:
-    if name == "UpstreamHTTPError":
-        from .http import UpstreamHTTPError
-
-        return UpstreamHTTPError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """Routing: fallback chains, and how one chain call runs.
 
     chain.py   FallbackChain: validation, members, metadata, the order members are tried in
+    plan.py    what a call is given: the frozen part of its chain, and the request
     call.py    one call: attempts, retries, hand-overs, the trace, health and hook reporting
     race.py    the race to a first chunk, hedged attempts in parallel
     policy.py  how a failure is read: reason line, retry or not, health or not, backoff

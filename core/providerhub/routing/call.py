@@ -1,13 +1,14 @@
 """One chain call: attempts, retries and hand-overs, the trace, health and hook reporting.
 
-A `Call` is made from a `Plan` (the frozen part of its chain it needs) and a `Request`; it never
-sees the chain. `Call.events()` is the answer: the race (`providerhub.routing.race`) picks the
-first provider to produce a chunk, the call streams it, and a failure after that first chunk
-either raises StreamInterruptedError with the text delivered or, with `on_interrupt =
-"continue"`, hands the answer to the next provider (never one that had begun a tool call or a
-refusal). The call keeps the trace (`attempts`), who serves (`provider`, `route`) and what the
-serving stream reported (`finish_reason`, `usage`); the caller's ChatStream reads them. Every
-attempt, once final, is logged on "providerhub.routing" and reported to the plan's hook.
+A `Call` is made from a `Plan` (the frozen part of its chain it needs) and a `Request`
+(`providerhub.routing.plan`); it never sees the chain. `Call.events()` is the answer: the race
+(`providerhub.routing.race`) picks the first provider to produce a chunk, the call streams it,
+and a failure after that first chunk either raises StreamInterruptedError with the text
+delivered or, with `on_interrupt="continue"`, hands the answer to the next provider (never one
+that had begun a tool call or a refusal). The call keeps the trace (`attempts`), who serves
+(`provider`, `route`) and what the serving stream reported (`finish_reason`, `usage`); the
+caller's ChatStream reads them. Every attempt, once final, is logged on "providerhub.routing"
+and reported to the plan's hook.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..attempt import Attempt
 from ..errors import (
@@ -31,62 +31,13 @@ from ..events import Event, RefusalDelta, ToolCallDelta
 from ..messages import CheckedMessages
 from ..provider import Provider, open_stream
 from ..stream import ChunkStream
-from ..timeouts import Timeouts
 from . import policy
-from .health import HealthStore, Ticket
+from .health import Ticket
+from .plan import CONTINUE_PROMPT, Member, Plan, Request
 from .race import Deadline, Run, close_all, close_quietly, race
 from .stream import ChatStream
 
 log = logging.getLogger("providerhub.routing")
-
-OnInterrupt = Literal["raise", "continue"]
-
-CONTINUE_PROMPT = (
-    "Your previous answer was cut off. Continue it exactly where it stopped, "
-    "without repeating anything you already wrote."
-)
-"""The instruction sent, after the partial answer, to the provider asked to continue it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """A provider a call may ask; `nested` for a chain, which keeps its own health and trace."""
-
-    provider: Provider
-    nested: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a call needs of its chain, fixed when the call is made."""
-
-    name: str
-    members: tuple[Member, ...]
-    """In the order this call tries them."""
-    health: HealthStore
-    ignore_working: bool = False
-    retries: int = 0
-    backoff: float = 0.1
-    hedge_after: float | None = None
-    on_interrupt: OnInterrupt = "raise"
-    report: Callable[[Attempt], None] | None = None
-    """Called with each attempt once it is final (the registry's `attempt_finished` hook)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What a call asks every provider: validated before the call was made."""
-
-    model: str
-    messages: CheckedMessages
-    params: dict[str, Any]
-    """Request parameters and the transport option `proxy`, for every member."""
-    timeouts: Timeouts | None
-    """Each attempt's timeouts; None leaves each member its own."""
-    needs: frozenset[str]
-    """The capabilities the request needs (`providerhub.capabilities.required`)."""
-    deadline: float | None = None
-    """Seconds the whole call may take."""
 
 
 class Call:

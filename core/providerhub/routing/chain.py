@@ -28,8 +28,9 @@ from ..provider import TRANSPORT_OPTIONS, AsyncGeneratorProvider, Provider, tran
 from ..stream import EventStream
 from ..timeouts import Timeouts
 from . import policy
-from .call import CONTINUE_PROMPT, Call, Member, OnInterrupt, Plan, Request
+from .call import Call
 from .health import HealthStore, default_health_store
+from .plan import CONTINUE_PROMPT, Member, OnInterrupt, Plan, Request
 from .stream import ChatStream
 
 if TYPE_CHECKING:
