@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 from multidict import CIMultiDict
-from providerhub import InvalidRequestError, MalformedStreamError, UpstreamHTTPError, http
-from providerhub import payloads as payloads_mod
+from providerhub import (
+    InvalidRequestError,
+    MalformedStreamError,
+    UpstreamHTTPError,
+    chat_completions,
+    http,
+)
 from providerhub.redaction import is_secret_header
 from providerhub.sse import ServerSentEvent
 from providerhub.testing import FakeUpstream, Reply
@@ -226,21 +231,21 @@ def test_unencodable_value_is_never_in_the_message() -> None:
 
 
 def payloads(data: str) -> tuple[Any, ...]:
-    return tuple(payloads_mod.event_payloads(ServerSentEvent(data), "P"))
+    return tuple(chat_completions.event_payloads(ServerSentEvent(data), "P"))
 
 
 def test_event_payloads_one_document() -> None:
     assert payloads('{"a": 1}') == ({"a": 1},)
-    assert payloads("[DONE]") == (payloads_mod.DONE,)
+    assert payloads("[DONE]") == (chat_completions.DONE,)
     assert payloads('{\n "a": [1,\n 2]\n}') == ({"a": [1, 2]},)
-    assert repr(payloads_mod.DONE) == "DONE"
+    assert repr(chat_completions.DONE) == "DONE"
 
 
 def test_event_payloads_line_oriented() -> None:
-    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, payloads_mod.DONE)
+    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, chat_completions.DONE)
     assert payloads('{"a": 1}\n\n{"b": 2}\n') == ({"a": 1}, {"b": 2})
-    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, payloads_mod.DONE)
-    assert payloads("[DONE]\n[DONE]") == (payloads_mod.DONE,)
+    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, chat_completions.DONE)
+    assert payloads("[DONE]\n[DONE]") == (chat_completions.DONE,)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +266,7 @@ def test_event_payloads_malformed(data: str, message: str) -> None:
 
 
 def test_line_payloads_before_a_bad_line_come_first() -> None:
-    lines = iter(payloads_mod.event_payloads(ServerSentEvent('{"a": 1}\n{bad\n[DONE]'), "P"))
+    lines = iter(chat_completions.event_payloads(ServerSentEvent('{"a": 1}\n{bad\n[DONE]'), "P"))
     assert next(lines) == {"a": 1}
     with pytest.raises(MalformedStreamError, match=r"^P: malformed event: '\{bad'$"):
         next(lines)

@@ -116,7 +116,7 @@ def test_secret_header_value_with_a_control_character_is_refused_without_echo() 
 
 
 def test_excerpts_use_the_shared_length(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("providerhub.payloads.EXCERPT_CHARS", 8)
+    monkeypatch.setattr("providerhub.chat_completions.EXCERPT_CHARS", 8)
 
     with pytest.raises(MalformedStreamError) as event:
         parse_events([ServerSentEvent(data="not json at all")], Completion(), "local", [])

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .chat_completions import EXCERPT_CHARS, error_message, excerpt
 from .errors import (
     InvalidRequestError,
     MalformedStreamError,
@@ -27,7 +28,6 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from .payloads import EXCERPT_CHARS, error_message, excerpt
 from .redaction import REDACTED, is_secret_header
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts

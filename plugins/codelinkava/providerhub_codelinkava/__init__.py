@@ -14,7 +14,7 @@ from typing import Any
 
 import providerhub
 from providerhub import AsyncGeneratorProvider, Messages, Timeouts
-from providerhub.payloads import DONE, error_text, event_payloads
+from providerhub.chat_completions import DONE, error_text, event_payloads
 from providerhub.sse import ServerSentEvent
 
 __all__ = ["CodeLinkAva", "register_providers"]

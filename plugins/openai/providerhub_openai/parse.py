@@ -5,7 +5,7 @@ read): per event one `json.loads` and a few dict lookups. What one batch holds i
 order with neighbours of a kind merged (text joined, a tool call's argument fragments joined),
 so the events describe the same answer however TCP split the bytes. A bad event or an error
 sent in the stream raises only after everything before it was handed out. Payload and excerpt
-rules are the shared ones of `providerhub.payloads` (which does not import aiohttp).
+rules are the shared ones of `providerhub.chat_completions` (which does not import aiohttp).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from providerhub import MalformedStreamError, ServerSentEvent, UpstreamError
+from providerhub.chat_completions import DONE, error_text, event_payloads, excerpt
 from providerhub.events import Event, Logprobs, RefusalDelta, ToolCallDelta, merge_logprobs
-from providerhub.payloads import DONE, error_text, event_payloads, excerpt
 
 
 class CallNumbers:
