@@ -21,9 +21,9 @@ from providerhub import (
     UpstreamError,
     UpstreamHTTPError,
 )
+from providerhub.chat_completions import parse_completion, parse_events
 from providerhub.testing import Reply
 from providerhub_openai import Completion, OpenAICompatible
-from providerhub_openai.parse import parse_completion, parse_events
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 VAR = "PROVIDERHUB_TEST_BAD_KEY"

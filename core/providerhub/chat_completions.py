@@ -1,17 +1,46 @@
-"""The JSON payloads of the chat-completions wire format, and bounded excerpts for errors.
+"""The chat-completions wire format (OpenAI's, which most upstreams speak), for plugin authors.
 
-Shared by every plugin that speaks that format (CodeLinkAva, OpenAI-compatible endpoints);
-free of aiohttp, so plugins may import it at module level.
+A plugin whose upstream streams `chat.completion.chunk` events reads them in batches with
+`providerhub.http.read_events` and hands each batch to `parse_events`: out come providerhub
+events (text, tool-call deltas, refusals, logprobs), while the `Completion` it fills keeps
+`finish_reason`, `usage`, `id` and `model`. `parse_completion` does the same for a non-streamed
+`chat.completion` body, and `CompletionStream` is a stream carrying its `Completion`. For other
+JSON-over-SSE shapes: `event_payloads` (the documents of one event, `DONE` for `[DONE]`),
+`error_text` and `error_message` (an upstream's own error message), `excerpt` (bounded text
+for errors).
+
+Parsing costs per event one `json.loads` and a few dict lookups. What one batch holds is
+emitted in order with neighbours of a kind merged (text joined, a tool call's argument
+fragments joined), so the events describe the same answer however TCP split the bytes. A bad
+event, or an error the upstream sent in the stream, raises only after everything before it
+was handed out. No aiohttp import: plugins may import this module at module level.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .errors import MalformedStreamError
+from ._deltas import Batch, CallNumbers, optional_strings
+from .errors import MalformedStreamError, UpstreamError
+from .events import Event
 from .sse import ServerSentEvent
+from .stream import ChunkStream
+
+__all__ = [
+    "DONE",
+    "EXCERPT_CHARS",
+    "Completion",
+    "CompletionStream",
+    "error_message",
+    "error_text",
+    "event_payloads",
+    "excerpt",
+    "parse_completion",
+    "parse_events",
+]
 
 EXCERPT_CHARS = 300
 """How much of an upstream's text an error keeps."""
@@ -92,3 +121,154 @@ def error_message(body: str) -> str:
         if isinstance(message, str):
             return excerpt(message)
     return excerpt(" ".join(body.split()))
+
+
+@dataclass(slots=True)
+class Completion:
+    """What a call reported besides its events, filled in while the answer arrives.
+
+    `finish_reason` ("stop", "length", "tool_calls", ...) comes with the last choice chunk;
+    `usage` (the upstream's token counts, e.g. `{"prompt_tokens": 9, "completion_tokens": 12,
+    ...}`) with a usage chunk (streamed requests ask for one with
+    `stream_options.include_usage`) or with a non-streamed completion. Both are final once the
+    stream is exhausted.
+    """
+
+    id: str | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    calls: CallNumbers = field(default_factory=CallNumbers, repr=False, compare=False)
+    """How the stream's tool-call deltas map to calls (kept across network reads)."""
+
+
+def parse_events(
+    events: Sequence[ServerSentEvent], completion: Completion, provider: str, out: list[Event]
+) -> bool:
+    """Append the events of a batch of chat.completion.chunk events to `out`; True once
+    `[DONE]` ended the stream.
+
+    Role-only and empty deltas add nothing; `finish_reason`, `usage`, `id` and `model` go to
+    `completion`. An event that is not JSON or not chunk-shaped raises MalformedStreamError,
+    an error object sent inside the stream UpstreamError with the upstream's message; either
+    way `out` already holds every event before the offending one.
+    """
+    batch = Batch(out, completion.calls)
+    add_text = batch.text.append
+    loads = json.loads
+    data = ""
+    try:
+        for event in events:
+            data = event.data
+            if data == "[DONE]":
+                return True
+            try:
+                chunks: Iterable[Any] = (loads(data),)
+            except ValueError:
+                chunks = event_payloads(event, provider)
+            for chunk in chunks:
+                if chunk is DONE:
+                    return True
+                choices = chunk.get("choices")
+                if choices:
+                    choice = choices[0]
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content.__class__ is str and len(delta) == 1 and batch.tool is None:
+                            if content:
+                                add_text(content)  # the common case, a text delta alone
+                        else:
+                            batch.delta(delta)
+                    logprobs = choice.get("logprobs")
+                    if logprobs:
+                        batch.add_logprobs(logprobs)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        if not isinstance(reason, str):
+                            raise TypeError(reason)
+                        completion.finish_reason = reason
+                elif "error" in chunk:
+                    message = error_text(chunk["error"])
+                    raise UpstreamError(provider, f"error in stream: {message}")
+                usage = chunk.get("usage")
+                if usage:
+                    if not isinstance(usage, dict):
+                        raise TypeError(usage)
+                    completion.usage = usage
+                if completion.id is None:
+                    completion.id = chunk.get("id")
+                    completion.model = chunk.get("model")
+        return False
+    except MalformedStreamError:
+        raise
+    except ValueError:
+        raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
+    except (AttributeError, TypeError, IndexError, KeyError):
+        raise MalformedStreamError(
+            provider, "event is not a chat.completion.chunk", excerpt=excerpt(data)
+        ) from None
+    finally:
+        batch.finish()
+
+
+def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[Event]:
+    """The events of a non-streamed chat.completion body; the rest goes to `completion`."""
+    out: list[Event] = []
+    batch = Batch(out, completion.calls)
+    try:
+        document = json.loads(raw)
+        choice = document["choices"][0]
+        message = choice["message"]
+        content = message.get("content") or ""
+        if not isinstance(content, str):
+            raise TypeError(content)
+        calls = message.get("tool_calls") or []
+        batch.delta(
+            {
+                "content": content,
+                "refusal": message.get("refusal"),
+                "tool_calls": [{"index": index, **call} for index, call in enumerate(calls)],
+            }
+        )
+        if choice.get("logprobs"):
+            batch.add_logprobs(choice["logprobs"])
+        batch.finish()
+        reason, usage = choice.get("finish_reason"), document.get("usage") or None
+        if not optional_strings(reason) or not (usage is None or isinstance(usage, dict)):
+            raise TypeError(reason)
+        completion.finish_reason = reason
+        completion.usage = usage
+        completion.id = document.get("id")
+        completion.model = document.get("model")
+    except ValueError:
+        raise MalformedStreamError(provider, "malformed completion", excerpt=excerpt(raw)) from None
+    except (AttributeError, TypeError, IndexError, KeyError):
+        raise MalformedStreamError(
+            provider, "body is not a chat.completion", excerpt=excerpt(raw)
+        ) from None
+    return out
+
+
+class CompletionStream(ChunkStream):
+    """One answer (text when iterated, every event from `events()`); `finish_reason` and
+    `usage` are final once it is exhausted.
+
+    Use it with `async with` (or call `aclose()`) to close the connection when stopping early.
+    """
+
+    __slots__ = ("completion",)
+
+    def __init__(self, events: AsyncIterator[Event], completion: Completion) -> None:
+        super().__init__(events)
+        self.completion = completion
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the upstream stopped ("stop", "length", "tool_calls", ...), once it said so."""
+        return self.completion.finish_reason
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The upstream's token counts, once it sent them."""
+        return self.completion.usage
