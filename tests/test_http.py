@@ -6,8 +6,9 @@ import email.utils
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from providerhub import (
     InvalidRequestError,
     MalformedStreamError,
@@ -15,9 +16,10 @@ from providerhub import (
     chat_completions,
     http,
 )
-from providerhub.redaction import is_secret_header
+from providerhub.redaction import is_secret_header, redacted_items
 from providerhub.sse import ServerSentEvent
 from providerhub.testing import FakeUpstream, Reply
+from yarl import URL
 
 MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
 
@@ -101,7 +103,7 @@ async def test_http_error_with_malformed_rate_limit_headers(
 # Redaction follows the one shared rule.
 
 
-def test_redact_headers_uses_the_shared_rule() -> None:
+def test_http_errors_redact_headers_by_the_shared_rule() -> None:
     headers = CIMultiDict(
         [
             ("Authorization", "Bearer a"),
@@ -114,17 +116,22 @@ def test_redact_headers_uses_the_shared_rule() -> None:
             ("Content-Type", "application/json"),
         ]
     )
-    redacted = http.redact_headers(headers)
-    assert isinstance(redacted, CIMultiDict)
-    assert list(redacted.items()) == [
+    expected = [
         (key, "<redacted>" if is_secret_header(key) else value) for key, value in headers.items()
     ]
+    assert redacted_items(headers) == expected
+    url = URL("http://127.0.0.1/v1/chat/completions")
+    info = aiohttp.RequestInfo(url, "POST", CIMultiDictProxy(headers), url)
+    error = UpstreamHTTPError("P", status=401, url=str(url), message="m", request_info=info)
+    redacted = error.request_info.headers
+    assert list(redacted.items()) == expected
     assert [value for value in redacted.values() if value != "<redacted>"] == [
         "*/*",
         "application/json",
     ]
     assert redacted.getall("set-cookie") == ["<redacted>", "<redacted>"]
     assert not hasattr(http, "SECRET_HEADERS")
+    assert not hasattr(http, "redact_headers")
 
 
 async def test_http_error_redacts_every_secret_looking_header(fake_upstream: MakeUpstream) -> None:

@@ -28,7 +28,7 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from .redaction import REDACTED, is_secret_header
+from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
@@ -100,8 +100,8 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
             "method": info.method,
             "request_url": str(info.url),
             "real_url": str(info.real_url),
-            "request_headers": list(redact_headers(info.headers).items()),
-            "headers": None if self.headers is None else list(redact_headers(self.headers).items()),
+            "request_headers": redacted_items(info.headers),
+            "headers": None if self.headers is None else redacted_items(self.headers),
         }
         return _rebuild_http_error, (self.provider, fields), {"retryable": self.retryable}
 
@@ -133,20 +133,14 @@ def _yarl(url: str) -> Any:
     return URL(url)
 
 
-def redact_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """A copy of `headers` (repeated names kept) with the values of secret-bearing ones replaced,
-    by the shared rule `providerhub.redaction.is_secret_header`."""
-    return CIMultiDict(
-        (key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()
-    )
+def _redacted(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    """`headers` as aiohttp keeps them (repeated names too), secrets redacted."""
+    return CIMultiDictProxy(CIMultiDict(redacted_items(headers)))
 
 
 def _redacted_info(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
     return aiohttp.RequestInfo(
-        url=info.url,
-        method=info.method,
-        headers=CIMultiDictProxy(redact_headers(info.headers)),
-        real_url=info.real_url,
+        url=info.url, method=info.method, headers=_redacted(info.headers), real_url=info.real_url
     )
 
 
@@ -257,7 +251,7 @@ async def http_error(response: aiohttp.ClientResponse, provider: str) -> Upstrea
         body=excerpt(body),
         retry_after=retry_after(response.headers),
         request_info=response.request_info,
-        headers=CIMultiDictProxy(redact_headers(response.headers)),
+        headers=_redacted(response.headers),
     )
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "is_secret_header",
     "is_secret_option",
     "redact_headers",
+    "redacted_items",
 ]
 
 REDACTED = "<redacted>"
@@ -46,6 +47,12 @@ def is_env_name(value: object) -> bool:
     return isinstance(value, str) and _ENV_NAME.match(value) is not None
 
 
+def redacted_items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Every (name, value) of `headers` in order, repeated names kept (a multidict's
+    Set-Cookie lines), with the values of secret-bearing ones replaced."""
+    return [(key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()]
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of `headers` with the values of secret-bearing ones replaced."""
-    return {key: REDACTED if is_secret_header(key) else value for key, value in headers.items()}
+    return dict(redacted_items(headers))
