@@ -32,7 +32,6 @@ from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
-READ_SIZE = 2**16
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
