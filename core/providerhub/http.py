@@ -1,7 +1,14 @@
-"""aiohttp plumbing shared by HTTP providers: one request, event reading, error mapping.
+"""aiohttp plumbing for plugins whose provider makes HTTP requests.
 
-This module imports aiohttp, so import it only where a request is made: listing providers
-never does. Headers that carry secrets are redacted from everything an error keeps.
+What a plugin author uses: `request` (one request, its failures raised classified),
+`read_events` (the response's server-sent events, batched per network read, for
+`providerhub.chat_completions.parse_events`), `UpstreamHTTPError` (an error status, with the
+upstream's message and `retry_after`), and for a request made some other way `encode_json`,
+`http_error`, `classify`, `client_timeout` and `retry_after`.
+
+This module imports aiohttp, so import it inside the call, not at module level: listing
+providers never does. Headers that carry secrets (by `providerhub.redaction`) are redacted
+from everything an error keeps.
 """
 
 from __future__ import annotations
@@ -31,6 +38,17 @@ from .errors import (
 from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
+
+__all__ = [
+    "UpstreamHTTPError",
+    "classify",
+    "client_timeout",
+    "encode_json",
+    "http_error",
+    "read_events",
+    "request",
+    "retry_after",
+]
 
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")

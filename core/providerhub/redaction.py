@@ -1,9 +1,11 @@
 """The redaction rule: which names carry secrets, and how a secret is named instead of given.
 
 Every surface (errors, `config check`, provider reprs, plugins) asks this module, so they all
-redact the same headers and options. Secrets are configured only as the NAME of an environment
-variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such names. No aiohttp
-import: plugins may use it at module level.
+redact the same headers and options. A plugin author uses `is_secret_header` to decide which
+header values to hide, `redact_headers` (or `redacted_items`, which keeps repeated names) to
+show headers, and `REDACTED` in a repr. Secrets are configured only as the NAME of an
+environment variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such
+names. No aiohttp import: plugins may use it at module level.
 """
 
 from __future__ import annotations
