@@ -25,6 +25,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from .chat_completions import EXCERPT_CHARS, error_message, excerpt
 from .errors import (
@@ -77,10 +78,10 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
         headers: CIMultiDictProxy[str] | None = None,
     ) -> None:
         info = request_info or aiohttp.RequestInfo(
-            url=_yarl(url),
+            url=URL(url),
             method="POST",
             headers=CIMultiDictProxy(CIMultiDict()),
-            real_url=_yarl(url),
+            real_url=URL(url),
         )
         aiohttp.ClientResponseError.__init__(
             self, _redacted_info(info), (), status=status, message=message, headers=headers
@@ -126,10 +127,10 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
 def _rebuild_http_error(provider: str, fields: dict[str, Any]) -> UpstreamHTTPError:
     """Unpickle an UpstreamHTTPError from what its `__reduce__` kept."""
     request_info = aiohttp.RequestInfo(
-        url=_yarl(fields["request_url"]),
+        url=URL(fields["request_url"]),
         method=fields["method"],
         headers=CIMultiDictProxy(CIMultiDict(fields["request_headers"])),
-        real_url=_yarl(fields["real_url"]),
+        real_url=URL(fields["real_url"]),
     )
     headers = fields["headers"]
     return UpstreamHTTPError(
@@ -142,12 +143,6 @@ def _rebuild_http_error(provider: str, fields: dict[str, Any]) -> UpstreamHTTPEr
         request_info=request_info,
         headers=None if headers is None else CIMultiDictProxy(CIMultiDict(headers)),
     )
-
-
-def _yarl(url: str) -> Any:
-    from yarl import URL
-
-    return URL(url)
 
 
 def _redacted(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
