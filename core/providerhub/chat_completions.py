@@ -142,6 +142,18 @@ class Completion:
     """How the stream's tool-call deltas map to calls (kept across network reads)."""
 
 
+_BAD_INPUT = (ValueError, AttributeError, TypeError, IndexError, KeyError)
+"""What parsing raises for text that is not JSON (ValueError) or JSON of the wrong shape."""
+
+
+def _malformed(
+    exc: Exception, provider: str, text: str | bytes, not_json: str, not_shaped: str
+) -> MalformedStreamError:
+    """The error for `text` that failed to parse with `exc`: `not_json` or `not_shaped`."""
+    problem = not_json if isinstance(exc, ValueError) else not_shaped
+    return MalformedStreamError(provider, problem, excerpt=excerpt(text))
+
+
 def parse_events(
     events: Sequence[ServerSentEvent], completion: Completion, provider: str, out: list[Event]
 ) -> bool:
@@ -202,11 +214,9 @@ def parse_events(
         return False
     except MalformedStreamError:
         raise
-    except ValueError:
-        raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
-    except (AttributeError, TypeError, IndexError, KeyError):
-        raise MalformedStreamError(
-            provider, "event is not a chat.completion.chunk", excerpt=excerpt(data)
+    except _BAD_INPUT as exc:
+        raise _malformed(
+            exc, provider, data, "malformed event", "event is not a chat.completion.chunk"
         ) from None
     finally:
         batch.finish()
@@ -241,11 +251,9 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[
         completion.usage = usage
         completion.id = document.get("id")
         completion.model = document.get("model")
-    except ValueError:
-        raise MalformedStreamError(provider, "malformed completion", excerpt=excerpt(raw)) from None
-    except (AttributeError, TypeError, IndexError, KeyError):
-        raise MalformedStreamError(
-            provider, "body is not a chat.completion", excerpt=excerpt(raw)
+    except _BAD_INPUT as exc:
+        raise _malformed(
+            exc, provider, raw, "malformed completion", "body is not a chat.completion"
         ) from None
     return out
 
