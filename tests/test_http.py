@@ -6,13 +6,20 @@ import email.utils
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
-from multidict import CIMultiDict
-from providerhub import InvalidRequestError, MalformedStreamError, UpstreamHTTPError, http
-from providerhub import payloads as payloads_mod
-from providerhub.redaction import is_secret_header
+from multidict import CIMultiDict, CIMultiDictProxy
+from providerhub import (
+    InvalidRequestError,
+    MalformedStreamError,
+    UpstreamHTTPError,
+    chat_completions,
+    http,
+)
+from providerhub.redaction import is_secret_header, redacted_items
 from providerhub.sse import ServerSentEvent
 from providerhub.testing import FakeUpstream, Reply
+from yarl import URL
 
 MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
 
@@ -96,7 +103,7 @@ async def test_http_error_with_malformed_rate_limit_headers(
 # Redaction follows the one shared rule.
 
 
-def test_redact_headers_uses_the_shared_rule() -> None:
+def test_http_errors_redact_headers_by_the_shared_rule() -> None:
     headers = CIMultiDict(
         [
             ("Authorization", "Bearer a"),
@@ -109,17 +116,22 @@ def test_redact_headers_uses_the_shared_rule() -> None:
             ("Content-Type", "application/json"),
         ]
     )
-    redacted = http.redact_headers(headers)
-    assert isinstance(redacted, CIMultiDict)
-    assert list(redacted.items()) == [
+    expected = [
         (key, "<redacted>" if is_secret_header(key) else value) for key, value in headers.items()
     ]
+    assert redacted_items(headers) == expected
+    url = URL("http://127.0.0.1/v1/chat/completions")
+    info = aiohttp.RequestInfo(url, "POST", CIMultiDictProxy(headers), url)
+    error = UpstreamHTTPError("P", status=401, url=str(url), message="m", request_info=info)
+    redacted = error.request_info.headers
+    assert list(redacted.items()) == expected
     assert [value for value in redacted.values() if value != "<redacted>"] == [
         "*/*",
         "application/json",
     ]
     assert redacted.getall("set-cookie") == ["<redacted>", "<redacted>"]
     assert not hasattr(http, "SECRET_HEADERS")
+    assert not hasattr(http, "redact_headers")
 
 
 async def test_http_error_redacts_every_secret_looking_header(fake_upstream: MakeUpstream) -> None:
@@ -226,21 +238,21 @@ def test_unencodable_value_is_never_in_the_message() -> None:
 
 
 def payloads(data: str) -> tuple[Any, ...]:
-    return tuple(payloads_mod.event_payloads(ServerSentEvent(data), "P"))
+    return tuple(chat_completions.event_payloads(ServerSentEvent(data), "P"))
 
 
 def test_event_payloads_one_document() -> None:
     assert payloads('{"a": 1}') == ({"a": 1},)
-    assert payloads("[DONE]") == (payloads_mod.DONE,)
+    assert payloads("[DONE]") == (chat_completions.DONE,)
     assert payloads('{\n "a": [1,\n 2]\n}') == ({"a": [1, 2]},)
-    assert repr(payloads_mod.DONE) == "DONE"
+    assert repr(chat_completions.DONE) == "DONE"
 
 
 def test_event_payloads_line_oriented() -> None:
-    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, payloads_mod.DONE)
+    assert payloads('{"a": 1}\n{"b": 2}\n[DONE]') == ({"a": 1}, {"b": 2}, chat_completions.DONE)
     assert payloads('{"a": 1}\n\n{"b": 2}\n') == ({"a": 1}, {"b": 2})
-    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, payloads_mod.DONE)
-    assert payloads("[DONE]\n[DONE]") == (payloads_mod.DONE,)
+    assert payloads('{"a": 1}\n[DONE]\n{not json') == ({"a": 1}, chat_completions.DONE)
+    assert payloads("[DONE]\n[DONE]") == (chat_completions.DONE,)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +273,7 @@ def test_event_payloads_malformed(data: str, message: str) -> None:
 
 
 def test_line_payloads_before_a_bad_line_come_first() -> None:
-    lines = iter(payloads_mod.event_payloads(ServerSentEvent('{"a": 1}\n{bad\n[DONE]'), "P"))
+    lines = iter(chat_completions.event_payloads(ServerSentEvent('{"a": 1}\n{bad\n[DONE]'), "P"))
     assert next(lines) == {"a": 1}
     with pytest.raises(MalformedStreamError, match=r"^P: malformed event: '\{bad'$"):
         next(lines)

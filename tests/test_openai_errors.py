@@ -17,9 +17,9 @@ from providerhub import (
     UpstreamHTTPError,
     UpstreamTimeoutError,
 )
+from providerhub.chat_completions import parse_events
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_openai import Completion, OpenAICompatible
-from providerhub_openai.parse import parse_events
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 FAST = Timeouts(connect=2, first_chunk=0.3, idle=0.3, total=5)

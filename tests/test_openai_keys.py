@@ -21,9 +21,9 @@ from providerhub import (
     UpstreamError,
     UpstreamHTTPError,
 )
+from providerhub.chat_completions import parse_completion, parse_events
 from providerhub.testing import Reply
 from providerhub_openai import Completion, OpenAICompatible
-from providerhub_openai.parse import parse_completion, parse_events
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 VAR = "PROVIDERHUB_TEST_BAD_KEY"
@@ -116,7 +116,7 @@ def test_secret_header_value_with_a_control_character_is_refused_without_echo() 
 
 
 def test_excerpts_use_the_shared_length(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("providerhub.payloads.EXCERPT_CHARS", 8)
+    monkeypatch.setattr("providerhub.chat_completions.EXCERPT_CHARS", 8)
 
     with pytest.raises(MalformedStreamError) as event:
         parse_events([ServerSentEvent(data="not json at all")], Completion(), "local", [])

@@ -21,6 +21,7 @@ from providerhub import (
     UnsupportedCapabilityError,
     UpstreamError,
 )
+from providerhub.chat_completions import parse_completion, parse_events
 from providerhub.events import (
     Event,
     Logprobs,
@@ -33,7 +34,6 @@ from providerhub.sse import ServerSentEvent, SSEDecoder
 from providerhub.testing import FakeUpstream, Reply, ToolCallScript
 from providerhub_codelinkava import CodeLinkAva
 from providerhub_openai import Completion, OpenAICompatible
-from providerhub_openai.parse import parse_completion, parse_events
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris, and the time?"}]
 USAGE = {"prompt_tokens": 20, "completion_tokens": 11, "total_tokens": 31}

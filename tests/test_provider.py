@@ -26,7 +26,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 async def _stream(name: str, url: str, messages: Messages, **kwargs: Any) -> AsyncIterator[str]:
     """A minimal OpenAI-SSE client on the shared plumbing, as a plugin would write it."""
     from providerhub import http
-    from providerhub.payloads import DONE, event_payloads
+    from providerhub.chat_completions import DONE, event_payloads
 
     timeouts = kwargs.pop("timeout")
     body = {"messages": messages, "stream": True, **kwargs}

@@ -1,7 +1,14 @@
-"""aiohttp plumbing shared by HTTP providers: one request, event reading, error mapping.
+"""aiohttp plumbing for plugins whose provider makes HTTP requests.
 
-This module imports aiohttp, so import it only where a request is made: listing providers
-never does. Headers that carry secrets are redacted from everything an error keeps.
+What a plugin author uses: `request` (one request, its failures raised classified),
+`read_events` (the response's server-sent events, batched per network read, for
+`providerhub.chat_completions.parse_events`), `UpstreamHTTPError` (an error status, with the
+upstream's message and `retry_after`), and for a request made some other way `encode_json`,
+`http_error`, `classify`, `client_timeout` and `retry_after`.
+
+This module imports aiohttp, so import it inside the call, not at module level: listing
+providers never does. Headers that carry secrets (by `providerhub.redaction`) are redacted
+from everything an error keeps.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
+from .chat_completions import EXCERPT_CHARS, error_message, excerpt
 from .errors import (
     InvalidRequestError,
     MalformedStreamError,
@@ -27,12 +36,21 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from .payloads import EXCERPT_CHARS, error_message, excerpt
-from .redaction import REDACTED, is_secret_header
+from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
-READ_SIZE = 2**16
+__all__ = [
+    "UpstreamHTTPError",
+    "classify",
+    "client_timeout",
+    "encode_json",
+    "http_error",
+    "read_events",
+    "request",
+    "retry_after",
+]
+
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -60,10 +78,10 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
         headers: CIMultiDictProxy[str] | None = None,
     ) -> None:
         info = request_info or aiohttp.RequestInfo(
-            url=_yarl(url),
+            url=URL(url),
             method="POST",
             headers=CIMultiDictProxy(CIMultiDict()),
-            real_url=_yarl(url),
+            real_url=URL(url),
         )
         aiohttp.ClientResponseError.__init__(
             self, _redacted_info(info), (), status=status, message=message, headers=headers
@@ -100,8 +118,8 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
             "method": info.method,
             "request_url": str(info.url),
             "real_url": str(info.real_url),
-            "request_headers": list(redact_headers(info.headers).items()),
-            "headers": None if self.headers is None else list(redact_headers(self.headers).items()),
+            "request_headers": redacted_items(info.headers),
+            "headers": None if self.headers is None else redacted_items(self.headers),
         }
         return _rebuild_http_error, (self.provider, fields), {"retryable": self.retryable}
 
@@ -109,10 +127,10 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
 def _rebuild_http_error(provider: str, fields: dict[str, Any]) -> UpstreamHTTPError:
     """Unpickle an UpstreamHTTPError from what its `__reduce__` kept."""
     request_info = aiohttp.RequestInfo(
-        url=_yarl(fields["request_url"]),
+        url=URL(fields["request_url"]),
         method=fields["method"],
         headers=CIMultiDictProxy(CIMultiDict(fields["request_headers"])),
-        real_url=_yarl(fields["real_url"]),
+        real_url=URL(fields["real_url"]),
     )
     headers = fields["headers"]
     return UpstreamHTTPError(
@@ -127,26 +145,14 @@ def _rebuild_http_error(provider: str, fields: dict[str, Any]) -> UpstreamHTTPEr
     )
 
 
-def _yarl(url: str) -> Any:
-    from yarl import URL
-
-    return URL(url)
-
-
-def redact_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    """A copy of `headers` (repeated names kept) with the values of secret-bearing ones replaced,
-    by the shared rule `providerhub.redaction.is_secret_header`."""
-    return CIMultiDict(
-        (key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()
-    )
+def _redacted(headers: Mapping[str, str]) -> CIMultiDictProxy[str]:
+    """`headers` as aiohttp keeps them (repeated names too), secrets redacted."""
+    return CIMultiDictProxy(CIMultiDict(redacted_items(headers)))
 
 
 def _redacted_info(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
     return aiohttp.RequestInfo(
-        url=info.url,
-        method=info.method,
-        headers=CIMultiDictProxy(redact_headers(info.headers)),
-        real_url=info.real_url,
+        url=info.url, method=info.method, headers=_redacted(info.headers), real_url=info.real_url
     )
 
 
@@ -257,7 +263,7 @@ async def http_error(response: aiohttp.ClientResponse, provider: str) -> Upstrea
         body=excerpt(body),
         retry_after=retry_after(response.headers),
         request_info=response.request_info,
-        headers=CIMultiDictProxy(redact_headers(response.headers)),
+        headers=_redacted(response.headers),
     )
 
 

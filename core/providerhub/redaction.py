@@ -1,9 +1,11 @@
 """The redaction rule: which names carry secrets, and how a secret is named instead of given.
 
 Every surface (errors, `config check`, provider reprs, plugins) asks this module, so they all
-redact the same headers and options. Secrets are configured only as the NAME of an environment
-variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such names. No aiohttp
-import: plugins may use it at module level.
+redact the same headers and options. A plugin author uses `is_secret_header` to decide which
+header values to hide, `redact_headers` (or `redacted_items`, which keeps repeated names) to
+show headers, and `REDACTED` in a repr. Secrets are configured only as the NAME of an
+environment variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such
+names. No aiohttp import: plugins may use it at module level.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ __all__ = [
     "is_secret_header",
     "is_secret_option",
     "redact_headers",
+    "redacted_items",
 ]
 
 REDACTED = "<redacted>"
@@ -46,6 +49,12 @@ def is_env_name(value: object) -> bool:
     return isinstance(value, str) and _ENV_NAME.match(value) is not None
 
 
+def redacted_items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Every (name, value) of `headers` in order, repeated names kept (a multidict's
+    Set-Cookie lines), with the values of secret-bearing ones replaced."""
+    return [(key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()]
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of `headers` with the values of secret-bearing ones replaced."""
-    return {key: REDACTED if is_secret_header(key) else value for key, value in headers.items()}
+    return dict(redacted_items(headers))

@@ -1,13 +1,18 @@
 """Incremental server-sent-events decoder: bytes in, events out, whatever the TCP chunking.
 
+A plugin gets `ServerSentEvent`s from `providerhub.http.read_events`, which runs an
+`SSEDecoder` over the response; a plugin reading bytes some other way feeds its own decoder.
 Follows the WHATWG event-stream rules: lines end in LF, CRLF or CR; a leading BOM is dropped;
 `data:` lines accumulate (joined by LF) until a blank line dispatches the event (a block with no
 data dispatches nothing); lines starting with `:` are comments; `id` persists across events.
+No aiohttp import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "ServerSentEvent"]
 
 
 @dataclass(slots=True)

@@ -2,8 +2,9 @@
 
 Its service is gone, so it is marked `working = False` and chains skip it unless told to
 ignore that. The wire format is OpenAI-style SSE (`data: {...choices[0].delta.content...}`,
-ending with `data: [DONE]`); line-oriented variants without blank lines between events are read
-too. A stream that ends without `[DONE]` is an error: the answer may be truncated.
+ending with `data: [DONE]`), read by the shared `providerhub.chat_completions` parser (so
+line-oriented variants without blank lines between events are read too); only the text is
+streamed. A stream that ends without `[DONE]` is an error: the answer may be truncated.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import providerhub
 from providerhub import AsyncGeneratorProvider, Messages, Timeouts
-from providerhub.payloads import DONE, error_text, event_payloads
-from providerhub.sse import ServerSentEvent
+from providerhub.chat_completions import Completion, parse_events
+from providerhub.events import Event
 
 __all__ = ["CodeLinkAva", "register_providers"]
 
@@ -63,16 +64,17 @@ class CodeLinkAva(AsyncGeneratorProvider):
             ) as response,
             aclosing(http.read_events(response, cls.name)) as reads,
         ):
+            completion = Completion()
             async for events in reads:
-                text: list[str] = []
+                out: list[Event] = []
                 try:
-                    done = _read(events, text, cls.name)
+                    done = parse_events(events, completion, cls.name, out)
                 except providerhub.UpstreamError:
-                    if text:
-                        yield "".join(text)
+                    if text := _text(out):
+                        yield text
                     raise
-                if text:
-                    yield "".join(text)
+                if text := _text(out):
+                    yield text
                 if done:
                     return
         raise providerhub.UpstreamConnectionError(
@@ -82,35 +84,9 @@ class CodeLinkAva(AsyncGeneratorProvider):
         )
 
 
-def _read(events: list[ServerSentEvent], text: list[str], provider: str) -> bool:
-    """Append the text of a batch of events to `text`; True once `[DONE]` ended the stream.
-
-    Raises MalformedStreamError for data that is not JSON, and UpstreamError with the
-    upstream's message for an error object sent inside the stream; either way `text` already
-    holds the text of everything before the offending event (or line, for a line-oriented
-    upstream).
-    """
-    for event in events:
-        for payload in event_payloads(event, provider):
-            if payload is DONE:
-                return True
-            content = _content(payload)
-            if content:
-                text.append(content)
-            elif isinstance(payload, dict) and "error" in payload and not payload.get("choices"):
-                raise providerhub.UpstreamError(
-                    provider, f"error in stream: {error_text(payload['error'])}"
-                )
-    return False
-
-
-def _content(chunk: Any) -> str | None:
-    """`choices[0].delta.content` of a chat.completion.chunk, or None when it has none."""
-    try:
-        content = chunk["choices"][0]["delta"].get("content")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
-    return content if isinstance(content, str) else None
+def _text(events: list[Event]) -> str:
+    """The text of a batch's events: CodeLinkAva streams text only."""
+    return "".join([event for event in events if isinstance(event, str)])
 
 
 @providerhub.hookimpl

@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import providerhub
+from providerhub.chat_completions import Completion, CompletionStream
 
-from .parse import Completion
 from .provider import OpenAICompatible
-from .stream import CompletionStream
 
 __all__ = ["Completion", "CompletionStream", "OpenAICompatible", "register_provider_types"]
 

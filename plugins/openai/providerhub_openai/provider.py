@@ -30,6 +30,12 @@ from providerhub import (
     UpstreamError,
 )
 from providerhub.capabilities import CAPABILITIES
+from providerhub.chat_completions import (
+    Completion,
+    CompletionStream,
+    parse_completion,
+    parse_events,
+)
 from providerhub.events import Event
 from providerhub.redaction import REDACTED, is_secret_header, redact_headers
 from providerhub.timeouts import DEFAULT_TIMEOUTS
@@ -38,8 +44,6 @@ if TYPE_CHECKING:
     from providerhub.http import UpstreamHTTPError
 
 from . import options
-from .parse import Completion, parse_completion, parse_events
-from .stream import CompletionStream
 
 log = logging.getLogger("providerhub.openai")
 
