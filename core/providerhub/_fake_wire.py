@@ -11,6 +11,8 @@ from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    # For typing only: a Reply renders itself through this module (`Reply.wire`), so this one
+    # arrow points back at testing.py; at run time nothing here imports it.
     from providerhub.testing import Reply
 
 
