@@ -17,6 +17,7 @@ import providerhub
 from providerhub import AsyncGeneratorProvider, Messages, Timeouts
 from providerhub.chat_completions import Completion, parse_events
 from providerhub.events import Event
+from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 __all__ = ["CodeLinkAva", "register_providers"]
 
@@ -31,12 +32,16 @@ class CodeLinkAva(AsyncGeneratorProvider):
 
     @classmethod
     async def create_async_generator(
-        cls, model: str, messages: Messages, **kwargs: Any
+        cls,
+        model: str,
+        messages: Messages,
+        *,
+        timeout: Timeouts = DEFAULT_TIMEOUTS,
+        proxy: str | None = None,
+        **params: Any,
     ) -> AsyncIterator[str]:
         from providerhub import http
 
-        timeouts: Timeouts = kwargs.pop("timeout")
-        proxy: str | None = kwargs.pop("proxy", None)
         headers = {
             "User-Agent": (
                 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -52,14 +57,14 @@ class CodeLinkAva(AsyncGeneratorProvider):
             "Sec-Fetch-Mode": "cors",
             "Sec-Fetch-Site": "same-origin",
         }
-        data = {"messages": messages, "temperature": 0.6, "stream": True, **kwargs}
+        data = {"messages": messages, "temperature": 0.6, "stream": True, **params}
         async with (
             http.request(
                 cls.name,
                 cls.api_url,
                 json_body=data,
                 headers=headers,
-                timeouts=timeouts,
+                timeouts=timeout,
                 proxy=proxy,
             ) as response,
             aclosing(http.read_events(response, cls.name)) as reads,
