@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import suggest
 from ..config import Config, load_config
 from ..errors import ProviderNotFoundError
 from ..registry import STRICT_ENV, Registry, default_registry
@@ -26,8 +27,7 @@ class TargetNotFoundError(ProviderNotFoundError):
 
     def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
         super().__init__(name, suggestions)
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        self.args = (f"no provider or chain named {name!r}{hint}",)
+        self.args = (f"no provider or chain named {name!r}{suggest.hint(self.suggestions)}",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ Names are resolved and checked here, before any network I/O.
 from __future__ import annotations
 
 import argparse
-import difflib
 from dataclasses import dataclass
 
+from .. import suggest
 from ..config import Config
 from ..errors import ModelNotSupportedError, ProviderNotFoundError, ProviderNotWorkingError
 from ..provider import Provider
@@ -95,9 +95,7 @@ def _member(name: str, args: argparse.Namespace, setup: Setup) -> Provider:
         return setup.registry.get(name)
     known = [provider.name for provider in setup.registry.providers()]
     known += list(config.chains) if config is not None else []
-    by_lower = {item.lower(): item for item in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-    raise TargetNotFoundError(name, [by_lower[item] for item in close])
+    raise TargetNotFoundError(name, suggest.suggest(name, known))
 
 
 def _configured(config: Config, name: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:

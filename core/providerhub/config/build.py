@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import suggest
 from ..errors import ConfigError, ProviderNotFoundError
 from ..timeouts import Timeouts
 from .schema import Config
@@ -63,8 +63,7 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
         for member in chain.providers:
             if member not in registry and not _is_chain(config, member):
                 known = [p.name for p in registry.providers()] + list(config.chains)
-                close = difflib.get_close_matches(member, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = suggest.best(member, known)
                 raise _error(
                     config,
                     f"chains.{chain.name}",
@@ -82,11 +81,8 @@ def build_chain(
 
     spec = next((c for c in config.chains.values() if c.name.lower() == name.lower()), None)
     if spec is None:
-        close = difflib.get_close_matches(name, list(config.chains), n=3)
-        raise ConfigError(
-            f"no chain named {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""),
-            path=config.path,
-        )
+        hint = suggest.hint(suggest.suggest(name, config.chains))
+        raise ConfigError(f"no chain named {name!r}{hint}", path=config.path)
     members: list[Provider] = []
     for member in spec.providers:
         if _is_chain(config, member):
@@ -107,13 +103,13 @@ def _factory(config: Config, registry: Registry, table: str, use: str) -> Callab
     factory = types.get(use.lower())
     if factory is not None:
         return factory
-    close = difflib.get_close_matches(use.lower(), list(types), n=1)
-    if close:
-        hint = f"; did you mean {close[0]!r}?"
-    elif types:
-        hint = f"; known types: {', '.join(sorted(types))}"
-    else:
-        hint = "; no installed plugin provides types (pip install providerhub-openai)"
+    hint = suggest.best(use, types)
+    if not hint:
+        hint = (
+            f"; known types: {', '.join(sorted(types))}"
+            if types
+            else "; no installed plugin provides types (pip install providerhub-openai)"
+        )
     raise _error(config, table, f"unknown provider type {use!r}{hint}", "use")
 
 
@@ -137,9 +133,7 @@ def _check_options(
             raise _error(config, table, f"missing key {key!r}", key)
     for key in options:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _error(config, table, f"unknown key {key!r}{hint}", key)
+            raise _error(config, table, f"unknown key {key!r}{suggest.best(key, accepted)}", key)
 
 
 def _named_option(message: str, options: Mapping[str, Any]) -> str | None:

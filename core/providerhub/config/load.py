@@ -6,7 +6,6 @@ $XDG_CONFIG_HOME/providerhub/providerhub.toml (XDG_CONFIG_HOME defaults to ~/.co
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import suggest
 from ..errors import ConfigError
 from ..redaction import is_env_name, is_secret_header, is_secret_option
 from ..timeouts import PHASES
@@ -144,12 +144,7 @@ class _Parser:
     ) -> None:
         for key in body:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = (
-                    f"; did you mean {close[0]!r}?"
-                    if close
-                    else f"; expected one of {', '.join(known)}"
-                )
+                hint = suggest.best(key, known) or f"; expected one of {', '.join(known)}"
                 raise self.error(table, f"unknown key {key!r}{hint}", key)
 
     def provider(self, name: str, body: dict[str, Any]) -> ProviderSpec:
@@ -331,8 +326,7 @@ class _Parser:
                 return known
         if is_secret_option(key):
             raise self.error(table, f"{key!r} names a chain that is not defined", key)
-        close = difflib.get_close_matches(name, list(chains), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = suggest.best(name, chains)
         raise self.error(table, f"{key!r} names chain {name!r}, which is not defined{hint}", key)
 
     def check(
