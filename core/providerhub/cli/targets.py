@@ -56,7 +56,7 @@ def _single(args: argparse.Namespace, setup: Setup) -> Provider:
     try:
         provider = setup.registry.get(args.provider)
     except ProviderNotFoundError:
-        if setup.config is not None and _chain_name(setup.config, args.provider):
+        if setup.config is not None and setup.config.find_chain(args.provider) is not None:
             raise UsageError(
                 f"{args.provider!r} is a chain in {setup.config.path}: use --chain {args.provider}"
             ) from None
@@ -73,7 +73,7 @@ def _chain(spec: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
     if not all(names):
         raise UsageError(f"--chain {spec!r} has an empty name; give names separated by commas")
     config = setup.config
-    if len(names) == 1 and config is not None and _chain_name(config, names[0]):
+    if len(names) == 1 and config is not None and config.find_chain(names[0]) is not None:
         return _configured(config, names[0], args, setup)
     members = [_member(name, args, setup) for name in names]
     return FallbackChain(
@@ -88,7 +88,7 @@ def _chain(spec: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
 def _member(name: str, args: argparse.Namespace, setup: Setup) -> Provider:
     """A name in a --chain list: a configured chain (it nests), else a provider."""
     config = setup.config
-    if config is not None and _chain_name(config, name):
+    if config is not None and config.find_chain(name) is not None:
         chain = config.chain(name, setup.registry)
         return _override(chain, args.ignore_working, None, None)
     if name in setup.registry:
@@ -124,7 +124,3 @@ def _override(
     if hedge_after is not None:
         changes["hedge_after"] = hedge_after
     return chain.replace(**changes)
-
-
-def _chain_name(config: Config, name: str) -> bool:
-    return any(chain.lower() == name.lower() for chain in config.chains)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .load import CONFIG_ENV, FILENAME, find_config, load_config, parse_config
-from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
+from .schema import Config
+from .spec import ChainSpec, ConfigSpec, ModelAlias, ProviderSpec, ServerSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -21,6 +22,7 @@ __all__ = [
     "ChainSpec",
     "Config",
     "ConfigError",
+    "ConfigSpec",
     "ModelAlias",
     "ProviderSpec",
     "ServerSettings",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .. import suggest
 from ..errors import ConfigError, ProviderNotFoundError
 from ..timeouts import Timeouts
-from .schema import Config
+from .spec import ConfigSpec
 
 if TYPE_CHECKING:
     from ..provider import Provider
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..routing.health import HealthStore
 
 
-def build_registry(config: Config, registry: Registry | None = None) -> Registry:
+def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Registry:
     """Instantiate each `[providers.NAME]` from its type and register it as "config:<path>".
 
     Then check that every chain member names a provider (configured or from a plugin) or a
@@ -61,7 +61,7 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
             raise _error(config, table, f"cannot register: {reason}")
     for chain in config.chains.values():
         for member in chain.providers:
-            if member not in registry and not _is_chain(config, member):
+            if member not in registry and config.find_chain(member) is None:
                 known = [p.name for p in registry.providers()] + list(config.chains)
                 hint = suggest.best(member, known)
                 raise _error(
@@ -74,18 +74,18 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
 
 
 def build_chain(
-    config: Config, name: str, registry: Registry, *, health: HealthStore | None = None
+    config: ConfigSpec, name: str, registry: Registry, *, health: HealthStore | None = None
 ) -> FallbackChain:
     """The chain `name` with its members resolved; nested chains are built the same way."""
     from ..routing import FallbackChain
 
-    spec = next((c for c in config.chains.values() if c.name.lower() == name.lower()), None)
+    spec = config.find_chain(name)
     if spec is None:
         hint = suggest.hint(suggest.suggest(name, config.chains))
         raise ConfigError(f"no chain named {name!r}{hint}", path=config.path)
     members: list[Provider] = []
     for member in spec.providers:
-        if _is_chain(config, member):
+        if config.find_chain(member) is not None:
             members.append(build_chain(config, member, registry, health=health))
             continue
         try:
@@ -98,7 +98,7 @@ def build_chain(
     return FallbackChain(members, registry=registry, health=health, name=spec.name, **options)
 
 
-def _factory(config: Config, registry: Registry, table: str, use: str) -> Callable[..., Any]:
+def _factory(config: ConfigSpec, registry: Registry, table: str, use: str) -> Callable[..., Any]:
     types = registry.provider_types()
     factory = types.get(use.lower())
     if factory is not None:
@@ -114,7 +114,7 @@ def _factory(config: Config, registry: Registry, table: str, use: str) -> Callab
 
 
 def _check_options(
-    config: Config, table: str, factory: Callable[..., Any], options: dict[str, Any] | Any
+    config: ConfigSpec, table: str, factory: Callable[..., Any], options: dict[str, Any] | Any
 ) -> None:
     """Refuse options the factory does not accept, suggesting the closest accepted one."""
     try:
@@ -142,10 +142,6 @@ def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def _is_chain(config: Config, name: str) -> bool:
-    return any(chain.lower() == name.lower() for chain in config.chains)
-
-
 def _source(registry: Registry, name: str) -> str:
     for entry in registry.entries():
         if entry.provider.name.lower() == name.lower():
@@ -153,5 +149,5 @@ def _source(registry: Registry, name: str) -> str:
     return "the registry"
 
 
-def _error(config: Config, table: str, message: str, key: str | None = None) -> ConfigError:
+def _error(config: ConfigSpec, table: str, message: str, key: str | None = None) -> ConfigError:
     return ConfigError(message, path=config.path or "<string>", table=table, key=key)

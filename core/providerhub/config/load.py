@@ -17,7 +17,8 @@ from .. import suggest
 from ..errors import ConfigError
 from ..redaction import is_env_name, is_secret_header, is_secret_option
 from ..timeouts import PHASES
-from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
+from .schema import Config
+from .spec import ChainSpec, ModelAlias, ProviderSpec, ServerSettings
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
