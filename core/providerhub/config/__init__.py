@@ -6,7 +6,15 @@
     alias = config.resolve_model("fast")       # ModelAlias(chain, model) or None
     text = config.render(registry)             # what `config check` prints, secrets redacted
 
-Secrets are given only by environment variable name; a literal key in the file is refused.
+A `[chains.NAME]` table takes `providers` and the options of FallbackChain, checked against
+the same table the chain uses (`providerhub.routing.options`). Secrets are given only by
+environment variable name; a literal key in the file is refused.
+
+    spec.py    the parsed file as plain data (ProviderSpec, ChainSpec, ..., ConfigSpec)
+    load.py    finding, reading and validating the file into a Config
+    build.py   provider instances from their types, into a registry
+    render.py  the resolved config as TOML, secrets redacted
+    schema.py  Config: the data, with the methods above on it
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import suggest
 from ..errors import ConfigError, ProviderNotFoundError
-from ..timeouts import Timeouts
+from ..routing import options
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
@@ -92,10 +92,8 @@ def build_chain(
             members.append(registry.get(member))
         except ProviderNotFoundError as exc:
             raise _error(config, f"chains.{spec.name}", str(exc), "providers") from None
-    options = dict(spec.options)
-    if isinstance(options.get("timeouts"), dict):
-        options["timeouts"] = Timeouts(**options["timeouts"])
-    return FallbackChain(members, registry=registry, health=health, name=spec.name, **options)
+    values = {**spec.options, "timeouts": options.timeouts(spec.options.get("timeouts"))}
+    return FallbackChain(members, registry=registry, health=health, name=spec.name, **values)
 
 
 def _factory(config: ConfigSpec, registry: Registry, table: str, use: str) -> Callable[..., Any]:
