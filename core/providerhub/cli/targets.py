@@ -1,11 +1,12 @@
 """What `providerhub chat` calls: one provider (-p), a chain (--chain), or a model alias's chain.
 
-`--chain` takes comma-separated names. A single name that is a chain in the config is that chain
-(its configured options, with any --ignore-working, --retries, --hedge-after on top); otherwise
-every name is a provider or a configured chain, and the list is an ad-hoc chain of them, in
-order (so `--chain NAME` with a provider's name is a one-provider chain, with its trace).
-Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]` alias.
-Names are resolved and checked here, before any network I/O.
+Names are resolved by `providerhub.targets`, as the gateway's are, and checked here, before
+any network I/O. `-p NAME` is refused here when the provider is marked not working (unless
+--ignore-working) or does not serve the model. `--chain` takes comma-separated names. A single
+name that is a chain in the config is that chain (its configured options, with any
+--ignore-working, --retries, --hedge-after on top); otherwise every name is a provider or a
+configured chain, and the list is an ad-hoc chain of them, in order. Without -p and --chain,
+`-m ALIAS` routes through the chain of a `[models]` alias.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from .. import suggest
-from ..config import Config
 from ..errors import ModelNotSupportedError, ProviderNotFoundError, ProviderNotWorkingError
 from ..provider import Provider
 from ..routing import FallbackChain
-from .common import Setup, TargetNotFoundError, UsageError
+from ..targets import Targets
+from .common import Setup, UsageError
 
 CHAIN_ONLY = (("retries", "--retries"), ("hedge_after", "--hedge-after"))
 """Options that only a chain has, by argparse dest and flag."""
@@ -34,32 +34,33 @@ class Target:
 
 def select(args: argparse.Namespace, setup: Setup) -> Target:
     """The provider or chain the arguments name, and the model to ask it for."""
+    targets = Targets(setup.registry, setup.config)
     if args.provider is not None:
         for dest, flag in CHAIN_ONLY:
             if getattr(args, dest) is not None:
                 raise UsageError(f"{flag} is a chain option: use it with --chain")
-        return Target(_single(args, setup), args.model)
+        return Target(_single(args, targets), args.model)
     if args.chain is not None:
-        return Target(_chain(args.chain, args, setup), args.model)
+        return Target(_chain(args.chain, args, targets), args.model)
     config = setup.config
     alias = config.resolve_model(args.model) if config is not None and args.model else None
-    if config is None or alias is None:
+    if alias is None:
         raise UsageError(
             "say what to call: -p NAME, --chain A,B,C or a configured chain's name, "
             "or -m with a model alias from the config's [models]"
         )
-    return Target(_configured(config, alias.chain, args, setup), alias.model)
+    return Target(_configured(alias.chain, args, targets), alias.model)
 
 
-def _single(args: argparse.Namespace, setup: Setup) -> Provider:
+def _single(args: argparse.Namespace, targets: Targets) -> Provider:
     """The provider named by -p, refused if marked not working or off-model."""
+    name: str = args.provider
     try:
-        provider = setup.registry.get(args.provider)
+        provider = targets.registry.get(name)
     except ProviderNotFoundError:
-        if setup.config is not None and setup.config.find_chain(args.provider) is not None:
-            raise UsageError(
-                f"{args.provider!r} is a chain in {setup.config.path}: use --chain {args.provider}"
-            ) from None
+        config = targets.config
+        if config is not None and config.find_chain(name) is not None:
+            raise UsageError(f"{name!r} is a chain in {config.path}: use --chain {name}") from None
         raise
     if not provider.working and not args.ignore_working:
         raise ProviderNotWorkingError(provider.name)
@@ -68,40 +69,35 @@ def _single(args: argparse.Namespace, setup: Setup) -> Provider:
     return provider
 
 
-def _chain(spec: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
+def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:
     names = [name.strip() for name in spec.split(",")]
     if not all(names):
         raise UsageError(f"--chain {spec!r} has an empty name; give names separated by commas")
-    config = setup.config
-    if len(names) == 1 and config is not None and config.find_chain(names[0]) is not None:
-        return _configured(config, names[0], args, setup)
-    members = [_member(name, args, setup) for name in names]
+    if len(names) == 1 and targets.chain(names[0]) is not None:
+        return _configured(names[0], args, targets)
+    members = [_member(name, args, targets) for name in names]
     return FallbackChain(
         members,
-        registry=setup.registry,
+        registry=targets.registry,
+        health=targets.health,
         ignore_working=args.ignore_working,
         retries=args.retries or 0,
         hedge_after=args.hedge_after,
     )
 
 
-def _member(name: str, args: argparse.Namespace, setup: Setup) -> Provider:
-    """A name in a --chain list: a configured chain (it nests), else a provider."""
-    config = setup.config
-    if config is not None and config.find_chain(name) is not None:
-        chain = config.chain(name, setup.registry)
-        return _override(chain, args.ignore_working, None, None)
-    if name in setup.registry:
-        return setup.registry.get(name)
-    known = [provider.name for provider in setup.registry.providers()]
-    known += list(config.chains) if config is not None else []
-    raise TargetNotFoundError(name, suggest.suggest(name, known))
+def _member(name: str, args: argparse.Namespace, targets: Targets) -> Provider:
+    """A name in a --chain list: a configured chain (it nests, with --ignore-working), else a
+    provider (TargetNotFoundError when it is neither)."""
+    member = targets.member(name)
+    if isinstance(member, FallbackChain):
+        return _override(member, args.ignore_working, None, None)
+    return member
 
 
-def _configured(config: Config, name: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
+def _configured(name: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:
     """The configured chain `name`, with the command line's chain options on top."""
-    chain = config.chain(name, setup.registry)
-    return _override(chain, args.ignore_working, args.retries, args.hedge_after)
+    return _override(targets.configured(name), args.ignore_working, args.retries, args.hedge_after)
 
 
 def _override(

@@ -1,4 +1,7 @@
-"""Turning a validated Config into providers in a registry, and chains of them."""
+"""Turning a validated config into provider instances in a registry.
+
+Its chains are built by `providerhub.targets`, the resolver of every name to what answers it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import suggest
-from ..errors import ConfigError, ProviderNotFoundError
-from ..routing import options
+from ..errors import ConfigError
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
-    from ..provider import Provider
     from ..registry import Registry
-    from ..routing import FallbackChain
-    from ..routing.health import HealthStore
 
 
 def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Registry:
@@ -71,29 +70,6 @@ def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Regi
                     "providers",
                 )
     return registry
-
-
-def build_chain(
-    config: ConfigSpec, name: str, registry: Registry, *, health: HealthStore | None = None
-) -> FallbackChain:
-    """The chain `name` with its members resolved; nested chains are built the same way."""
-    from ..routing import FallbackChain
-
-    spec = config.find_chain(name)
-    if spec is None:
-        hint = suggest.hint(suggest.suggest(name, config.chains))
-        raise ConfigError(f"no chain named {name!r}{hint}", path=config.path)
-    members: list[Provider] = []
-    for member in spec.providers:
-        if config.find_chain(member) is not None:
-            members.append(build_chain(config, member, registry, health=health))
-            continue
-        try:
-            members.append(registry.get(member))
-        except ProviderNotFoundError as exc:
-            raise _error(config, f"chains.{spec.name}", str(exc), "providers") from None
-    values = {**spec.options, "timeouts": options.timeouts(spec.options.get("timeouts"))}
-    return FallbackChain(members, registry=registry, health=health, name=spec.name, **values)
 
 
 def _factory(config: ConfigSpec, registry: Registry, table: str, use: str) -> Callable[..., Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .build import build_chain, build_registry
+from ..targets import Targets
+from .build import build_registry
 from .render import render
 from .spec import ConfigSpec
 
@@ -26,11 +27,12 @@ class Config(ConfigSpec):
     def chain(
         self, name: str, registry: Registry, *, health: HealthStore | None = None
     ) -> FallbackChain:
-        """The configured chain `name`, members resolved in `registry` (from build_registry).
+        """The configured chain `name`, members resolved in `registry` (from build_registry)
+        by `providerhub.targets`; ConfigError when there is no such chain.
 
         `health` defaults to the store shared by the process.
         """
-        return build_chain(self, name, registry, health=health)
+        return Targets(registry, self, health=health).configured(name)
 
     def render(self, registry: Registry | None = None) -> str:
         """The resolved config as TOML, secrets redacted; `registry` adds where names come from."""
