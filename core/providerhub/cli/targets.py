@@ -1,45 +1,47 @@
 """What `providerhub chat` calls: one provider (-p), a chain (--chain), or a model alias's chain.
 
 Names are resolved by `providerhub.targets`, as the gateway's are, and checked here, before
-any network I/O. `-p NAME` is refused here when the provider is marked not working (unless
---ignore-working) or does not serve the model. `--chain` takes comma-separated names. A single
-name that is a chain in the config is that chain (its configured options, with any
---ignore-working, --retries, --hedge-after on top); otherwise every name is a provider or a
-configured chain, and the list is an ad-hoc chain of them, in order. Without -p and --chain,
-`-m ALIAS` routes through the chain of a `[models]` alias.
+any network I/O. `-p NAME` is the provider's one-provider chain (the gateway's too), refused
+here when the provider is marked not working (unless --ignore-working), does not serve the
+model or lacks credentials. `--chain` takes comma-separated names. A single name that is a
+chain in the config is that chain (its configured options, with any --ignore-working,
+--retries, --hedge-after on top); otherwise every name is a provider or a configured chain,
+and the list is an ad-hoc chain of them, in order. Without -p and --chain, `-m ALIAS` routes
+through the chain of a `[models]` alias.
+
+Every run has a health store of its own (a fresh MemoryHealthStore), as a run in its own
+process has: failures of an earlier run in the same process never make a provider cool down.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
-from ..errors import ModelNotSupportedError, ProviderNotFoundError, ProviderNotWorkingError
+from ..errors import (
+    InvalidRequestError,
+    MissingCredentialsError,
+    ModelNotSupportedError,
+    ProviderNotFoundError,
+    ProviderNotWorkingError,
+)
 from ..provider import Provider
 from ..routing import FallbackChain
-from ..targets import Targets
+from ..routing.health import MemoryHealthStore
+from ..targets import Target, Targets
 from .common import Setup, UsageError
 
 CHAIN_ONLY = (("retries", "--retries"), ("hedge_after", "--hedge-after"))
 """Options that only a chain has, by argparse dest and flag."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What to call and with which model ("" means each provider's default)."""
-
-    provider: Provider
-    model: str
-
-
 def select(args: argparse.Namespace, setup: Setup) -> Target:
-    """The provider or chain the arguments name, and the model to ask it for."""
-    targets = Targets(setup.registry, setup.config)
+    """The chain the arguments name (`single` for -p), and the model to ask it for."""
+    targets = Targets(setup.registry, setup.config, health=MemoryHealthStore())
     if args.provider is not None:
         for dest, flag in CHAIN_ONLY:
             if getattr(args, dest) is not None:
                 raise UsageError(f"{flag} is a chain option: use it with --chain")
-        return Target(_single(args, targets), args.model)
+        return Target(_single(args, targets), args.model, single=True)
     if args.chain is not None:
         return Target(_chain(args.chain, args, targets), args.model)
     config = setup.config
@@ -52,21 +54,37 @@ def select(args: argparse.Namespace, setup: Setup) -> Target:
     return Target(_configured(alias.chain, args, targets), alias.model)
 
 
-def _single(args: argparse.Namespace, targets: Targets) -> Provider:
-    """The provider named by -p, refused if marked not working or off-model."""
+def _single(args: argparse.Namespace, targets: Targets) -> FallbackChain:
+    """The one-provider chain of -p, refused if the provider cannot serve this call at all."""
     name: str = args.provider
     try:
-        provider = targets.registry.get(name)
+        chain = targets.single(name)
     except ProviderNotFoundError:
         config = targets.config
         if config is not None and config.find_chain(name) is not None:
             raise UsageError(f"{name!r} is a chain in {config.path}: use --chain {name}") from None
         raise
+    [provider] = chain.members
     if not provider.working and not args.ignore_working:
         raise ProviderNotWorkingError(provider.name)
-    if args.model and not provider.supports_model(args.model):
+    if not provider.supports_model(args.model):
+        if not args.model:
+            raise InvalidRequestError(
+                f"provider {provider.name!r} has no default model; name one with -m MODEL"
+            )
         raise ModelNotSupportedError(provider.name, args.model)
-    return provider
+    why = provider.missing_credentials() if provider.needs_auth else None
+    if why:
+        raise _missing_credentials(provider.name, why)
+    return chain.replace(ignore_working=True) if args.ignore_working else chain
+
+
+def _missing_credentials(provider: str, why: str) -> MissingCredentialsError:
+    """MissingCredentialsError saying why, as the provider does ("environment variable X is
+    not set"); its constructor phrases only an unset variable."""
+    error = MissingCredentialsError(provider)
+    error.args = (f"{error}: {why}",)
+    return error
 
 
 def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:
