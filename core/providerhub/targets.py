@@ -221,10 +221,12 @@ class Targets:
         return chain
 
     def _chain_names(self) -> list[str]:
-        return [spec.name for spec in self.config.chains.values()] if self.config else []
+        config = self.config
+        return [spec.name for spec in config.chains.values()] if config is not None else []
 
     def _available(self) -> str:
-        aliases = [alias.name for alias in self.config.models.values()] if self.config else []
+        config = self.config
+        aliases = [alias.name for alias in config.models.values()] if config is not None else []
         kinds = [
             ("aliases", aliases),
             ("chains", self._chain_names()),
