@@ -211,3 +211,31 @@ def test_defaults_and_empty_file() -> None:
         None,
     )
     assert config.source == "config:<string>"
+
+
+def test_every_chain_option_reaches_the_chain() -> None:
+    config = parse_config(
+        """
+[chains.main]
+providers = ["CodeLinkAva"]
+order = "latency"
+ignore_working = true
+retries = 2
+backoff = 0.5
+timeouts = { connect = 2, idle = 7 }
+hedge_after = 1.5
+on_interrupt = "continue"
+deadline = 12
+""",
+        "p.toml",
+    )
+    chain = config.chain("main", config.build_registry(plugins()))
+    assert (chain.order, chain.ignore_working, chain.retries, chain.backoff) == (
+        "latency",
+        True,
+        2,
+        0.5,
+    )
+    assert chain.timeouts == Timeouts(connect=2, idle=7)
+    assert (chain.hedge_after, chain.on_interrupt, chain.deadline) == (1.5, "continue", 12)
+    assert parse_config(config.render(), "p.toml").chains == config.chains

@@ -77,6 +77,18 @@ def fails_to_build(text: str) -> str:
             "p.toml [chains.main]: 'shuffle' must be true or false, not 'yes'",
         ),
         (
+            "[chains.main]\nproviders = ['a']\ndeadline = 0\n",
+            "p.toml [chains.main]: 'deadline' must be positive seconds, not 0",
+        ),
+        (
+            "[chains.main]\nproviders = ['a']\ndeadline = 'soon'\n",
+            "p.toml [chains.main]: 'deadline' must be positive seconds, not 'soon'",
+        ),
+        (
+            "[chains.main]\nproviders = ['a']\nshuffle = true\norder = 'latency'\n",
+            "p.toml [chains.main]: shuffle=True contradicts order='latency'",
+        ),
+        (
             "[chains.main]\nproviders = ['a']\nhedge_after = 0\n",
             "p.toml [chains.main]: 'hedge_after' must be a positive number of seconds, not 0",
         ),

@@ -27,6 +27,7 @@ from providerhub import (
     http,
 )
 from providerhub.attempt import Attempt
+from providerhub.errors import TargetNotFoundError
 from providerhub.testing import FakeUpstream, Reply
 
 MakeUpstream = Callable[..., Awaitable[FakeUpstream]]
@@ -61,6 +62,10 @@ def round_trip(error: BaseException) -> Any:
         (
             ProviderNotFoundError("CodeLinkAv", ["CodeLinkAva"]),
             {"name": "CodeLinkAv", "suggestions": ("CodeLinkAva",)},
+        ),
+        (
+            TargetNotFoundError("LoclA", "no provider or chain named 'LoclA'", ["LocalA"]),
+            {"name": "LoclA", "suggestions": ("LocalA",)},
         ),
         (
             MissingCredentialsError("OpenAI", "OPENAI_API_KEY"),

@@ -4,6 +4,7 @@
     ├── PluginError                  a plugin failed to load (strict mode only)
     ├── ConfigError (ValueError)     providerhub.toml missing, unreadable or invalid
     ├── ProviderNotFoundError (LookupError)
+    │   └── TargetNotFoundError      no alias, chain or provider answers to a name (gateway 404)
     ├── ProviderNotWorkingError
     ├── ModelNotSupportedError (ValueError)
     ├── InvalidRequestError (ValueError)      raised before any network I/O
@@ -57,6 +58,7 @@ __all__ = [
     "ProviderNotWorkingError",
     "SpuriousCancellation",
     "StreamInterruptedError",
+    "TargetNotFoundError",
     "UnsupportedCapabilityError",
     "UpstreamConnectionError",
     "UpstreamError",
@@ -118,6 +120,17 @@ class ProviderNotFoundError(ProviderHubError, LookupError):
         self.suggestions = tuple(suggestions)
         hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
         super().__init__(f"no provider named {name!r}{hint}")
+
+
+class TargetNotFoundError(ProviderNotFoundError):
+    """No alias, configured chain or provider answers to a name, or none of the providers it
+    names serves the model asked for; the message says what exists or what may be meant. The
+    CLI exits with code 3, the gateway answers 404 `model_not_found`."""
+
+    def __init__(self, name: str, message: str, suggestions: Sequence[str] = ()) -> None:
+        self.name = name
+        self.suggestions = tuple(suggestions)
+        LookupError.__init__(self, message)
 
 
 class ProviderNotWorkingError(ProviderHubError):

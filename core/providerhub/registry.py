@@ -12,7 +12,6 @@ raise the first failure instead, with its traceback.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import logging
 import os
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from . import discovery, hookspecs
+from . import discovery, hookspecs, suggest
 from .errors import PluginError, ProviderNotFoundError
 from .provider import Provider
 
@@ -238,8 +237,7 @@ class Registry:
             impls = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
             if caller.has_spec() or all(impl.optionalhook for impl in impls):
                 continue
-            close = difflib.get_close_matches(caller.name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = suggest.best(caller.name, known)
             self._fail(info, f"unknown hook {caller.name!r}{hint}", None)
 
     def _run_hooks(self, plugin: object, info: PluginInfo) -> bool:
@@ -326,13 +324,8 @@ class Registry:
             raise self._raising
 
     def _suggest(self, name: str) -> list[str]:
-        """Registered names close to `name`: containing it, or similar by spelling."""
-        by_lower = {key: entry.provider.name for key, entry in self._providers.items()}
-        wanted = name.lower()
-        contains = [key for key in by_lower if len(wanted) >= 3 and wanted in key]
-        close = difflib.get_close_matches(wanted, list(by_lower), n=3, cutoff=0.6)
-        ordered = dict.fromkeys(close + contains)
-        return [by_lower[key] for key in list(ordered)[:3]]
+        """Registered names `name` may stand for (`providerhub.suggest`)."""
+        return suggest.suggest(name, (entry.provider.name for entry in self._providers.values()))
 
 
 def _call_plain(impl: pluggy.HookImpl, **kwargs: object) -> None:

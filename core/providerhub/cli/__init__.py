@@ -11,11 +11,13 @@
 The config is --config PATH (before or after the command), else $PROVIDERHUB_CONFIG, else
 $XDG_CONFIG_HOME/providerhub/providerhub.toml when it exists; with none, only plugins are used.
 
-`chat --chain NAME` uses the chain NAME of the config; any other value is a comma-separated list
-of provider (or configured chain) names tried in order, so one provider's name makes a
-one-provider chain. Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]`
-alias; with them, -m is a model name as given. `-v` prints one line per attempt to stderr once
-the stream has ended, however it ended.
+`chat -p NAME` calls the provider through its one-provider chain, as the gateway does, after
+checking that it can serve the call at all; a failure is the provider's own error. `chat --chain
+NAME` uses the chain NAME of the config; any other value is a comma-separated list of provider
+(or configured chain) names tried in order, so one provider's name makes a one-provider chain.
+Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]` alias; with them, -m
+is a model name as given. `-v` prints the chain's attempts to stderr, one line each, once the
+stream has ended, however it ended.
 
 Only this package prints. An error is one line on stderr, `providerhub: error: ...` (when every
 provider of a chain failed, one indented line per provider follows it), and the exit code says

@@ -1,9 +1,10 @@
 """`providerhub chat`: stream one answer to stdout as it arrives.
 
-`targets.select` turns the arguments into what to call (checked before any network I/O);
+`targets.select` turns the arguments into the chain to call (checked before any network I/O);
 `attach.content` the prompt and any -a files into the user message; `call_options` the
 arguments into the transport options of the call; `stream` does the call and, with -v, writes
-the attempt trace to stderr once the stream has ended, however it ended.
+the chain's attempt trace to stderr once the stream has ended, however it ended. For -p (a
+one-provider chain) a failure is the provider's own error, as if it had been called alone.
 
 The answer is written by a `TextOutput` (text as it arrives, then the refusal and tool-call
 lines of OUTPUT below) or, with --json, a `JsonOutput` (one JSON object per line per event, then
@@ -19,11 +20,10 @@ import sys
 from typing import Any, Protocol, TextIO
 
 from ..attempt import Attempt
+from ..errors import AllProvidersFailedError, StreamInterruptedError
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import Messages
-from ..provider import Provider, event_generator, has_base_stream
-from ..routing import policy
-from ..routing.stream import ChatStream
+from ..routing import FallbackChain
 from ..stream import ChunkStream
 from . import attach
 from .common import UsageError, config_option, load_setup
@@ -140,18 +140,30 @@ def run(args: argparse.Namespace) -> int:
     prompt = attach.content(read_prompt(args.prompt, sys.stdin), args.attach)
     messages = build_messages(args.system, prompt)
     trace = sys.stderr if args.verbose else None
-    asyncio.run(
-        stream(
-            target.provider,
-            target.model,
-            messages,
-            call_options(args),
-            sys.stdout,
-            trace,
-            as_json=args.json,
+    options = call_options(args)
+    try:
+        asyncio.run(
+            stream(
+                target.chain, target.model, messages, options, sys.stdout, trace, as_json=args.json
+            )
         )
-    )
-    return 0
+    except (AllProvidersFailedError, StreamInterruptedError) as exc:
+        if not target.single:
+            raise
+        failure = own_error(exc)
+    else:
+        return 0
+    raise failure
+
+
+def own_error(error: AllProvidersFailedError | StreamInterruptedError) -> BaseException:
+    """What a one-provider chain's failure was for its provider: the error of its one attempt
+    when that failed, or what cut its answer; else `error` itself (the provider was skipped)."""
+    if isinstance(error, StreamInterruptedError):
+        return error.__cause__ or error
+    failed = [attempt.error for attempt in error.attempts if attempt.outcome == "failed"]
+    own = failed[0] if len(error.attempts) == 1 and failed else None
+    return own or error
 
 
 def call_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,19 +185,8 @@ def build_messages(system: str | None, prompt: str | list[dict[str, Any]]) -> li
     return [*messages, {"role": "user", "content": prompt}]
 
 
-def open_stream(
-    provider: Provider, model: str, messages: Messages, options: dict[str, Any]
-) -> ChunkStream:
-    """The answer's stream, the request checked now: `stream()` of an AsyncGeneratorProvider
-    (class or instance; a chain's is a ChatStream), else a stream over any other provider
-    object's event (or text) generator."""
-    if has_base_stream(provider):
-        return provider.stream(model, messages, **options)
-    return ChunkStream(event_generator(provider)(model, messages, **options))
-
-
 async def stream(
-    provider: Provider,
+    chain: FallbackChain,
     model: str,
     messages: Messages,
     options: dict[str, Any],
@@ -196,40 +197,21 @@ async def stream(
 ) -> None:
     """Write the answer to `out` as it arrives: readable, or with `as_json` as JSON lines.
 
-    With `trace`, write one line per attempt to it at the end (a chain's `attempts`; for a
-    single provider, one attempt timed here).
+    With `trace`, write the chain's attempts to it at the end, one line each.
     """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    answer = open_stream(provider, model, messages, options)
-    own: Attempt | None = None
-    if isinstance(answer, ChatStream):
-        attempts = answer.attempts
-    else:
-        own = Attempt(provider.name, "failed")
-        attempts = [own]
+    answer = chain.stream(model, messages, **options)
     output: Output = JsonOutput(out) if as_json else TextOutput(out)
     write = output.event
     try:
         async for event in answer.events():
             if event:
-                if own is not None and own.time_to_first_chunk is None:
-                    own.time_to_first_chunk = loop.time() - started
                 write(event)
-        if own is not None:
-            own.outcome = "served"
-        output.end(answer, answer.provider if isinstance(answer, ChatStream) else provider.name)
-    except BaseException as exc:
-        if own is not None:
-            _ended(own, exc)
-        raise
+        output.end(answer, answer.provider)
     finally:
-        if own is not None:
-            own.duration = loop.time() - started
         await answer.aclose()
         output.close()
         if trace is not None:
-            trace.write("".join(f"{line}\n" for line in trace_lines(attempts)))
+            trace.write("".join(f"{line}\n" for line in trace_lines(answer.attempts)))
             trace.flush()
 
 
@@ -351,15 +333,6 @@ def trace_lines(attempts: list[Attempt], parent: str = "") -> list[str]:
         lines.append(f"providerhub: attempt {label}: {attempt}{attempt.details()}")
         lines += trace_lines(attempt.inner, f"{label}.")
     return lines
-
-
-def _ended(attempt: Attempt, exc: BaseException) -> None:
-    """Record how a single provider's stream failed or was stopped."""
-    if not isinstance(exc, Exception):
-        attempt.outcome, attempt.reason = "cancelled", "stopped by the consumer"
-        return
-    attempt.outcome = "failed" if attempt.time_to_first_chunk is None else "interrupted"
-    attempt.error, attempt.reason = exc, policy.reason(exc, attempt.provider)
 
 
 def _seconds(text: str) -> float:

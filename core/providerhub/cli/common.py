@@ -5,11 +5,9 @@ instances), and the errors that pick exit codes 2 and 5.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import Config, load_config
-from ..errors import ProviderNotFoundError
 from ..registry import STRICT_ENV, Registry, default_registry
 
 
@@ -19,15 +17,6 @@ class UsageError(Exception):
 
 class PluginLoadError(Exception):
     """Strict plugin loading failed (exit code 5); the cause is the plugin's own error."""
-
-
-class TargetNotFoundError(ProviderNotFoundError):
-    """A name given to --chain that is neither a provider nor a configured chain (exit code 3)."""
-
-    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
-        super().__init__(name, suggestions)
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        self.args = (f"no provider or chain named {name!r}{hint}",)
 
 
 @dataclass(frozen=True, slots=True)

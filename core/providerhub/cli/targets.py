@@ -1,109 +1,121 @@
 """What `providerhub chat` calls: one provider (-p), a chain (--chain), or a model alias's chain.
 
-`--chain` takes comma-separated names. A single name that is a chain in the config is that chain
-(its configured options, with any --ignore-working, --retries, --hedge-after on top); otherwise
-every name is a provider or a configured chain, and the list is an ad-hoc chain of them, in
-order (so `--chain NAME` with a provider's name is a one-provider chain, with its trace).
-Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]` alias.
-Names are resolved and checked here, before any network I/O.
+Names are resolved by `providerhub.targets`, as the gateway's are, and checked here, before
+any network I/O. `-p NAME` is the provider's one-provider chain (the gateway's too), refused
+here when the provider is marked not working (unless --ignore-working), does not serve the
+model or lacks credentials. `--chain` takes comma-separated names. A single name that is a
+chain in the config is that chain (its configured options, with any --ignore-working,
+--retries, --hedge-after on top); otherwise every name is a provider or a configured chain,
+and the list is an ad-hoc chain of them, in order. Without -p and --chain, `-m ALIAS` routes
+through the chain of a `[models]` alias.
+
+Every run has a health store of its own (a fresh MemoryHealthStore), as a run in its own
+process has: failures of an earlier run in the same process never make a provider cool down.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
-from dataclasses import dataclass
 
-from ..config import Config
-from ..errors import ModelNotSupportedError, ProviderNotFoundError, ProviderNotWorkingError
+from ..errors import (
+    InvalidRequestError,
+    MissingCredentialsError,
+    ModelNotSupportedError,
+    ProviderNotFoundError,
+    ProviderNotWorkingError,
+)
 from ..provider import Provider
 from ..routing import FallbackChain
-from .common import Setup, TargetNotFoundError, UsageError
+from ..routing.health import MemoryHealthStore
+from ..targets import Target, Targets
+from .common import Setup, UsageError
 
 CHAIN_ONLY = (("retries", "--retries"), ("hedge_after", "--hedge-after"))
 """Options that only a chain has, by argparse dest and flag."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What to call and with which model ("" means each provider's default)."""
-
-    provider: Provider
-    model: str
-
-
 def select(args: argparse.Namespace, setup: Setup) -> Target:
-    """The provider or chain the arguments name, and the model to ask it for."""
+    """The chain the arguments name (`single` for -p), and the model to ask it for."""
+    targets = Targets(setup.registry, setup.config, health=MemoryHealthStore())
     if args.provider is not None:
         for dest, flag in CHAIN_ONLY:
             if getattr(args, dest) is not None:
                 raise UsageError(f"{flag} is a chain option: use it with --chain")
-        return Target(_single(args, setup), args.model)
+        return Target(_single(args, targets), args.model, single=True)
     if args.chain is not None:
-        return Target(_chain(args.chain, args, setup), args.model)
+        return Target(_chain(args.chain, args, targets), args.model)
     config = setup.config
     alias = config.resolve_model(args.model) if config is not None and args.model else None
-    if config is None or alias is None:
+    if alias is None:
         raise UsageError(
             "say what to call: -p NAME, --chain A,B,C or a configured chain's name, "
             "or -m with a model alias from the config's [models]"
         )
-    return Target(_configured(config, alias.chain, args, setup), alias.model)
+    return Target(_configured(alias.chain, args, targets), alias.model)
 
 
-def _single(args: argparse.Namespace, setup: Setup) -> Provider:
-    """The provider named by -p, refused if marked not working or off-model."""
+def _single(args: argparse.Namespace, targets: Targets) -> FallbackChain:
+    """The one-provider chain of -p, refused if the provider cannot serve this call at all."""
+    name: str = args.provider
     try:
-        provider = setup.registry.get(args.provider)
+        chain = targets.single(name)
     except ProviderNotFoundError:
-        if setup.config is not None and _chain_name(setup.config, args.provider):
-            raise UsageError(
-                f"{args.provider!r} is a chain in {setup.config.path}: use --chain {args.provider}"
-            ) from None
+        config = targets.config
+        if config is not None and config.find_chain(name) is not None:
+            raise UsageError(f"{name!r} is a chain in {config.path}: use --chain {name}") from None
         raise
+    [provider] = chain.members
     if not provider.working and not args.ignore_working:
         raise ProviderNotWorkingError(provider.name)
-    if args.model and not provider.supports_model(args.model):
+    if not provider.supports_model(args.model):
+        if not args.model:
+            raise InvalidRequestError(
+                f"provider {provider.name!r} has no default model; name one with -m MODEL"
+            )
         raise ModelNotSupportedError(provider.name, args.model)
-    return provider
+    why = provider.missing_credentials() if provider.needs_auth else None
+    if why:
+        raise _missing_credentials(provider.name, why)
+    return chain.replace(ignore_working=True) if args.ignore_working else chain
 
 
-def _chain(spec: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
+def _missing_credentials(provider: str, why: str) -> MissingCredentialsError:
+    """MissingCredentialsError saying why, as the provider does ("environment variable X is
+    not set"); its constructor phrases only an unset variable."""
+    error = MissingCredentialsError(provider)
+    error.args = (f"{error}: {why}",)
+    return error
+
+
+def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:
     names = [name.strip() for name in spec.split(",")]
     if not all(names):
         raise UsageError(f"--chain {spec!r} has an empty name; give names separated by commas")
-    config = setup.config
-    if len(names) == 1 and config is not None and _chain_name(config, names[0]):
-        return _configured(config, names[0], args, setup)
-    members = [_member(name, args, setup) for name in names]
+    if len(names) == 1 and targets.chain(names[0]) is not None:
+        return _configured(names[0], args, targets)
+    members = [_member(name, args, targets) for name in names]
     return FallbackChain(
         members,
-        registry=setup.registry,
+        registry=targets.registry,
+        health=targets.health,
         ignore_working=args.ignore_working,
         retries=args.retries or 0,
         hedge_after=args.hedge_after,
     )
 
 
-def _member(name: str, args: argparse.Namespace, setup: Setup) -> Provider:
-    """A name in a --chain list: a configured chain (it nests), else a provider."""
-    config = setup.config
-    if config is not None and _chain_name(config, name):
-        chain = config.chain(name, setup.registry)
-        return _override(chain, args.ignore_working, None, None)
-    if name in setup.registry:
-        return setup.registry.get(name)
-    known = [provider.name for provider in setup.registry.providers()]
-    known += list(config.chains) if config is not None else []
-    by_lower = {item.lower(): item for item in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-    raise TargetNotFoundError(name, [by_lower[item] for item in close])
+def _member(name: str, args: argparse.Namespace, targets: Targets) -> Provider:
+    """A name in a --chain list: a configured chain (it nests, with --ignore-working), else a
+    provider (TargetNotFoundError when it is neither)."""
+    member = targets.member(name)
+    if isinstance(member, FallbackChain):
+        return _override(member, args.ignore_working, None, None)
+    return member
 
 
-def _configured(config: Config, name: str, args: argparse.Namespace, setup: Setup) -> FallbackChain:
+def _configured(name: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:
     """The configured chain `name`, with the command line's chain options on top."""
-    chain = config.chain(name, setup.registry)
-    return _override(chain, args.ignore_working, args.retries, args.hedge_after)
+    return _override(targets.configured(name), args.ignore_working, args.retries, args.hedge_after)
 
 
 def _override(
@@ -126,7 +138,3 @@ def _override(
     if hedge_after is not None:
         changes["hedge_after"] = hedge_after
     return chain.replace(**changes)
-
-
-def _chain_name(config: Config, name: str) -> bool:
-    return any(chain.lower() == name.lower() for chain in config.chains)

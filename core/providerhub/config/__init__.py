@@ -6,14 +6,23 @@
     alias = config.resolve_model("fast")       # ModelAlias(chain, model) or None
     text = config.render(registry)             # what `config check` prints, secrets redacted
 
-Secrets are given only by environment variable name; a literal key in the file is refused.
+A `[chains.NAME]` table takes `providers` and the options of FallbackChain, checked against
+the same table the chain uses (`providerhub.routing.options`). Secrets are given only by
+environment variable name; a literal key in the file is refused.
+
+    spec.py    the parsed file as plain data (ProviderSpec, ChainSpec, ..., ConfigSpec)
+    load.py    finding, reading and validating the file into a Config
+    build.py   provider instances from their types, into a registry
+    render.py  the resolved config as TOML, secrets redacted
+    schema.py  Config: the data, with the methods above on it
 """
 
 from __future__ import annotations
 
 from ..errors import ConfigError
 from .load import CONFIG_ENV, FILENAME, find_config, load_config, parse_config
-from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
+from .schema import Config
+from .spec import ChainSpec, ConfigSpec, ModelAlias, ProviderSpec, ServerSettings
 
 __all__ = [
     "CONFIG_ENV",
@@ -21,6 +30,7 @@ __all__ = [
     "ChainSpec",
     "Config",
     "ConfigError",
+    "ConfigSpec",
     "ModelAlias",
     "ProviderSpec",
     "ServerSettings",

@@ -1,25 +1,24 @@
-"""Turning a validated Config into providers in a registry, and chains of them."""
+"""Turning a validated config into provider instances in a registry.
+
+Its chains are built by `providerhub.targets`, the resolver of every name to what answers it.
+"""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ProviderNotFoundError
-from ..timeouts import Timeouts
-from .schema import Config
+from .. import suggest
+from ..errors import ConfigError
+from .spec import ConfigSpec
 
 if TYPE_CHECKING:
-    from ..provider import Provider
     from ..registry import Registry
-    from ..routing import FallbackChain
-    from ..routing.health import HealthStore
 
 
-def build_registry(config: Config, registry: Registry | None = None) -> Registry:
+def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Registry:
     """Instantiate each `[providers.NAME]` from its type and register it as "config:<path>".
 
     Then check that every chain member names a provider (configured or from a plugin) or a
@@ -61,10 +60,9 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
             raise _error(config, table, f"cannot register: {reason}")
     for chain in config.chains.values():
         for member in chain.providers:
-            if member not in registry and not _is_chain(config, member):
+            if member not in registry and config.find_chain(member) is None:
                 known = [p.name for p in registry.providers()] + list(config.chains)
-                close = difflib.get_close_matches(member, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = suggest.best(member, known)
                 raise _error(
                     config,
                     f"chains.{chain.name}",
@@ -74,51 +72,23 @@ def build_registry(config: Config, registry: Registry | None = None) -> Registry
     return registry
 
 
-def build_chain(
-    config: Config, name: str, registry: Registry, *, health: HealthStore | None = None
-) -> FallbackChain:
-    """The chain `name` with its members resolved; nested chains are built the same way."""
-    from ..routing import FallbackChain
-
-    spec = next((c for c in config.chains.values() if c.name.lower() == name.lower()), None)
-    if spec is None:
-        close = difflib.get_close_matches(name, list(config.chains), n=3)
-        raise ConfigError(
-            f"no chain named {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""),
-            path=config.path,
-        )
-    members: list[Provider] = []
-    for member in spec.providers:
-        if _is_chain(config, member):
-            members.append(build_chain(config, member, registry, health=health))
-            continue
-        try:
-            members.append(registry.get(member))
-        except ProviderNotFoundError as exc:
-            raise _error(config, f"chains.{spec.name}", str(exc), "providers") from None
-    options = dict(spec.options)
-    if isinstance(options.get("timeouts"), dict):
-        options["timeouts"] = Timeouts(**options["timeouts"])
-    return FallbackChain(members, registry=registry, health=health, name=spec.name, **options)
-
-
-def _factory(config: Config, registry: Registry, table: str, use: str) -> Callable[..., Any]:
+def _factory(config: ConfigSpec, registry: Registry, table: str, use: str) -> Callable[..., Any]:
     types = registry.provider_types()
     factory = types.get(use.lower())
     if factory is not None:
         return factory
-    close = difflib.get_close_matches(use.lower(), list(types), n=1)
-    if close:
-        hint = f"; did you mean {close[0]!r}?"
-    elif types:
-        hint = f"; known types: {', '.join(sorted(types))}"
-    else:
-        hint = "; no installed plugin provides types (pip install providerhub-openai)"
+    hint = suggest.best(use, types)
+    if not hint:
+        hint = (
+            f"; known types: {', '.join(sorted(types))}"
+            if types
+            else "; no installed plugin provides types (pip install providerhub-openai)"
+        )
     raise _error(config, table, f"unknown provider type {use!r}{hint}", "use")
 
 
 def _check_options(
-    config: Config, table: str, factory: Callable[..., Any], options: dict[str, Any] | Any
+    config: ConfigSpec, table: str, factory: Callable[..., Any], options: dict[str, Any] | Any
 ) -> None:
     """Refuse options the factory does not accept, suggesting the closest accepted one."""
     try:
@@ -137,19 +107,13 @@ def _check_options(
             raise _error(config, table, f"missing key {key!r}", key)
     for key in options:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise _error(config, table, f"unknown key {key!r}{hint}", key)
+            raise _error(config, table, f"unknown key {key!r}{suggest.best(key, accepted)}", key)
 
 
 def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
     """The one option a factory's error message quotes ('models' or 'models[]'), if any."""
     named = [key for key in options if re.search(rf"'{re.escape(key)}(\[\])?'", message)]
     return named[0] if len(named) == 1 else None
-
-
-def _is_chain(config: Config, name: str) -> bool:
-    return any(chain.lower() == name.lower() for chain in config.chains)
 
 
 def _source(registry: Registry, name: str) -> str:
@@ -159,5 +123,5 @@ def _source(registry: Registry, name: str) -> str:
     return "the registry"
 
 
-def _error(config: Config, table: str, message: str, key: str | None = None) -> ConfigError:
+def _error(config: ConfigSpec, table: str, message: str, key: str | None = None) -> ConfigError:
     return ConfigError(message, path=config.path or "<string>", table=table, key=key)

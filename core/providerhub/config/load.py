@@ -6,7 +6,6 @@ $XDG_CONFIG_HOME/providerhub/providerhub.toml (XDG_CONFIG_HOME defaults to ~/.co
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -14,10 +13,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import suggest
 from ..errors import ConfigError
 from ..redaction import is_env_name, is_secret_header, is_secret_option
+from ..routing import options
 from ..timeouts import PHASES
-from .schema import ChainSpec, Config, ModelAlias, ProviderSpec, ServerSettings
+from .schema import Config
+from .spec import ChainSpec, ModelAlias, ProviderSpec, ServerSettings
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
@@ -28,17 +30,8 @@ LITERAL_SECRET_WHY = (
     "environment variable and give its name instead, e.g. "
 )
 LITERAL_SECRET = LITERAL_SECRET_WHY + 'api_key_env = "OPENAI_API_KEY"'
-CHAIN_OPTIONS = (
-    "providers",
-    "order",
-    "shuffle",
-    "ignore_working",
-    "retries",
-    "backoff",
-    "timeouts",
-    "hedge_after",
-    "on_interrupt",
-)
+CHAIN_KEYS = ("providers", *options.NAMES)
+"""The keys of a `[chains.NAME]` table: its members, then the chain options."""
 
 
 def find_config(
@@ -144,12 +137,7 @@ class _Parser:
     ) -> None:
         for key in body:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = (
-                    f"; did you mean {close[0]!r}?"
-                    if close
-                    else f"; expected one of {', '.join(known)}"
-                )
+                hint = suggest.best(key, known) or f"; expected one of {', '.join(known)}"
                 raise self.error(table, f"unknown key {key!r}{hint}", key)
 
     def provider(self, name: str, body: dict[str, Any]) -> ProviderSpec:
@@ -170,7 +158,7 @@ class _Parser:
 
     def chain(self, name: str, body: dict[str, Any]) -> ChainSpec:
         table = f"chains.{name}"
-        self.known_keys(table, body, CHAIN_OPTIONS)
+        self.known_keys(table, body, CHAIN_KEYS)
         if "providers" not in body:
             raise self.error(table, "missing key 'providers' (a list of provider names)")
         members = body["providers"]
@@ -184,48 +172,33 @@ class _Parser:
         for member in members:
             if members.count(member) > 1:
                 raise self.error(table, f"'providers' lists {member!r} twice", "providers")
-        checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-            "order": (
-                lambda v: v in ("given", "shuffle", "latency"),
-                '"given", "shuffle" or "latency"',
-            ),
-            "shuffle": (_is_bool, "true or false"),
-            "ignore_working": (_is_bool, "true or false"),
-            "retries": (lambda v: _is_int(v) and v >= 0, "a whole number >= 0"),
-            "backoff": (lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0"),
-            "hedge_after": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
-            "on_interrupt": (lambda v: v in ("raise", "continue"), '"raise" or "continue"'),
-        }
-        options: dict[str, Any] = {}
-        for key, value in body.items():
-            if key in checks:
-                self.check(table, key, value, *checks[key])
-                options[key] = value
-        if "timeouts" in body:
-            options["timeouts"] = self.timeouts(table, body["timeouts"])
-        return ChainSpec(name, tuple(members), options)
+        values = {key: body[key] for key in options.NAMES if key in body}
+        if "timeouts" in values:
+            self.timeouts_shape(table, values["timeouts"])
+        for key, value in values.items():
+            found = options.problem(key, value)
+            if found is not None:
+                shown = _shown(found.key, found.value)
+                raise self.error(
+                    table, f"{found.key!r} must be {found.expected}, not {shown}", found.key
+                )
+        contradiction = options.contradiction(values)
+        if contradiction is not None:
+            raise self.error(table, contradiction, "shuffle")
+        if "timeouts" in values:
+            values["timeouts"] = _floats(values["timeouts"])
+        return ChainSpec(name, tuple(members), values)
 
-    def timeouts(self, table: str, value: Any) -> float | dict[str, float]:
-        if _is_number(value):
-            self.check(table, "timeouts", value, lambda v: v > 0, "a positive number of seconds")
-            return float(value)
-        if not isinstance(value, dict):
+    def timeouts_shape(self, table: str, value: Any) -> None:
+        """`timeouts` is seconds or a table of the phases (its values are checked after)."""
+        if isinstance(value, dict):
+            self.known_keys(table, value, PHASES)
+        elif not _is_number(value):
             raise self.error(
                 table,
-                "'timeouts' must be positive seconds or a table of "
-                f"{', '.join(PHASES)}, not {_toml_type(value)}",
+                f"'timeouts' must be {options.TIMEOUTS}, not {_toml_type(value)}",
                 "timeouts",
             )
-        self.known_keys(table, value, PHASES)
-        for phase, seconds in value.items():
-            self.check(
-                table,
-                f"timeouts.{phase}",
-                seconds,
-                lambda v: _is_number(v) and v > 0,
-                "a positive number of seconds",
-            )
-        return {phase: float(seconds) for phase, seconds in value.items()}
 
     def check_cycles(self, chains: Mapping[str, ChainSpec]) -> None:
         """Refuse a chain that contains itself, directly or through other chains.
@@ -331,8 +304,7 @@ class _Parser:
                 return known
         if is_secret_option(key):
             raise self.error(table, f"{key!r} names a chain that is not defined", key)
-        close = difflib.get_close_matches(name, list(chains), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = suggest.best(name, chains)
         raise self.error(table, f"{key!r} names chain {name!r}, which is not defined{hint}", key)
 
     def check(
@@ -356,16 +328,19 @@ def literal_secret_header(header: str) -> str:
     )
 
 
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _floats(timeouts: float | dict[str, float]) -> float | dict[str, float]:
+    """A checked `timeouts` value with its seconds as floats."""
+    if isinstance(timeouts, dict):
+        return {phase: float(seconds) for phase, seconds in timeouts.items()}
+    return float(timeouts)
 
 
 def _is_name(value: Any) -> bool:

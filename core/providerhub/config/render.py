@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..redaction import REDACTED, is_env_name, is_secret_option, redact_headers
-from .schema import Config
+from .spec import ConfigSpec
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
-def render(config: Config, registry: Registry | None = None) -> str:
+def render(config: ConfigSpec, registry: Registry | None = None) -> str:
     """TOML equivalent to `config`; with a registry, comments say where each name resolves."""
     lines = [f"# providerhub config: {config.path or '<string>'}"]
     for spec in config.providers.values():
@@ -77,8 +77,8 @@ def _variable(key: str, name: Any) -> str:
     return f"{key} = {_value(name)}  # {'set' if os.environ.get(name) else 'not set'}"
 
 
-def _member(config: Config, registry: Registry, name: str) -> str:
-    if any(chain.lower() == name.lower() for chain in config.chains):
+def _member(config: ConfigSpec, registry: Registry, name: str) -> str:
+    if config.find_chain(name) is not None:
         return "chain"
     if name not in registry:
         return "not found"

@@ -1,11 +1,14 @@
-"""What a parsed providerhub.toml holds."""
+"""`Config`: a validated providerhub.toml and what it builds (providers, chains, its text)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..targets import Targets
+from .build import build_registry
+from .render import render
+from .spec import ConfigSpec
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -14,81 +17,23 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderSpec:
-    """`[providers.NAME]`: an instance of provider type `use`, built with `options`."""
-
-    name: str
-    use: str
-    options: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ChainSpec:
-    """`[chains.NAME]`: members by name (providers or other chains) and FallbackChain options."""
-
-    name: str
-    providers: tuple[str, ...]
-    options: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelAlias:
-    """`[models]`: a model name that routes to a chain; `model` "" means each member's default."""
-
-    name: str
-    chain: str
-    model: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """`[server]`: where the gateway listens, which chain answers by default, and the name of
-    the environment variable holding the key clients must send (`api_key_env`; None: no auth)."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    chain: str | None = None
-    api_key_env: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(ConfigSpec):
     """A validated providerhub.toml. Building providers needs a registry (for their types)."""
-
-    path: Path | None = None
-    providers: Mapping[str, ProviderSpec] = field(default_factory=dict)
-    chains: Mapping[str, ChainSpec] = field(default_factory=dict)
-    models: Mapping[str, ModelAlias] = field(default_factory=dict)
-    server: ServerSettings = field(default_factory=ServerSettings)
-
-    @property
-    def source(self) -> str:
-        """The plugin label configured providers are registered under: "config:<path>"."""
-        return f"config:{self.path if self.path is not None else '<string>'}"
 
     def build_registry(self, registry: Registry | None = None) -> Registry:
         """`registry` (default: a fresh discovery) plus the configured provider instances."""
-        from .build import build_registry
-
         return build_registry(self, registry)
 
     def chain(
         self, name: str, registry: Registry, *, health: HealthStore | None = None
     ) -> FallbackChain:
-        """The configured chain `name`, members resolved in `registry` (from build_registry).
+        """The configured chain `name`, members resolved in `registry` (from build_registry)
+        by `providerhub.targets`; ConfigError when there is no such chain.
 
         `health` defaults to the store shared by the process.
         """
-        from .build import build_chain
-
-        return build_chain(self, name, registry, health=health)
-
-    def resolve_model(self, model: str) -> ModelAlias | None:
-        """The alias called `model`, or None when `model` is not an alias."""
-        return self.models.get(model)
+        return Targets(registry, self, health=health).configured(name)
 
     def render(self, registry: Registry | None = None) -> str:
         """The resolved config as TOML, secrets redacted; `registry` adds where names come from."""
-        from .render import render
-
         return render(self, registry)

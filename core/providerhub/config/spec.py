@@ -1,0 +1,71 @@
+"""What a parsed providerhub.toml holds, as plain data (building from it is elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """`[providers.NAME]`: an instance of provider type `use`, built with `options`."""
+
+    name: str
+    use: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSpec:
+    """`[chains.NAME]`: members by name (providers or other chains) and FallbackChain options."""
+
+    name: str
+    providers: tuple[str, ...]
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelAlias:
+    """`[models]`: a model name that routes to a chain; `model` "" means each member's default."""
+
+    name: str
+    chain: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """`[server]`: where the gateway listens, which chain answers by default, and the name of
+    the environment variable holding the key clients must send (`api_key_env`; None: no auth)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    chain: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSpec:
+    """A validated providerhub.toml as data: what `Config` builds providers and chains from."""
+
+    path: Path | None = None
+    providers: Mapping[str, ProviderSpec] = field(default_factory=dict)
+    chains: Mapping[str, ChainSpec] = field(default_factory=dict)
+    models: Mapping[str, ModelAlias] = field(default_factory=dict)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def source(self) -> str:
+        """The plugin label configured providers are registered under: "config:<path>"."""
+        return f"config:{self.path if self.path is not None else '<string>'}"
+
+    def find_chain(self, name: str) -> ChainSpec | None:
+        """The chain called `name` in any case, or None."""
+        wanted = name.lower()
+        return next((spec for spec in self.chains.values() if spec.name.lower() == wanted), None)
+
+    def resolve_model(self, model: str) -> ModelAlias | None:
+        """The alias called `model`, or None when `model` is not an alias."""
+        return self.models.get(model)
