@@ -18,6 +18,7 @@ from providerhub import (
     AllProvidersFailedError,
     Attempt,
     ChatStream,
+    ConfigError,
     FallbackChain,
     InvalidRequestError,
     MemoryHealthStore,
@@ -26,7 +27,8 @@ from providerhub import (
     StreamInterruptedError,
     Timeouts,
 )
-from providerhub.routing import CONTINUE_PROMPT
+from providerhub.config import parse_config
+from providerhub.routing import CONTINUE_PROMPT, options
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 from providerhub_codelinkava import CodeLinkAva
 from routing_helpers import FAST, MESSAGES, REFUSED, consume, provider
@@ -478,3 +480,30 @@ def test_replace_changes_only_what_it_is_given() -> None:
     assert (chain.retries, [m.name for m in chain.members]) == (1, ["first", "second"])
     with pytest.raises(TypeError, match=r"unknown arguments: \['retires'\]"):
         chain.replace(retires=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "toml"),
+    [
+        ("order", "fastest", '"fastest"'),
+        ("shuffle", "yes", '"yes"'),
+        ("ignore_working", 1, "1"),
+        ("retries", -1, "-1"),
+        ("backoff", -1, "-1"),
+        ("timeouts", 0, "0"),
+        ("hedge_after", 0, "0"),
+        ("on_interrupt", "retry", '"retry"'),
+        ("deadline", 0, "0"),
+    ],
+)
+def test_the_chain_and_the_config_check_options_by_one_table(
+    name: str, bad: object, toml: str
+) -> None:
+    problem = options.problem(name, bad)
+    assert problem is not None
+    with pytest.raises(InvalidRequestError) as chain_error:
+        FallbackChain([provider("a")], **{name: bad})
+    assert str(chain_error.value) == f"{name} must be {problem.expected}, not {bad!r}"
+    with pytest.raises(ConfigError) as config_error:
+        parse_config(f'[chains.c]\nproviders = ["a"]\n{name} = {toml}\n')
+    assert f"'{name}' must be {problem.expected}, not " in str(config_error.value)

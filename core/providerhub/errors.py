@@ -25,7 +25,7 @@
 Upstream faults are classified so routing can decide what to retry or skip. `UpstreamHTTPError`
 subclasses `aiohttp.ClientResponseError`, so it lives in `providerhub.http`, the module that
 imports aiohttp (`providerhub.UpstreamHTTPError` finds it there lazily): this module imports
-nothing of providerhub's at run time, and importing it stays free of aiohttp.
+only `suggest` (the "did you mean" rule) at run time, and importing it stays free of aiohttp.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from . import suggest
 
 if TYPE_CHECKING:
     from .attempt import Attempt
@@ -118,8 +120,7 @@ class ProviderNotFoundError(ProviderHubError, LookupError):
     def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
         self.name = name
         self.suggestions = tuple(suggestions)
-        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
-        super().__init__(f"no provider named {name!r}{hint}")
+        super().__init__(f"no provider named {name!r}{suggest.hint(self.suggestions)}")
 
 
 class TargetNotFoundError(ProviderNotFoundError):
@@ -171,13 +172,23 @@ class UnsupportedCapabilityError(InvalidRequestError):
 
 
 class MissingCredentialsError(ProviderHubError):
-    """The provider needs a key and none is configured; names the variable, never a value."""
+    """The provider needs a key and none is usable; names the variable, never a value.
 
-    def __init__(self, provider: str, env_var: str | None = None) -> None:
+    `reason` says what is wrong when it is more than an unset `env_var` (the provider's own
+    `missing_credentials()`).
+    """
+
+    def __init__(
+        self, provider: str, env_var: str | None = None, *, reason: str | None = None
+    ) -> None:
         self.provider = provider
         self.env_var = env_var
-        where = f": environment variable {env_var} is not set" if env_var else ""
-        super().__init__(f"provider {provider!r} needs credentials{where}")
+        if reason is None and env_var:
+            reason = f"environment variable {env_var} is not set"
+        self.reason = reason
+        super().__init__(
+            f"provider {provider!r} needs credentials" + (f": {reason}" if reason else "")
+        )
 
 
 class CoolingDownError(ProviderHubError):

@@ -75,16 +75,8 @@ def _single(args: argparse.Namespace, targets: Targets) -> FallbackChain:
         raise ModelNotSupportedError(provider.name, args.model)
     why = provider.missing_credentials() if provider.needs_auth else None
     if why:
-        raise _missing_credentials(provider.name, why)
+        raise MissingCredentialsError(provider.name, reason=why)
     return chain.replace(ignore_working=True) if args.ignore_working else chain
-
-
-def _missing_credentials(provider: str, why: str) -> MissingCredentialsError:
-    """MissingCredentialsError saying why, as the provider does ("environment variable X is
-    not set"); its constructor phrases only an unset variable."""
-    error = MissingCredentialsError(provider)
-    error.args = (f"{error}: {why}",)
-    return error
 
 
 def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:

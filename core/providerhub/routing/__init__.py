@@ -6,6 +6,7 @@
     race.py    the race to a first chunk, hedged attempts in parallel
     policy.py  how a failure is read: reason line, retry or not, health or not, backoff
     health.py  per-provider circuit breaker, cooldowns and latency, behind `HealthStore`
+    options.py the one table of chain options, checked by the chain and the config alike
     stream.py  ChatStream: the caller's stream, reading the call's trace
 
 The chain (policy) builds a call and drives nothing itself; the call never imports the chain.
@@ -13,7 +14,8 @@ The chain (policy) builds a call and drives nothing itself; the call never impor
 
 from __future__ import annotations
 
-from .chain import CALL_OPTIONS, CONTINUE_PROMPT, FallbackChain, OnInterrupt, Order
+from .chain import CALL_OPTIONS, CONTINUE_PROMPT, FallbackChain
+from .options import OnInterrupt, Order
 from .stream import ChatStream
 
 __all__ = ["CALL_OPTIONS", "CONTINUE_PROMPT", "ChatStream", "FallbackChain", "OnInterrupt", "Order"]

@@ -18,8 +18,8 @@ The chain is the policy: it validates the request once and freezes what a call n
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .. import capabilities
 from ..errors import InvalidRequestError, UnsupportedCapabilityError
@@ -27,10 +27,11 @@ from ..messages import Messages, validate_messages, validate_model
 from ..provider import TRANSPORT_OPTIONS, AsyncGeneratorProvider, Provider, transport_options
 from ..stream import EventStream
 from ..timeouts import Timeouts
-from . import policy
+from . import options, policy
 from .call import Call
 from .health import HealthStore, default_health_store
-from .plan import CONTINUE_PROMPT, Member, OnInterrupt, Plan, Request
+from .options import OnInterrupt, Order
+from .plan import CONTINUE_PROMPT, Member, Plan, Request
 from .stream import ChatStream
 
 if TYPE_CHECKING:
@@ -41,8 +42,6 @@ __all__ = ["CALL_OPTIONS", "CONTINUE_PROMPT", "FallbackChain", "OnInterrupt", "O
 CALL_OPTIONS = (*TRANSPORT_OPTIONS, "deadline")
 """Keywords of `FallbackChain.stream()` that say how to run the call, not what to ask: the
 transport options every provider takes, and the whole call's `deadline`."""
-
-Order = Literal["given", "shuffle", "latency"]
 
 
 class FallbackChain(AsyncGeneratorProvider):
@@ -75,7 +74,7 @@ class FallbackChain(AsyncGeneratorProvider):
         ignore_working: bool = False,
         retries: int = 0,
         backoff: float = 0.1,
-        timeouts: Timeouts | float | None = None,
+        timeouts: Timeouts | float | Mapping[str, float] | None = None,
         hedge_after: float | None = None,
         health: HealthStore | None = None,
         on_interrupt: OnInterrupt = "raise",
@@ -85,21 +84,17 @@ class FallbackChain(AsyncGeneratorProvider):
         items = providers.split(",") if isinstance(providers, str) else list(providers)
         if not items:
             raise InvalidRequestError("a chain needs at least one provider")
-        if order not in ("given", "shuffle", "latency"):
-            raise InvalidRequestError(f"order must be given, shuffle or latency, not {order!r}")
-        if on_interrupt not in ("raise", "continue"):
-            raise InvalidRequestError(
-                f"on_interrupt must be raise or continue, not {on_interrupt!r}"
-            )
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise InvalidRequestError(f"retries must be a whole number >= 0, not {retries!r}")
-        if hedge_after is not None and not _positive(hedge_after):
-            raise InvalidRequestError(f"hedge_after must be positive seconds, not {hedge_after!r}")
-        if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
-            raise InvalidRequestError(f"backoff must be seconds >= 0, not {backoff!r}")
-        if shuffle and order not in ("given", "shuffle"):
-            raise InvalidRequestError(f"shuffle=True contradicts order={order!r}")
-        _check_deadline(deadline)
+        options.check(
+            order=order,
+            shuffle=shuffle,
+            ignore_working=ignore_working,
+            retries=retries,
+            backoff=backoff,
+            timeouts=timeouts,
+            hedge_after=hedge_after,
+            on_interrupt=on_interrupt,
+            deadline=deadline,
+        )
         if registry is None and any(isinstance(item, str) for item in items):
             from ..registry import default_registry
 
@@ -110,7 +105,7 @@ class FallbackChain(AsyncGeneratorProvider):
         self.ignore_working = ignore_working
         self.retries = retries
         self.backoff = backoff
-        self.timeouts = None if timeouts is None else Timeouts.coerce(timeouts)
+        self.timeouts = options.timeouts(timeouts)
         self.hedge_after = hedge_after
         self.health: HealthStore = health if health is not None else default_health_store()
         self.on_interrupt: OnInterrupt = on_interrupt
@@ -191,7 +186,7 @@ class FallbackChain(AsyncGeneratorProvider):
         checked = validate_messages(messages)
         timeout = kwargs.pop("timeout", None)
         deadline = kwargs.pop("deadline", self.deadline)
-        _check_deadline(deadline)
+        options.check(deadline=deadline)
         transport_options({"timeout": timeout, "proxy": kwargs.get("proxy")})
         timeouts = self.timeouts if timeout is None else Timeouts.coerce(timeout)
         needs = capabilities.required(checked, kwargs)
@@ -264,15 +259,6 @@ class FallbackChain(AsyncGeneratorProvider):
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.name!r}, members={[m.name for m in self.members]!r})"
-
-
-def _positive(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
-
-
-def _check_deadline(deadline: object) -> None:
-    if deadline is not None and not _positive(deadline):
-        raise InvalidRequestError(f"deadline must be positive seconds, not {deadline!r}")
 
 
 def _resolve(item: object, registry: Registry | None) -> Provider:

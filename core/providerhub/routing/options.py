@@ -12,12 +12,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import Literal, TypeGuard, get_args
 
 from ..errors import InvalidRequestError
 from ..timeouts import PHASES, Timeouts
 
-__all__ = ["NAMES", "OPTIONS", "Option", "Problem", "check", "contradiction", "problem", "timeouts"]
+__all__ = [
+    "NAMES",
+    "OPTIONS",
+    "OnInterrupt",
+    "Option",
+    "Order",
+    "Problem",
+    "check",
+    "contradiction",
+    "problem",
+    "timeouts",
+]
+
+Order = Literal["given", "shuffle", "latency"]
+"""How a chain orders its members for a call."""
+OnInterrupt = Literal["raise", "continue"]
+"""What a chain does when an answer is cut after its first chunk."""
 
 POSITIVE = "a positive number of seconds"
 TIMEOUTS = f"positive seconds or a table of {', '.join(PHASES)}"
@@ -82,14 +98,14 @@ def _timeouts(value: object) -> bool:
 OPTIONS: Mapping[str, Option] = {
     option.name: option
     for option in (
-        Option("order", *_one_of("given", "shuffle", "latency")),
+        Option("order", *_one_of(*get_args(Order))),
         Option("shuffle", _bool, "true or false"),
         Option("ignore_working", _bool, "true or false"),
         Option("retries", _whole, "a whole number >= 0"),
         Option("backoff", _seconds, "seconds >= 0"),
         Option("timeouts", _timeouts, TIMEOUTS, optional=True),
         Option("hedge_after", _positive, POSITIVE, optional=True),
-        Option("on_interrupt", *_one_of("raise", "continue")),
+        Option("on_interrupt", *_one_of(*get_args(OnInterrupt))),
         Option("deadline", _positive, "positive seconds", optional=True),
     )
 }

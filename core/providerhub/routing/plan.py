@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ..attempt import Attempt
 from ..messages import CheckedMessages
 from ..provider import Provider
 from ..timeouts import Timeouts
 from .health import HealthStore
+from .options import OnInterrupt
 
 __all__ = ["CONTINUE_PROMPT", "Member", "OnInterrupt", "Plan", "Request"]
-
-OnInterrupt = Literal["raise", "continue"]
 
 CONTINUE_PROMPT = (
     "Your previous answer was cut off. Continue it exactly where it stopped, "
