@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import providerhub
@@ -16,16 +16,19 @@ import pytest
 from helpers import BOUND, MakeUpstream
 from providerhub import (
     AllProvidersFailedError,
+    AsyncGeneratorProvider,
     Attempt,
     ChatStream,
     ConfigError,
     FallbackChain,
     InvalidRequestError,
     MemoryHealthStore,
+    Messages,
     ProviderNotFoundError,
     Registry,
     StreamInterruptedError,
     Timeouts,
+    validate_messages,
 )
 from providerhub.config import parse_config
 from providerhub.routing import CONTINUE_PROMPT, options
@@ -507,3 +510,24 @@ def test_the_chain_and_the_config_check_options_by_one_table(
     with pytest.raises(ConfigError) as config_error:
         parse_config(f'[chains.c]\nproviders = ["a"]\n{name} = {toml}\n')
     assert f"'{name}' must be {problem.expected}, not " in str(config_error.value)
+
+
+async def test_checked_messages_reach_the_provider_without_a_second_check() -> None:
+    """Validated once: the chain and the guard hand a CheckedMessages on as it is."""
+    seen: list[object] = []
+
+    class Recorder(AsyncGeneratorProvider):
+        working = True
+        supports_vision = True  # takes content parts as given, so nothing is rewritten
+
+        @classmethod
+        async def create_async_generator(
+            cls, model: str, messages: Messages, **params: Any
+        ) -> AsyncIterator[str]:
+            seen.append(messages)
+            yield "ok"
+
+    checked = validate_messages(MESSAGES)
+    chain = FallbackChain([Recorder], health=MemoryHealthStore())
+    assert await chain.stream("", checked).text() == "ok"
+    assert len(seen) == 1 and seen[0] is checked
