@@ -11,13 +11,13 @@ import pytest
 from helpers import BOUND, MakeUpstream, pointing, until
 from providerhub import (
     AsyncGeneratorProvider,
+    ChunkStream,
     InvalidRequestError,
     Messages,
     Timeouts,
     UpstreamHTTPError,
     UpstreamTimeoutError,
 )
-from providerhub.provider import GuardedStream
 from providerhub.testing import FakeUpstream, Reply, serve_in_thread
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -205,7 +205,7 @@ async def test_stream_on_class_and_instance_style_providers(
     assert upstream.requests == [], "the request is sent on the first read"
     texts = []
     for stream in streams:
-        assert type(stream) is GuardedStream
+        assert isinstance(stream, ChunkStream)
         async with asyncio.timeout(BOUND), stream:
             texts.append([chunk async for chunk in stream])
         assert (stream.finish_reason, stream.usage) == (None, None)

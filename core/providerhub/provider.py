@@ -12,7 +12,7 @@ free. `open_stream` opens any provider's answer the same way for every caller (r
 through it the CLI and the gateway).
 
 An implementation may return a `ChunkStream` (e.g. one that reports `finish_reason` and
-`usage`); the guarded stream reads those from it. Messages reach it validated (a
+`usage`); the `GuardedStream` it comes back as reads those from it. Messages reach it validated (a
 `CheckedMessages`, shared by every member a chain tries): it must not modify them.
 """
 
@@ -205,18 +205,24 @@ class AsyncGeneratorProvider:
 
 
 def _guarded(impl: Any) -> Any:
-    """Wrap a subclass's create_async_generator (function or classmethod) with the guard."""
+    """Wrap a subclass's generator method (function or classmethod) with the guard.
+
+    A generator comes back under `guard` as it is (the cheapest text path); a ChunkStream the
+    implementation returned comes back as a GuardedStream, still reporting what it reports.
+    """
     is_classmethod = isinstance(impl, classmethod)
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
 
     @functools.wraps(func)
-    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> GuardedStream:
+    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> AsyncIterator[Any]:
         model = validate_model(model)
         checked = adapt(this, validate_messages(messages), kwargs)
         timeouts = transport_options(kwargs)
         kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
-        return GuardedStream(chunks, timeouts, this.name)
+        if isinstance(chunks, ChunkStream):
+            return GuardedStream(chunks, timeouts, this.name)
+        return guard(chunks, timeouts, this.name)
 
     setattr(guarded, _GUARD_MARK, True)
     if is_classmethod:
@@ -286,7 +292,7 @@ def open_stream(provider: Provider, model: str, messages: Messages, **options: A
     """
     if has_base_stream(provider):
         stream = provider.stream(model, messages, **options)
-        if stream.guarded:
+        if stream.guarded or is_guarded(provider):
             return stream
         return GuardedStream(stream, transport_options(options), provider.name)
     if is_guarded(provider):
@@ -308,7 +314,9 @@ class GuardedStream(ChunkStream):
     def __init__(
         self, source: AsyncIterator[Event] | ChunkStream, timeouts: Timeouts, provider: str
     ) -> None:
-        events = source.events() if isinstance(source, ChunkStream) else source
+        # A ChunkStream source is read below its EventStream: this stream notes the events
+        # itself, and one iterator fewer per event is what keeps the wrapped path cheap.
+        events = source._events if isinstance(source, ChunkStream) else source
         super().__init__(guard(events, timeouts, provider))
         self._source = source
 
