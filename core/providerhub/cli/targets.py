@@ -21,11 +21,12 @@ from ..errors import (
     InvalidRequestError,
     MissingCredentialsError,
     ModelNotSupportedError,
+    ProviderHubError,
     ProviderNotFoundError,
     ProviderNotWorkingError,
 )
 from ..provider import Provider
-from ..routing import FallbackChain
+from ..routing import FallbackChain, policy
 from ..routing.health import MemoryHealthStore
 from ..targets import Target, Targets
 from .common import Setup, UsageError
@@ -65,18 +66,23 @@ def _single(args: argparse.Namespace, targets: Targets) -> FallbackChain:
             raise UsageError(f"{name!r} is a chain in {config.path}: use --chain {name}") from None
         raise
     [provider] = chain.members
-    if not provider.working and not args.ignore_working:
-        raise ProviderNotWorkingError(provider.name)
-    if not provider.supports_model(args.model):
-        if not args.model:
-            raise InvalidRequestError(
-                f"provider {provider.name!r} has no default model; name one with -m MODEL"
-            )
-        raise ModelNotSupportedError(provider.name, args.model)
-    why = provider.missing_credentials() if provider.needs_auth else None
-    if why:
-        raise MissingCredentialsError(provider.name, reason=why)
+    ruled_out = policy.skip(provider, args.model, ignore_working=args.ignore_working)
+    if ruled_out is not None:
+        raise _refusal(provider, args.model, ruled_out)
     return chain.replace(ignore_working=True) if args.ignore_working else chain
+
+
+def _refusal(provider: Provider, model: str, ruled_out: policy.Skip) -> ProviderHubError:
+    """The typed error (exit code 3) for a provider -p cannot ask at all."""
+    if ruled_out.kind == "not working":
+        return ProviderNotWorkingError(provider.name)
+    if ruled_out.kind == "credentials":
+        return MissingCredentialsError(provider.name, reason=ruled_out.detail)
+    if not model:
+        return InvalidRequestError(
+            f"provider {provider.name!r} has no default model; name one with -m MODEL"
+        )
+    return ModelNotSupportedError(provider.name, model)
 
 
 def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackChain:

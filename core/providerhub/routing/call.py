@@ -145,13 +145,14 @@ class Call:
         while self.queue:
             member = self.queue.popleft()
             provider = member.provider
-            why: str | None = policy.skip_reason(
+            ruled_out = policy.skip(
                 provider,
                 request.model,
                 request.needs,
                 ignore_working=plan.ignore_working,
                 continuing=self.continuing,
             )
+            why = None if ruled_out is None else ruled_out.reason
             refusal: CoolingDownError | None = None
             ticket = None
             if why is None and not member.nested:

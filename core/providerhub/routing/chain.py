@@ -230,7 +230,8 @@ class FallbackChain(AsyncGeneratorProvider):
 
         `needs` are the capabilities the request uses (`providerhub.capabilities.required`).
         """
-        return policy.skip_reason(member, model, needs, ignore_working=self.ignore_working)
+        found = policy.skip(member, model, needs, ignore_working=self.ignore_working)
+        return None if found is None else found.reason
 
     def ordered(self) -> list[Provider]:
         """The members in the order a call tries them.

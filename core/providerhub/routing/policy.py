@@ -8,7 +8,8 @@ Works from the provider's flags and the error taxonomy by attribute (`retryable`
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from .. import capabilities
 from ..errors import ProviderHubError, SpuriousCancellation, UpstreamError
@@ -17,32 +18,46 @@ REQUEST_FAULTS = frozenset({400, 413, 422})
 """HTTP statuses that blame the request, not the provider: they do not open its circuit."""
 
 
-def skip_reason(
+SkipKind = Literal["not working", "model", "capability", "credentials", "history"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a provider cannot be asked at all: the `kind` (for callers that refuse with a typed
+    error, like `providerhub chat -p`) and the trace's words for it (`reason`)."""
+
+    kind: SkipKind
+    reason: str
+    detail: str = ""
+    """The provider's own words for missing credentials ("environment variable X is not set")."""
+
+
+def skip(
     member: Any,
     model: str,
     needs: frozenset[str] = frozenset(),
     *,
     ignore_working: bool = False,
     continuing: bool = False,
-) -> str | None:
+) -> Skip | None:
     """Why `member` cannot be asked at all (apart from its health), or None.
 
     `needs` are the capabilities the request uses (`providerhub.capabilities.required`);
     `continuing` says the request asks to continue a cut answer, which needs message history.
     """
     if not ignore_working and not member.working:
-        return "not working"
+        return Skip("not working", "not working")
     if not member.supports_model(model):
-        return f"model {model!r} not supported"
+        return Skip("model", f"model {model!r} not supported")
     lacking = capabilities.missing(member, needs)
     if lacking:
-        return f"does not support {', '.join(lacking)}"
+        return Skip("capability", f"does not support {', '.join(lacking)}")
     if getattr(member, "needs_auth", False):
         why = member.missing_credentials()
         if why:
-            return f"missing credentials: {why}"
+            return Skip("credentials", f"missing credentials: {why}", why)
     if continuing and not getattr(member, "supports_message_history", True):
-        return "cannot continue an answer (no message history)"
+        return Skip("history", "cannot continue an answer (no message history)")
     return None
 
 
