@@ -44,11 +44,15 @@ async def test_a_failure_is_reported(fake_upstream):
 """
 
 
+QUIET = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:langsmith_plugin"]
+"""Plugins of this environment that cost a second at start and play no part here."""
+
+
 @pytest.mark.parametrize("options", [["-p", "no:asyncio"], []])
 def test_a_project_without_configuration(tmp_path: Path, options: list[str]) -> None:
     (tmp_path / "test_plugin.py").write_text(SUITE)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
+        [sys.executable, "-m", "pytest", "-q", *QUIET, *options],
         cwd=tmp_path,
         capture_output=True,
         text=True,
