@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import anthropic
 import pytest
-from helpers import MakeUpstream, until
+from helpers import MakeUpstream, post_json, read_until_cut, until
 from providerhub.testing import Reply, ToolCallScript
 
 BODY = {"model": "claude-x", "max_tokens": 10, "messages": [], "stream": True}
@@ -83,11 +83,7 @@ MESSAGE_STOP = {"type": "message_stop"}
 
 
 async def post(url: str, body: dict[str, Any] = BODY) -> tuple[int, bytes, dict[str, str]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/v1/messages", json=body) as response,
-    ):
-        return response.status, await response.read(), dict(response.headers)
+    return await post_json(url + "/v1/messages", body)
 
 
 async def test_text_stream_exact_bytes_on_any_path(fake_upstream: MakeUpstream) -> None:
@@ -214,19 +210,6 @@ async def test_http_errors_and_the_error_event(fake_upstream: MakeUpstream) -> N
     assert (await post(upstream.url))[1].decode() == OPENING + sse(busy)
 
 
-async def read_until_cut(url: str) -> bytes:
-    """What arrives before the connection drops."""
-    seen = b""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/v1/messages", json=BODY) as response,
-    ):
-        with pytest.raises(aiohttp.ClientPayloadError):
-            while chunk := await response.content.readany():
-                seen += chunk
-    return seen
-
-
 async def read_until(url: str, expected: bytes) -> bytes:
     """Read a stalled stream until `expected` has arrived, then leave."""
     seen = b""
@@ -290,7 +273,7 @@ async def test_cut_hang_and_trickle(fake_upstream: MakeUpstream) -> None:
         Reply.keepalive_trickle(0.01),
         wire="anthropic",
     )
-    assert (await read_until_cut(upstream.url)).decode() == (
+    assert (await read_until_cut(upstream.url + "/v1/messages", BODY)).decode() == (
         OPENING + TEXT + HEL + sse(delta(0, text="lo"))
     )
     assert await read_until(upstream.url, HEL.encode()) == (OPENING + TEXT + HEL).encode()

@@ -33,7 +33,9 @@ Retry-After), `hang`, `hang_after_chunks`, `close_after_chunks`, `malformed_afte
 `error_after_chunks` (an in-stream error event), `keepalive_trickle`, `huge_line`, and options
 `split` (awkward TCP reads), `line_ending`, `keepalive`, `delay`, `done`, `after_done`, `end`.
 `Reply.raw_bytes` sends hand-made bytes; `Reply.wire(payload, wire)` renders a stream once.
-A connection refused is a port nobody listens on (a closed upstream's).
+A non-streamed answer takes `split`, `end`, the status and headers; a connection refused is a
+port nobody listens on (a closed upstream's). An option a format lacks (`logprobs` outside
+OpenAI's) is refused with an HTTP 500 saying so, never dropped.
 
 pytest: installing providerhub registers this module as a pytest plugin (entry point
 "pytest11"; in this repository also `pytest_plugins = ["providerhub.testing"]`). Its fixture
@@ -44,6 +46,8 @@ requests `fake_upstream` and that no plugin runs gets a fresh event loop from th
 pytest-asyncio configuration is needed. `serve_in_thread` does the same for code outside
 pytest. `providerhub.testing.conformance` checks a provider against the plugin contract.
 """
+
+import contextlib
 
 from ._reply import LineEnding, Reply, ToolCallScript, WireFormat
 from ._server import FakeUpstream, RecordedRequest, UpstreamFactory, serve_in_thread
@@ -59,9 +63,5 @@ __all__ = [
     "serve_in_thread",
 ]
 
-try:
-    from ._plugin import fake_upstream, pytest_pyfunc_call
-except ImportError:  # pragma: no cover - only the pytest plugin needs pytest
-    pass
-else:
-    __all__ += ["fake_upstream", "pytest_pyfunc_call"]
+with contextlib.suppress(ImportError):  # without pytest there is no pytest plugin
+    from ._plugin import fake_upstream, pytest_pyfunc_call  # noqa: F401  (pytest finds them here)

@@ -21,8 +21,16 @@ class Dialect:
     """One wire format: its events, its framing, its non-streamed answer and its errors."""
 
     content_type: ClassVar[str] = "text/event-stream"
+    lacks: ClassVar[tuple[str, ...]] = ("logprobs", "interleave_tool_calls")
+    """Reply options the format has no way to send: refused rather than dropped silently."""
     malformed: ClassVar[tuple[str, str]]
     """Data of a malformed event, mid-stream and after the last delta."""
+
+    def refuse_lacking(self, reply: Reply, wire: str) -> None:
+        """ValueError if `reply` sets an option in `lacks`."""
+        for option in self.lacks:
+            if getattr(reply, option):
+                raise ValueError(f"{option} exists in the OpenAI format only, not {wire}")
 
     def streamed(self, payload: Mapping[str, Any]) -> bool:
         """Whether the request asks for a stream (the formats' own default: yes)."""
@@ -61,13 +69,6 @@ def compact(value: Any) -> str:
 def fragments(text: str, size: int) -> list[str]:
     """`text` cut into pieces of `size` characters."""
     return [text[start : start + size] for start in range(0, len(text), size)]
-
-
-def openai_only(reply: Reply, wire: str) -> None:
-    """Refuse the options only the OpenAI format has, rather than drop them silently."""
-    for option in ("logprobs", "interleave_tool_calls"):
-        if getattr(reply, option):
-            raise ValueError(f"{option} exists in the OpenAI format only, not {wire}")
 
 
 def model(reply: Reply, payload: Mapping[str, Any]) -> str:

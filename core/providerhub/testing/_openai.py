@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 class OpenAI(Dialect):
+    lacks = ()
     malformed = ('{"choices": [{"delta"', "{not json")
 
     def items(self, reply: Reply, payload: Mapping[str, Any]) -> list[Item]:

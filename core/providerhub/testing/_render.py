@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._anthropic import Anthropic
-from ._dialect import Dialect, Item, openai_only
+from ._dialect import Dialect, Item
 from ._ndjson import NDJSON
 from ._openai import OpenAI
 
@@ -39,8 +39,7 @@ def response(
     dialect = DIALECTS[wire]
     if reply.raw is not None or dialect.streamed(payload):
         return dialect.content_type, pieces(reply, payload, wire)
-    if wire != "openai":
-        openai_only(reply, wire)
+    dialect.refuse_lacking(reply, wire)
     whole: list[Piece] = [dialect.encode(dialect.completion(reply, payload)).encode()]
     if reply.end != "eof":
         whole.append(Stop(reply.end))
@@ -57,8 +56,7 @@ def pieces(reply: Reply, payload: Mapping[str, Any], wire: WireFormat) -> Iterat
     if reply.trickle is not None:
         return _trickle(reply, payload, dialect)
     if reply.raw is None:
-        if wire != "openai":
-            openai_only(reply, wire)
+        dialect.refuse_lacking(reply, wire)
         events = _events(reply, payload, dialect)
     else:
         size = reply.split or 65536
