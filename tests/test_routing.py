@@ -512,18 +512,10 @@ def test_the_chain_and_the_config_check_options_by_one_table(
 
 
 async def test_a_chain_validates_messages_once_and_each_member_gets_its_own_copy(
-    monkeypatch: pytest.MonkeyPatch,
+    message_checks: list[str],
 ) -> None:
     """Checked once (the chain's `stream()`), not again by each member's guard; a member that
     modifies its messages cannot change what the next member or a retry is sent."""
-    checks: list[str] = []
-    check_fields = providerhub.messages._check_fields
-
-    def counted(message: Any, role: str, content: Any, where: str) -> None:
-        checks.append(where)
-        check_fields(message, role, content, where)
-
-    monkeypatch.setattr(providerhub.messages, "_check_fields", counted)
     seen: list[list[dict[str, Any]]] = []
 
     class Meddler(AsyncGeneratorProvider):
@@ -552,6 +544,6 @@ async def test_a_chain_validates_messages_once_and_each_member_gets_its_own_copy
     parts = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
     chain = FallbackChain([Meddler, Good], retries=1, backoff=0, health=MemoryHealthStore())
     assert await chain.stream("", parts).text() == "ok"
-    assert checks == ["messages[0]"]
+    assert message_checks == ["messages[0]"]
     assert seen == [parts, parts, parts], "each attempt is sent the caller's messages"
     assert parts[0]["content"] == [{"type": "text", "text": "hi"}]
