@@ -1,10 +1,12 @@
-"""Shared fixtures: loopback fake upstreams, a leak check on every test, a fresh health store."""
+"""Shared fixtures: loopback fake upstreams, a leak check on every test, a fresh health store,
+and a count of message validations."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -45,3 +47,20 @@ def fresh_health() -> Iterator[None]:
     default_health_store().reset()
     yield
     default_health_store().reset()
+
+
+@pytest.fixture
+def message_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where `validate_messages` looked at a message's fields in detail (its path), in order:
+    how tests see how often a request's messages were validated."""
+    import providerhub.messages
+
+    checks: list[str] = []
+    check_fields = providerhub.messages._check_fields
+
+    def counted(message: Any, role: str, content: Any, where: str) -> None:
+        checks.append(where)
+        check_fields(message, role, content, where)
+
+    monkeypatch.setattr(providerhub.messages, "_check_fields", counted)
+    return checks

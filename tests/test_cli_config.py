@@ -307,8 +307,8 @@ MISTAKES = {
     ),
     "unknown member": (
         '[chains.c]\nproviders = ["CodeLinkAv"]\n',
-        " [chains.c]: 'providers' names 'CodeLinkAv', which is neither a provider nor a chain; "
-        "did you mean 'CodeLinkAva'?",
+        " [chains.c]: 'providers': no provider or chain named 'CodeLinkAv'; "
+        "did you mean CodeLinkAva?",
     ),
     "chain refers to itself": (
         '[chains.a]\nproviders = ["b"]\n[chains.b]\nproviders = ["a"]\n',

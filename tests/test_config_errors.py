@@ -184,8 +184,8 @@ def test_structural_mistakes(text: str, message: str) -> None:
         ),
         (
             OK_PROVIDER + "[chains.main]\nproviders = ['lokal']\n",
-            "p.toml [chains.main]: 'providers' names 'lokal', which is neither a provider nor "
-            "a chain; did you mean 'local'?",
+            "p.toml [chains.main]: 'providers': no provider or chain named 'lokal'; "
+            "did you mean local?",
         ),
         (
             '[providers.codelinkava]\nuse = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n',

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from providerhub import Timeouts, UpstreamTimeoutError
-from providerhub.provider import guard
+from providerhub.guard import guard
 
 HANG_BOUND = 5.0
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from providerhub import InvalidRequestError, Timeouts, validate_messages
 from providerhub.messages import (
     CheckedMessages,
+    check_messages,
     flatten_text,
     has_tool_history,
     parts_of,
@@ -334,9 +335,11 @@ def test_valid_messages_are_copied_to_plain_dicts() -> None:
     source = ({"role": "system", "content": "be brief"}, USER)
     checked = validate_messages(source)
     assert checked == [{"role": "system", "content": "be brief"}, USER]
-    assert type(checked) is CheckedMessages and isinstance(checked, list)
+    assert type(checked) is list
     assert checked[1] is not USER
-    assert validate_messages(checked) is checked, "checked messages are not checked again"
+    inner = check_messages(source)
+    assert type(inner) is CheckedMessages and inner == checked
+    assert check_messages(inner) is inner, "checked messages are not checked again"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from providerhub import (
     ModelNotSupportedError,
     Registry,
 )
-from providerhub.provider import GuardedStream
+from providerhub.guard import GuardedStream
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_openai import CompletionStream, OpenAICompatible
 

@@ -844,3 +844,13 @@ def test_interleaved_calls_repeating_their_ids_without_index_are_rejoined() -> N
         events, _, error = decode(pieces)
         assert error is None
         assert assembled(events) == BADLY_NUMBERED
+
+
+async def test_create_event_generator_yields_every_event(fake_upstream: MakeUpstream) -> None:
+    """The events method yields tool calls too, whatever stream the implementation returns."""
+    upstream = await fake_upstream(Reply.tool_call(WEATHER, text="Hi", fragment=100))
+    events = [event async for event in endpoint(upstream).create_event_generator("m", MESSAGES)]
+    assert events == [
+        "Hi",
+        ToolCallDelta(0, id="call_0", name="get_weather", arguments=WEATHER[1]),
+    ]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 from helpers import BOUND, MakeUpstream, pointing, until
 from providerhub import (
     AsyncGeneratorProvider,
     ChunkStream,
+    Event,
+    FallbackChain,
     InvalidRequestError,
+    MemoryHealthStore,
     Messages,
     Timeouts,
     UpstreamHTTPError,
@@ -367,3 +370,44 @@ async def test_guard_passes_a_full_stream_untouched(
     limits = Timeouts(first_chunk=2, idle=2, total=10)
     chunks = streamer(upstream).create_async_generator("", MESSAGES, timeout=limits)
     assert await collect(chunks) == ["a", "b", "c"]
+
+
+class _Releasing(ChunkStream):
+    """An implementation's own stream that must hear its close (it holds a connection)."""
+
+    closed: ClassVar[list[str]] = []
+
+    async def aclose(self) -> None:
+        _Releasing.closed.append("released")
+        await super().aclose()
+
+
+class _Holder(AsyncGeneratorProvider):
+    working = True
+
+    @classmethod
+    def create_event_generator(
+        cls, model: str, messages: Messages, **params: Any
+    ) -> AsyncIterator[Event]:
+        async def events() -> AsyncIterator[Event]:
+            for text in ("a", "b", "c"):
+                yield text
+
+        return _Releasing(events())
+
+
+@pytest.mark.parametrize("how", ["read to the end", "stopped early", "through a chain"])
+async def test_the_guard_closes_an_implementations_own_stream(how: str) -> None:
+    _Releasing.closed.clear()
+    if how == "through a chain":
+        stream: ChunkStream = FallbackChain([_Holder], health=MemoryHealthStore()).stream(
+            "", MESSAGES
+        )
+        assert await stream.text() == "abc"
+    else:
+        stream = _Holder.stream("", MESSAGES)
+        async with stream:
+            first = await anext(stream)
+            if how == "read to the end":
+                assert first + await stream.text() == "abc"
+    assert _Releasing.closed == ["released"]

@@ -28,7 +28,6 @@ from providerhub import (
     Registry,
     StreamInterruptedError,
     Timeouts,
-    validate_messages,
 )
 from providerhub.config import parse_config
 from providerhub.routing import CONTINUE_PROMPT, options
@@ -512,22 +511,39 @@ def test_the_chain_and_the_config_check_options_by_one_table(
     assert f"'{name}' must be {problem.expected}, not " in str(config_error.value)
 
 
-async def test_checked_messages_reach_the_provider_without_a_second_check() -> None:
-    """Validated once: the chain and the guard hand a CheckedMessages on as it is."""
-    seen: list[object] = []
+async def test_a_chain_validates_messages_once_and_each_member_gets_its_own_copy(
+    message_checks: list[str],
+) -> None:
+    """Checked once (the chain's `stream()`), not again by each member's guard; a member that
+    modifies its messages cannot change what the next member or a retry is sent."""
+    seen: list[list[dict[str, Any]]] = []
 
-    class Recorder(AsyncGeneratorProvider):
+    class Meddler(AsyncGeneratorProvider):
         working = True
-        supports_vision = True  # takes content parts as given, so nothing is rewritten
+        supports_vision = True  # takes content parts as given
 
         @classmethod
         async def create_async_generator(
             cls, model: str, messages: Messages, **params: Any
         ) -> AsyncIterator[str]:
-            seen.append(messages)
+            seen.append([dict(message) for message in messages])
+            messages[0]["content"] = "changed by a member"  # type: ignore[index]
+            raise providerhub.UpstreamError(cls.name, "fails after meddling")
+            yield ""
+
+    class Good(Meddler):
+        name = "good"
+
+        @classmethod
+        async def create_async_generator(
+            cls, model: str, messages: Messages, **params: Any
+        ) -> AsyncIterator[str]:
+            seen.append([dict(message) for message in messages])
             yield "ok"
 
-    checked = validate_messages(MESSAGES)
-    chain = FallbackChain([Recorder], health=MemoryHealthStore())
-    assert await chain.stream("", checked).text() == "ok"
-    assert len(seen) == 1 and seen[0] is checked
+    parts = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+    chain = FallbackChain([Meddler, Good], retries=1, backoff=0, health=MemoryHealthStore())
+    assert await chain.stream("", parts).text() == "ok"
+    assert message_checks == ["messages[0]"]
+    assert seen == [parts, parts, parts], "each attempt is sent the caller's messages"
+    assert parts[0]["content"] == [{"type": "text", "text": "hi"}]

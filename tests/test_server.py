@@ -258,3 +258,23 @@ async def test_unknown_route_is_openai_shaped(ups: tuple[FakeUpstream, FakeUpstr
     ):
         assert response.status == 404
         assert (await response.json())["error"]["message"] == "Not Found"
+
+
+async def test_a_request_validates_its_messages_once(
+    ups: tuple[FakeUpstream, FakeUpstream], message_checks: list[str]
+) -> None:
+    """The gateway checks the messages; the chain, the failed member and the serving one do
+    not check them again."""
+    a, b = ups
+    a.script(Reply.error(500))
+    b.script(Reply.text("ok"))
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": "hello", "name": "bot"},
+    ]
+    async with gateway(config_text(a, b)) as url:
+        status, _, text = await post(url, {"model": "quick", "messages": history})
+    assert status == 200, text
+    assert json.loads(text)["choices"][0]["message"]["content"] == "ok"
+    assert message_checks == ["messages[0]", "messages[1]"]
+    assert a.requests[0].json["messages"] == b.requests[0].json["messages"] == history

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from helpers import until
+from providerhub import MemoryHealthStore, Registry
+from providerhub.server import create_app, start
 from providerhub.testing import FakeUpstream, Reply
 from test_server import HELLO, config_text, contents, events, gateway, post
 
@@ -242,3 +245,38 @@ async def test_one_access_log_line_per_request(ups: Ups, caplog: pytest.LogCaptu
     assert lines[0].endswith("ms")
     assert lines[1].startswith("POST /v1/chat/completions 400 provider=- ")
     assert "Hello" not in "".join(lines)
+
+
+async def test_a_provider_refusing_the_request_before_sending_it_is_a_400() -> None:
+    """A member that finds the request untranslatable (an InvalidRequestError before any I/O)
+    blames the request, as an upstream 400 would: the client gets 400, not 502."""
+    from providerhub import AsyncGeneratorProvider, InvalidRequestError
+
+    class Picky(AsyncGeneratorProvider):
+        working = True
+
+        @classmethod
+        async def create_async_generator(
+            cls, model: str, messages: Any, **params: Any
+        ) -> AsyncIterator[str]:
+            raise InvalidRequestError(f"{cls.name}: 'seed' has no equivalent here")
+            yield ""
+
+    registry = Registry(entry_points=False)
+    registry.register(Picky)
+    app = create_app(registry, health=MemoryHealthStore())
+    runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "Picky", "messages": [{"role": "user", "content": "hi"}]},
+            ) as response,
+        ):
+            status, body = response.status, await response.json()
+    finally:
+        await runner.cleanup()
+    assert status == 400
+    assert body["error"]["code"] == "upstream_rejected_request"
+    assert "'seed' has no equivalent here" in body["error"]["message"]

@@ -35,7 +35,6 @@ from .events import Event, Logprobs, RefusalDelta, ToolCallDelta, ToolCalls
 from .hookspecs import hookimpl, hookspec
 from .messages import (
     AssistantMessage,
-    CheckedMessages,
     ContentPart,
     Message,
     Messages,
@@ -64,7 +63,6 @@ __all__ = [
     "AsyncGeneratorProvider",
     "Attempt",
     "ChatStream",
-    "CheckedMessages",
     "ChunkStream",
     "ConfigError",
     "ContentPart",

@@ -24,8 +24,9 @@
 
 Upstream faults are classified so routing can decide what to retry or skip. `UpstreamHTTPError`
 subclasses `aiohttp.ClientResponseError`, so it lives in `providerhub.http`, the module that
-imports aiohttp (`providerhub.UpstreamHTTPError` finds it there lazily): this module imports
-only `suggest` (the "did you mean" rule) at run time, and importing it stays free of aiohttp.
+imports aiohttp; import it from there or as `providerhub.UpstreamHTTPError` (looked up lazily).
+This module imports only `suggest` (the "did you mean" rule), so importing it stays free of
+aiohttp and no module it is imported by is imported back.
 """
 
 from __future__ import annotations

@@ -37,4 +37,5 @@ def register_provider_types(register: Callable[[str, Callable[..., Provider]], N
 
 @hookspec
 def attempt_finished(attempt: Attempt) -> None:
-    """Called once per provider a chain tried or skipped, when its outcome is final (metrics)."""
+    """Called once per provider a chain tried or skipped, when its outcome is final (metrics),
+    for the chains of this plugin's registry (`Registry.attempt_finished`)."""

@@ -118,9 +118,10 @@ Messages = Sequence[Mapping[str, Any]]
 
 
 class CheckedMessages(list[dict[str, Any]]):
-    """Messages `validate_messages` has checked: validating them again returns them as they
-    are, so a request crossing the gateway, a chain and a provider is checked once. Nobody
-    modifies them afterwards (providers receive them read-only)."""
+    """Messages `check_messages` has validated, carried through one request: the gateway, a
+    chain and the guard pass them on without checking them again. Only providerhub makes
+    them (from a caller's messages, or from checked ones); a provider must not modify them.
+    Callers never see one: `validate_messages` returns a plain list."""
 
     __slots__ = ()
 
@@ -137,11 +138,14 @@ _ABSENT: Any = object()
 _KINDS = "a string or a list of content parts"
 
 
-def validate_messages(messages: Any) -> CheckedMessages:
-    """A new plain dict per message (nested values shared), or InvalidRequestError naming where.
+def validate_messages(messages: Any) -> list[dict[str, Any]]:
+    """A new plain dict per message (nested values shared), or InvalidRequestError naming where."""
+    return list(check_messages(messages))
 
-    Messages that are checked already (a CheckedMessages) are returned as they are.
-    """
+
+def check_messages(messages: Any) -> CheckedMessages:
+    """`validate_messages` for providerhub's own layers: messages checked already (a
+    CheckedMessages) come back as they are, so one request is validated once."""
     if type(messages) is CheckedMessages:
         return messages
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):

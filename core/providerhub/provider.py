@@ -5,20 +5,19 @@ CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Sub
 `AsyncGeneratorProvider` implement `create_async_generator` (text chunks, the seed contract) or
 `create_event_generator` (text plus tool calls, refusals, logprobs: `providerhub.events`), as
 `(model, messages, *, timeout: Timeouts, proxy: str | None = None, **params)`; the base class
-derives the other one and wraps the implementation in the guard, so every call validates its
-input and checks the provider's capabilities before any I/O, enforces the wall-clock timeouts,
-and raises only classified errors. `stream`, `create_async` and `create_completion` come for
-free. `open_stream` opens any provider's answer the same way for every caller (routing, and
-through it the CLI and the gateway).
+derives the other one and wraps the implementation in the guard (`providerhub.guard`), so
+every call validates its input and checks the provider's capabilities before any I/O,
+enforces the wall-clock timeouts, and raises only classified errors. `stream`, `create_async`
+and `create_completion` come for free. `open_stream` opens any provider's answer the same way
+for every caller (routing, and through it the CLI and the gateway).
 
 An implementation may return a `ChunkStream` (e.g. one that reports `finish_reason` and
-`usage`); the `GuardedStream` it comes back as reads those from it. Messages reach it validated (a
-`CheckedMessages`, shared by every member a chain tries): it must not modify them.
+`usage`); the `GuardedStream` it comes back as reads those from it. Messages reach it
+validated, each attempt its own copy; it must not rely on modifying them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MethodType
@@ -39,13 +38,24 @@ from .capabilities import adapt
 from .errors import (
     InvalidRequestError,
     ProviderHubError,
-    UpstreamConnectionError,
-    UpstreamTimeoutError,
 )
 from .events import Event
-from .messages import Messages, validate_messages, validate_model
-from .stream import ChunkStream
-from .timeouts import Phase, Timeouts, Watchdog
+from .guard import GuardedStream, guard
+from .messages import Messages, check_messages, validate_model
+from .stream import ChunkStream, EventStream
+from .timeouts import Timeouts
+
+__all__ = [
+    "TRANSPORT_OPTIONS",
+    "AsyncGeneratorProvider",
+    "Provider",
+    "event_generator",
+    "has_base_stream",
+    "hybridmethod",
+    "is_guarded",
+    "open_stream",
+    "transport_options",
+]
 
 _GUARD_MARK = "_providerhub_guard"
 
@@ -130,7 +140,7 @@ class AsyncGeneratorProvider:
         for method in ("create_async_generator", "create_event_generator"):
             impl = cls.__dict__.get(method)
             if impl is not None and cls.guarded and not getattr(impl, _GUARD_MARK, False):
-                setattr(cls, method, _guarded(impl))
+                setattr(cls, method, _guarded(impl, events=method == "create_event_generator"))
         cls.speaks_events = _defines_last(cls, "create_event_generator", "create_async_generator")
 
     @hybridmethod
@@ -170,7 +180,7 @@ class AsyncGeneratorProvider:
 
         A provider that implements only `create_async_generator` streams text events.
         """
-        return this.create_async_generator(model, messages, **kwargs)
+        return _events_of(this.create_async_generator(model, messages, **kwargs))
 
     @hybridmethod
     def stream(this, /, model: str, messages: Messages, **kwargs: Any) -> ChunkStream:
@@ -198,17 +208,18 @@ class AsyncGeneratorProvider:
         Usable with or without a running event loop: inside one, it runs in a worker thread.
         """
         validate_model(model)
-        validate_messages(messages)
+        checked = check_messages(messages)
         transport_options(kwargs)
-        chunks = iterate_sync(lambda: this.create_async_generator(model, messages, **kwargs))
+        chunks = iterate_sync(lambda: this.create_async_generator(model, checked, **kwargs))
         return chunks if stream else iter(["".join(chunks)])
 
 
-def _guarded(impl: Any) -> Any:
+def _guarded(impl: Any, *, events: bool) -> Any:
     """Wrap a subclass's generator method (function or classmethod) with the guard.
 
-    A generator comes back under `guard` as it is (the cheapest text path); a ChunkStream the
-    implementation returned comes back as a GuardedStream, still reporting what it reports.
+    A generator comes back under `guard` as it is (the cheapest path); a ChunkStream the
+    implementation returned comes back as a GuardedStream, still reporting what it reports,
+    and for `create_event_generator` (`events`) as that stream's every event.
     """
     is_classmethod = isinstance(impl, classmethod)
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
@@ -216,12 +227,13 @@ def _guarded(impl: Any) -> Any:
     @functools.wraps(func)
     def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> AsyncIterator[Any]:
         model = validate_model(model)
-        checked = adapt(this, validate_messages(messages), kwargs)
+        checked = adapt(this, check_messages(messages), kwargs)
         timeouts = transport_options(kwargs)
         kwargs.pop("timeout", None)
         chunks = func(this, model, checked, timeout=timeouts, **kwargs)
         if isinstance(chunks, ChunkStream):
-            return GuardedStream(chunks, timeouts, this.name)
+            guarded = GuardedStream(chunks, timeouts, this.name)
+            return guarded.events() if events else guarded
         return guard(chunks, timeouts, this.name)
 
     setattr(guarded, _GUARD_MARK, True)
@@ -297,104 +309,22 @@ def open_stream(provider: Provider, model: str, messages: Messages, **options: A
         return GuardedStream(stream, transport_options(options), provider.name)
     if is_guarded(provider):
         return _as_stream(event_generator(provider)(model, messages, **options))
-    checked = adapt(provider, validate_messages(messages), options)
+    checked = adapt(provider, check_messages(messages), options)
     timeouts = transport_options(options)
     return GuardedStream(
         event_generator(provider)(model, checked, **options), timeouts, provider.name
     )
 
 
-class GuardedStream(ChunkStream):
-    """A provider's answer under the guard (`guard`), still reporting the `finish_reason` and
-    `usage` of the stream it wraps when that one reports them."""
-
-    __slots__ = ("_source",)
-    guarded = True
-
-    def __init__(
-        self, source: AsyncIterator[Event] | ChunkStream, timeouts: Timeouts, provider: str
-    ) -> None:
-        # A ChunkStream source is read below its EventStream: this stream notes the events
-        # itself, and one iterator fewer per event is what keeps the wrapped path cheap.
-        events = source._events if isinstance(source, ChunkStream) else source
-        super().__init__(guard(events, timeouts, provider))
-        self._source = source
-
-    @property
-    def source(self) -> AsyncIterator[Event] | ChunkStream:
-        """What the provider's implementation returned (e.g. a stream of its own type)."""
-        return self._source
-
-    @property
-    def finish_reason(self) -> str | None:
-        reason = getattr(self._source, "finish_reason", None)
-        return reason if isinstance(reason, str) else None
-
-    @property
-    def usage(self) -> dict[str, Any] | None:
-        usage = getattr(self._source, "usage", None)
-        return usage if isinstance(usage, dict) else None
-
-
 def _as_stream(chunks: AsyncIterator[Event]) -> ChunkStream:
-    """`chunks` as a ChunkStream (itself when it is one already)."""
-    return chunks if isinstance(chunks, ChunkStream) else ChunkStream(chunks)
+    """`chunks` as a ChunkStream: itself when it is one, the stream of an EventStream."""
+    if isinstance(chunks, ChunkStream):
+        return chunks
+    if isinstance(chunks, EventStream):
+        return chunks.stream
+    return ChunkStream(chunks)
 
 
-async def guard(chunks: AsyncIterator[E], timeouts: Timeouts, provider: str) -> AsyncIterator[E]:
-    """Re-yield `chunks` (text or events) under the wall-clock deadlines, with transport errors
-    classified.
-
-    Subclasses of AsyncGeneratorProvider get this automatically; a chain applies it to any
-    other provider object (see `is_guarded`).
-
-    The first chunk (any event: a tool call counts) must come within `first_chunk`, each later
-    one within `idle` of the one before, all within `total`; an upstream trickling keep-alives
-    without text still times out.
-    The wrapped generator is always closed, so its connection is too.
-    """
-    loop = asyncio.get_running_loop()
-    end = None if timeouts.total is None else loop.time() + timeouts.total
-    step: float | None = timeouts.first_chunk
-    phase: Phase = "first_chunk"
-    watchdog = Watchdog(loop)
-    try:
-        while True:
-            deadline, which = step, phase
-            limit = None if step is None else loop.time() + step
-            if end is not None and (limit is None or end <= limit):
-                limit, deadline, which = end, timeouts.total, "total"
-            watchdog.arm(limit)
-            try:
-                chunk = await anext(chunks)
-            except StopAsyncIteration:
-                watchdog.disarm()
-                return
-            except BaseException as exc:
-                if watchdog.disarm():
-                    raise UpstreamTimeoutError(provider, which, deadline) from None
-                if not isinstance(exc, Exception) or isinstance(exc, ProviderHubError):
-                    raise
-                mapped = _classify(exc, provider)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
-            watchdog.disarm()
-            yield chunk
-            step, phase = timeouts.idle, "idle"
-    finally:
-        watchdog.close()
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def _classify(exc: Exception, provider: str) -> Exception:
-    """Transport errors a plugin let escape, classified; any other error is returned unchanged."""
-    if type(exc).__module__.startswith("aiohttp"):
-        from .http import classify
-
-        return classify(exc, provider)
-    if isinstance(exc, OSError):
-        return UpstreamConnectionError(provider, f"connection failed: {exc}")
-    return exc
+def _events_of(chunks: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """Every event of `chunks` (a ChunkStream's `events()`; any other iterator as it is)."""
+    return chunks.events() if isinstance(chunks, ChunkStream) else chunks

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .provider import Provider
     from .registry import Registry
 
-__all__ = ["LISTED", "Target", "Targets"]
+__all__ = ["LISTED", "Target", "Targets", "unknown_member"]
 
 LISTED = 20
 """How many names of each kind a not-found message lists."""
@@ -80,15 +80,18 @@ class Targets:
             for name in self._chain_names():
                 self.configured(name)
         default = default_chain or (config.server.chain if config is not None else None)
-        self.default: FallbackChain | None = None
-        if default is not None:
-            self.default = self.chain(default)
-            if self.default is None:
-                known = ", ".join(self._chain_names()) or "none"
-                raise ConfigError(
-                    f"default chain {default!r} is not configured (chains: {known})",
-                    path=config.path if config is not None else None,
-                )
+        if default is not None and (config is None or config.find_chain(default) is None):
+            known = ", ".join(self._chain_names()) or "none"
+            raise ConfigError(
+                f"default chain {default!r} is not configured (chains: {known})",
+                path=config.path if config is not None else None,
+            )
+        self._default = default
+
+    @property
+    def default(self) -> FallbackChain | None:
+        """The chain of rule 5 (built on first use), or None without one."""
+        return None if self._default is None else self.chain(self._default)
 
     @property
     def chains(self) -> dict[str, FallbackChain]:
@@ -129,11 +132,7 @@ class Targets:
             return chain
         if name in self.registry:
             return self.registry.get(name)
-        known = [provider.name for provider in self.registry.providers()] + self._chain_names()
-        close = suggest.suggest(name, known)
-        raise TargetNotFoundError(
-            name, f"no provider or chain named {name!r}{suggest.hint(close)}", close
-        )
+        raise unknown_member(name, self.registry, self.config)
 
     def resolve(self, model: str) -> Target:
         """The target for a request's `model` (see the module docstring)."""
@@ -241,3 +240,13 @@ class Targets:
         if not parts:
             return "nothing is configured"
         return "available " + "; ".join(parts) + " (GET /v1/models lists them)"
+
+
+def unknown_member(name: str, registry: Registry, config: ConfigSpec | None) -> TargetNotFoundError:
+    """The error for a name that is neither a configured chain nor a registered provider,
+    suggesting close names of both (`Targets.member`, and the config's check of its chains)."""
+    chains = [spec.name for spec in config.chains.values()] if config is not None else []
+    close = suggest.suggest(name, [provider.name for provider in registry.providers()] + chains)
+    return TargetNotFoundError(
+        name, f"no provider or chain named {name!r}{suggest.hint(close)}", close
+    )

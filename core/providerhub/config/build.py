@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import suggest
 from ..errors import ConfigError
+from ..targets import unknown_member
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
@@ -61,14 +62,8 @@ def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Regi
     for chain in config.chains.values():
         for member in chain.providers:
             if member not in registry and config.find_chain(member) is None:
-                known = [p.name for p in registry.providers()] + list(config.chains)
-                hint = suggest.best(member, known)
-                raise _error(
-                    config,
-                    f"chains.{chain.name}",
-                    f"'providers' names {member!r}, which is neither a provider nor a chain{hint}",
-                    "providers",
-                )
+                unknown = unknown_member(member, registry, config)
+                raise _error(config, f"chains.{chain.name}", f"'providers': {unknown}", "providers")
     return registry
 
 

@@ -4,7 +4,8 @@
     plan.py    what a call is given: the frozen part of its chain, and the request
     call.py    one call: attempts, retries, hand-overs, the trace, health and hook reporting
     race.py    the race to a first chunk, hedged attempts in parallel
-    policy.py  how a failure is read: reason line, retry or not, health or not, backoff
+    policy.py  whether to ask a provider (skip), and how its failure is read: reason line,
+               retry or not, health or not, backoff
     health.py  per-provider circuit breaker, cooldowns and latency, behind `HealthStore`
     options.py the one table of chain options, checked by the chain and the config alike
     stream.py  ChatStream: the caller's stream, reading the call's trace

@@ -192,7 +192,10 @@ class Call:
             options = {**options, "timeout": request.timeouts}
 
         def send() -> ChunkStream:
-            stream = open_stream(member, request.model, messages, **options)
+            # Each attempt gets its own copy of the messages (not checked again), so a member
+            # that modifies them cannot change what the next one is sent.
+            own = CheckedMessages([dict(message) for message in messages])
+            stream = open_stream(member, request.model, own, **options)
             if isinstance(stream, ChatStream):
                 attempt.inner = stream.attempts
             return stream

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import capabilities
 from ..errors import InvalidRequestError, UnsupportedCapabilityError
-from ..messages import Messages, validate_messages, validate_model
+from ..messages import Messages, check_messages, validate_model
 from ..provider import TRANSPORT_OPTIONS, AsyncGeneratorProvider, Provider, transport_options
 from ..stream import EventStream
 from ..timeouts import Timeouts
-from . import options, policy
+from . import options
 from .call import Call
 from .health import HealthStore, default_health_store
 from .options import OnInterrupt, Order
@@ -183,7 +183,7 @@ class FallbackChain(AsyncGeneratorProvider):
         InvalidRequestError at once instead of failing (and blaming) every member.
         """
         model = validate_model(model)
-        checked = validate_messages(messages)
+        checked = check_messages(messages)
         timeout = kwargs.pop("timeout", None)
         deadline = kwargs.pop("deadline", self.deadline)
         options.check(deadline=deadline)
@@ -222,16 +222,6 @@ class FallbackChain(AsyncGeneratorProvider):
     def create_event_generator(self, model: str, messages: Messages, **kwargs: Any) -> EventStream:
         """The provider interface for events: `stream(...).events()`."""
         return self.stream(model, messages, **kwargs).events()
-
-    def skip_reason(
-        self, member: Provider, model: str, needs: frozenset[str] = frozenset()
-    ) -> str | None:
-        """Why `member` cannot be asked at all (apart from its health), or None.
-
-        `needs` are the capabilities the request uses (`providerhub.capabilities.required`).
-        """
-        found = policy.skip(member, model, needs, ignore_working=self.ignore_working)
-        return None if found is None else found.reason
 
     def ordered(self) -> list[Provider]:
         """The members in the order a call tries them.

@@ -90,9 +90,14 @@ def _one_of(*choices: str) -> tuple[Callable[[object], bool], str]:
 
 
 def _timeouts(value: object) -> bool:
-    if isinstance(value, Mapping):
-        return all(phase in PHASES and _positive(seconds) for phase, seconds in value.items())
-    return isinstance(value, Timeouts) or _positive(value)
+    """Whether `value` makes a Timeouts (whose own rules decide: seconds, or phases)."""
+    if not isinstance(value, Timeouts | Mapping) and not _number(value):
+        return False
+    try:
+        timeouts(value)
+    except (InvalidRequestError, TypeError):
+        return False
+    return True
 
 
 OPTIONS: Mapping[str, Option] = {

@@ -2,9 +2,10 @@
 
 `AllProvidersFailedError` is decided by the providers that were actually asked (skips only say
 who was not): every one answered 429 → 429 (with the shortest Retry-After they gave); every one
-timed out → 504; every one refused the request itself (HTTP 400/413/422) → 400; any other mix
-→ 502. When nobody was asked at all: 429 if a skipped provider is cooling down after a 429,
-else 503. The message is the error's own, one line per provider.
+timed out → 504; every one refused the request itself (HTTP 400/413/422, or an
+InvalidRequestError a provider raised before sending it) → 400; any other mix → 502. When
+nobody was asked at all: 429 if a skipped provider is cooling down after a 429, else 503. The
+message is the error's own, one line per provider.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import math
 from collections.abc import Iterator, Sequence
 
 from ..attempt import Attempt
-from ..errors import AllProvidersFailedError, CoolingDownError, StreamInterruptedError
+from ..errors import (
+    AllProvidersFailedError,
+    CoolingDownError,
+    InvalidRequestError,
+    StreamInterruptedError,
+)
 from ..routing import policy
 from .wire import RequestError
 
@@ -62,7 +68,7 @@ def _kind(error: BaseException) -> str:
     status = policy.status(error)
     if status == 429:
         return "rate_limited"
-    if status in policy.REQUEST_FAULTS:
+    if status in policy.REQUEST_FAULTS or isinstance(error, InvalidRequestError):
         return "request"
     if isinstance(error, TimeoutError):
         return "timeout"

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InvalidRequestError
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
-from ..messages import AssistantMessage, CheckedMessages, validate_messages
+from ..messages import AssistantMessage, CheckedMessages, check_messages
 from ..routing import CALL_OPTIONS
 
 HANDLED = frozenset({"model", "messages", "stream", "n"})
@@ -81,7 +81,7 @@ def parse_chat(raw: bytes) -> ChatRequest:
     if not isinstance(model, str) or not model:
         raise RequestError(400, "'model' is required and must be a non-empty string", param="model")
     try:
-        messages = validate_messages(body.get("messages"))
+        messages = check_messages(body.get("messages"))
     except InvalidRequestError as exc:
         raise RequestError(400, str(exc), param="messages") from None
     stream = body.get("stream", False)
