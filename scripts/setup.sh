@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -e '.[dev]' -e plugins/codelinkava -e plugins/openai
+    -e '.[dev]' -e plugins/codelinkava -e plugins/openai \
+    -e plugins/anthropic

@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy core plugins/codelinkava/providerhub_codelinkava plugins/openai/providerhub_openai
+.venv/bin/mypy core plugins/codelinkava/providerhub_codelinkava plugins/openai/providerhub_openai \
+    plugins/anthropic/providerhub_anthropic
 .venv/bin/python -m pytest "$@"
