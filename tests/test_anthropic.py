@@ -1,0 +1,292 @@
+"""AnthropicProvider over real sockets: the exact request, streamed and JSON answers, tool calls
+cut at every byte, the provider type, options and capabilities."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from anthropic_helpers import OPENAI_USAGE, message, stream, text, tool
+from anthropic_upstream import MessagesUpstream, Scripted
+from helpers import BOUND
+from providerhub import (
+    EmptyStreamError,
+    InvalidRequestError,
+    ModelNotSupportedError,
+    Registry,
+    UnsupportedCapabilityError,
+    UpstreamConnectionError,
+)
+from providerhub.config import parse_config
+from providerhub_anthropic import AnthropicProvider
+
+HELLO = [{"role": "user", "content": "Hello"}]
+KEY = "sk-ant-test-0123456789"
+WEATHER = tool("toolu_1", "get_weather", '{"city":', ' "Paris"}')
+TIME = tool("toolu_2", "get_time", '{"tz": "Europe/Paris"}')
+CALLS = [
+    {
+        "id": "toolu_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    },
+    {
+        "id": "toolu_2",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": '{"tz": "Europe/Paris"}'},
+    },
+]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
+
+
+def claude(upstream: MessagesUpstream, **options: Any) -> AnthropicProvider:
+    options.setdefault("name", "claude")
+    options.setdefault("default_model", "claude-test")
+    options.setdefault("api_key", KEY)
+    options.setdefault("base_url", upstream.url)
+    return AnthropicProvider(**options)
+
+
+async def test_exact_request() -> None:
+    png = base64.b64encode(b"\x89PNG").decode()
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+            ],
+        },
+    ]
+    async with MessagesUpstream(Scripted.streamed(stream(text("A", " dot.")))) as up:
+        provider = claude(up, headers={"anthropic-beta": "pdfs-2024-09-25"})
+        answer = await provider.create_async(
+            "claude-x", messages, temperature=0.2, tools=TOOLS, tool_choice="auto", stop=["##"]
+        )
+    assert answer == "A dot."
+    (request,) = up.requests
+    assert (request.method, request.path) == ("POST", "/v1/messages")
+    assert request.headers["x-api-key"] == KEY
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert request.headers["anthropic-beta"] == "pdfs-2024-09-25"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Accept"] == "text/event-stream"
+    assert "Authorization" not in request.headers
+    assert request.json == {
+        "model": "claude-x",
+        "max_tokens": 4096,
+        "system": [{"type": "text", "text": "Be brief."}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": png},
+                    },
+                ],
+            }
+        ],
+        "temperature": 0.2,
+        "stop_sequences": ["##"],
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+        "tool_choice": {"type": "auto"},
+        "stream": True,
+    }
+
+
+async def test_options_shape_the_request() -> None:
+    async with MessagesUpstream(Scripted.streamed(stream(text("ok")))) as up:
+        provider = claude(
+            up, anthropic_version="2024-01-01", max_tokens=100, base_url=up.url + "/proxy/"
+        )
+        await provider.create_async("", HELLO, user="u-1")
+    (request,) = up.requests
+    assert request.path == "/proxy/v1/messages"
+    assert request.headers["anthropic-version"] == "2024-01-01"
+    assert request.json["max_tokens"] == 100
+    assert request.json["model"] == "claude-test"
+    assert request.json["metadata"] == {"user_id": "u-1"}
+
+
+async def test_stream_reports_finish_reason_and_usage() -> None:
+    async with (
+        MessagesUpstream(Scripted.streamed(stream(text("Hel", "lo")))) as up,
+        claude(up).stream("", HELLO) as answer,
+    ):
+        chunks = [chunk async for chunk in answer]
+    assert "".join(chunks) == "Hello"
+    assert answer.finish_reason == "stop"
+    assert answer.usage == OPENAI_USAGE
+
+
+async def test_non_streamed_call() -> None:
+    body = message(text("Whole answer"), stop_reason="max_tokens")
+    async with MessagesUpstream(Scripted.message(body)) as up:
+        answer = claude(up).stream("", HELLO, stream=False)
+        assert await answer.text() == "Whole answer"
+    (request,) = up.requests
+    assert request.json["stream"] is False
+    assert request.headers["Accept"] == "application/json"
+    assert answer.finish_reason == "length"
+    assert answer.usage == OPENAI_USAGE
+
+
+async def test_non_streamed_tool_calls() -> None:
+    body = message(text("Checking."), WEATHER, TIME, stop_reason="tool_use")
+    async with MessagesUpstream(Scripted.message(body)) as up:
+        answer = claude(up, supports_stream=False).stream("", HELLO, tools=TOOLS)
+        assert await answer.message() == {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": CALLS,
+        }
+    assert answer.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 7, 64])
+async def test_streamed_tool_calls_cut_at_every_byte(split: int) -> None:
+    payloads = stream(text("Checking."), WEATHER, TIME, stop_reason="tool_use")
+    async with MessagesUpstream(Scripted.streamed(payloads, split=split)) as up:
+        answer = claude(up).stream("", HELLO, tools=TOOLS)
+        async with asyncio.timeout(BOUND * 4):
+            events = [event async for event in answer.events()]
+    assert "".join(e for e in events if isinstance(e, str)) == "Checking."
+    assert answer.tool_calls == CALLS
+    assert answer.finish_reason == "tool_calls"
+    assert answer.usage == OPENAI_USAGE
+
+
+async def test_stream_cut_before_message_stop() -> None:
+    async with MessagesUpstream(Scripted.streamed(stream(text("par", "tial"))[:-1])) as up:
+        answer = claude(up).stream("", HELLO)
+        with pytest.raises(UpstreamConnectionError, match="stream ended before message_stop"):
+            await answer.text()
+
+
+async def test_answer_without_content_is_empty() -> None:
+    async with MessagesUpstream(Scripted.streamed(stream())) as up:
+        with pytest.raises(EmptyStreamError):
+            await claude(up).create_async("", HELLO)
+
+
+async def test_bad_calls_fail_before_any_request() -> None:
+    async with MessagesUpstream() as up:
+        provider = claude(up, models=["claude-a"], default_model=None)
+        audio = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}
+                ],
+            }
+        ]
+        with pytest.raises(ModelNotSupportedError):
+            provider.stream("claude-b", HELLO)
+        with pytest.raises(InvalidRequestError, match="no model given"):
+            provider.stream("", HELLO)
+        with pytest.raises(UnsupportedCapabilityError, match="audio"):
+            provider.stream("claude-a", audio)
+        with pytest.raises(UnsupportedCapabilityError, match="response_format"):
+            provider.stream("claude-a", HELLO, response_format={"type": "json_object"})
+        with pytest.raises(
+            InvalidRequestError, match=r"^claude: parameters with no Anthropic equivalent: 'seed'$"
+        ):
+            provider.stream("claude-a", HELLO, seed=1)
+        with pytest.raises(InvalidRequestError, match="stream must be true or false"):
+            provider.stream("claude-a", HELLO, stream="yes")
+    assert up.requests == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"base_url": "ftp://x"}, "option 'base_url' must be an http:// or https:// URL"),
+        ({"base_url": "https://api.anthropic.com/v1"}, "option 'base_url' is the API root"),
+        ({"max_tokens": 0}, "option 'max_tokens' must be a positive integer"),
+        ({"api_key_env": "sk-ant-abc"}, "option 'api_key_env' must be the NAME"),
+        ({"api_key": "k", "api_key_env": "K"}, "give either 'api_key' or 'api_key_env'"),
+        ({"headers": {"anthropic-version": "x"}}, "option 'headers' sets 'anthropic-version'"),
+        ({"headers": {"x-api-key": "sk-ant-abc"}}, "option 'headers' sets 'x-api-key'"),
+        (
+            {"api_key_env": "K", "headers_env": {"X-Api-Key": "K2"}},
+            "option 'headers_env' sets 'x-api-key', which the API key already fills",
+        ),
+        ({"supports_tools": "yes"}, "option 'supports_tools' must be true or false"),
+    ],
+)
+def test_options_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as caught:
+        AnthropicProvider(name="c", **options)
+
+    assert str(caught.value).startswith(message)
+    assert "sk-ant-abc" not in str(caught.value)
+
+
+def test_defaults_and_repr() -> None:
+    provider = AnthropicProvider(name="c", api_key_env="ANTHROPIC_API_KEY")
+
+    assert provider.endpoint == "https://api.anthropic.com/v1/messages"
+    assert (provider.max_tokens, provider.anthropic_version) == (4096, "2023-06-01")
+    assert (provider.supports_tools, provider.supports_vision, provider.supports_files) == (
+        True,
+        True,
+        True,
+    )
+    assert (provider.supports_audio, provider.supports_response_format) == (False, False)
+    assert repr(provider) == "AnthropicProvider(name='c', api_key_env='ANTHROPIC_API_KEY')"
+    assert repr(AnthropicProvider(name="c", api_key=KEY, supports_files=False)) == (
+        "AnthropicProvider(name='c', api_key=<redacted>, supports_files=False)"
+    )
+
+
+def test_plugin_registers_the_anthropic_type_through_its_entry_point() -> None:
+    config = parse_config(
+        """
+[providers.claude]
+use = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+default_model = "claude-sonnet-4-5"
+max_tokens = 1024
+headers = { anthropic-beta = "output-128k-2025-02-19" }
+"""
+    )
+    registry = config.build_registry(Registry.discover())
+
+    provider = registry.get("claude")
+    assert isinstance(provider, AnthropicProvider)
+    assert (provider.max_tokens, provider.headers) == (
+        1024,
+        {"anthropic-beta": "output-128k-2025-02-19"},
+    )
+    assert "anthropic" in {info.name for info in registry.plugins}
+
+
+def test_importing_the_plugin_does_not_import_aiohttp() -> None:
+    script = "import sys, providerhub_anthropic; print('aiohttp' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+
+    assert done.stdout == "False\n"
