@@ -120,6 +120,11 @@ def message(
     }
 
 
+def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A chat-completions tool call, as an assistant message's `tool_calls` holds it."""
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
 def error_event(kind: str, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": text}}
 

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from anthropic_helpers import OPENAI_USAGE, message, stream, text, tool
+from anthropic_helpers import OPENAI_USAGE, call, message, stream, text, tool
 from anthropic_upstream import MessagesUpstream, Scripted
 from helpers import BOUND
 from providerhub import (
@@ -29,16 +29,8 @@ KEY = "sk-ant-test-0123456789"
 WEATHER = tool("toolu_1", "get_weather", '{"city":', ' "Paris"}')
 TIME = tool("toolu_2", "get_time", '{"tz": "Europe/Paris"}')
 CALLS = [
-    {
-        "id": "toolu_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-    },
-    {
-        "id": "toolu_2",
-        "type": "function",
-        "function": {"name": "get_time", "arguments": '{"tz": "Europe/Paris"}'},
-    },
+    call("toolu_1", "get_weather", '{"city": "Paris"}'),
+    call("toolu_2", "get_time", '{"tz": "Europe/Paris"}'),
 ]
 TOOLS = [
     {

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 import pytest
+from anthropic_helpers import call
 from providerhub import InvalidRequestError, validate_messages
 from providerhub_anthropic.request import request_body, translate_messages
 
@@ -104,16 +105,8 @@ def test_tool_history_becomes_tool_use_and_merged_tool_results() -> None:
             "role": "assistant",
             "content": "Checking.",
             "tool_calls": [
-                {
-                    "id": "toolu_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                },
-                {
-                    "id": "toolu_2",
-                    "type": "function",
-                    "function": {"name": "get_time", "arguments": ""},
-                },
+                call("toolu_1", "get_weather", '{"city": "Paris"}'),
+                call("toolu_2", "get_time", ""),
             ],
         },
         {"role": "tool", "tool_call_id": "toolu_1", "content": "18°C"},
@@ -251,13 +244,21 @@ def test_translation_does_not_modify_the_messages() -> None:
 def assistant_call(arguments: str) -> list[dict[str, Any]]:
     return [
         {"role": "user", "content": "Hi"},
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {"id": "t1", "type": "function", "function": {"name": "f", "arguments": arguments}}
-            ],
-        },
+        {"role": "assistant", "tool_calls": [call("t1", "f", arguments)]},
     ]
+
+
+def user(*parts: dict[str, Any]) -> list[dict[str, Any]]:
+    """One user message made of `parts`."""
+    return [{"role": "user", "content": list(parts)}]
+
+
+def image(url: str, **extra: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url, **extra}}
+
+
+def file(**fields: str) -> dict[str, Any]:
+    return {"type": "file", "file": fields}
 
 
 @pytest.mark.parametrize(
@@ -316,75 +317,33 @@ def assistant_call(arguments: str) -> list[dict[str, Any]]:
             "messages[0].name has no Anthropic equivalent",
         ),
         (
-            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}],
+            user(image("ftp://x")),
             {},
             "messages[0].content[0].image_url.url must be an http(s) URL or a base64 data URL",
         ),
         (
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AA=="}}
-                    ],
-                }
-            ],
+            user(image("data:image/bmp;base64,AA==")),
             {},
             "messages[0].content[0] is an image of type image/bmp",
         ),
         (
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": "https://x/a.png", "detail": "low"},
-                        }
-                    ],
-                }
-            ],
+            user(image("https://x/a.png", detail="low")),
             {},
             "image_url.detail 'low' has no Anthropic equivalent",
         ),
         (
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}
-                    ],
-                }
-            ],
+            user({"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}),
             {},
             "messages[0].content[0] has type 'input_audio', which Anthropic cannot take",
         ),
+        (user(file(file_id="file-1")), {}, "file.file_id names a file stored with another API"),
         (
-            [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}],
-            {},
-            "file.file_id names a file stored with another API",
-        ),
-        (
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "file", "file": {"file_data": "data:application/zip;base64,AA=="}}
-                    ],
-                }
-            ],
+            user(file(file_data="data:application/zip;base64,AA==")),
             {},
             "is a file of type application/zip; Anthropic takes application/pdf and text/plain",
         ),
         (
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "file", "file": {"file_data": "data:text/plain;base64,//=="}}
-                    ],
-                }
-            ],
+            user(file(file_data="data:text/plain;base64,//==")),
             {},
             "file.file_data is not base64 of UTF-8 text",
         ),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from anthropic_helpers import (
     OPENAI_USAGE,
+    call,
     error_event,
     message,
     sse,
@@ -28,19 +29,8 @@ WEATHER = tool("toolu_1", "get_weather", '{"city":', ' "Paris", "unit": "°C"}')
 TIME = tool("toolu_2", "get_time", '{"tz": "Europe/', 'Paris", "note": "✓ ünïcödé"}')
 TOOL_ANSWER = stream(text("Let me ", "check."), WEATHER, TIME, stop_reason="tool_use")
 CALLS = [
-    {
-        "id": "toolu_1",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "°C"}'},
-    },
-    {
-        "id": "toolu_2",
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "arguments": '{"tz": "Europe/Paris", "note": "✓ ünïcödé"}',
-        },
-    },
+    call("toolu_1", "get_weather", '{"city": "Paris", "unit": "°C"}'),
+    call("toolu_2", "get_time", '{"tz": "Europe/Paris", "note": "✓ ünïcödé"}'),
 ]
 
 EXPECTED = ("Let me check.", CALLS)

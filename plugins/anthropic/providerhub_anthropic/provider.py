@@ -10,7 +10,6 @@ never appear in a repr, an error or a log line.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -19,7 +18,6 @@ from providerhub import (
     EmptyStreamError,
     InvalidRequestError,
     Messages,
-    MissingCredentialsError,
     ModelNotSupportedError,
     Timeouts,
     UpstreamConnectionError,
@@ -27,11 +25,10 @@ from providerhub import (
 )
 from providerhub.chat_completions import CompletionStream
 from providerhub.events import Event
-from providerhub.redaction import REDACTED, is_secret_header, redact_headers
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 from . import options
-from .errors import scrub
+from .credentials import Credentials
 from .request import request_body
 from .response import Answer, parse_events, parse_message
 
@@ -95,25 +92,16 @@ class AnthropicProvider(AsyncGeneratorProvider):
             )
         self.url = self.base_url
         self.endpoint = self.base_url + "/v1/messages"
-        if api_key is not None and api_key_env is not None:
-            raise ValueError("give either 'api_key' or 'api_key_env', not both")
-        self._api_key = None if api_key is None else _Secret(options.key("api_key", api_key))
-        self.api_key_env = options.env_name(api_key_env) if api_key_env is not None else None
+        self.credentials = Credentials("x-api-key", api_key, api_key_env, headers, headers_env)
+        """The key and extra headers (`api_key_env`, `headers`, `headers_env`), shown redacted."""
+        self.api_key_env = self.credentials.env
+        self.headers = self.credentials.headers
+        self.headers_env = self.credentials.headers_env
+        self.needs_auth = self.credentials.needs_auth
         self.anthropic_version = options.version(anthropic_version)
         self.models = options.strings("models", models)
         self.default_model = options.optional_string("default_model", default_model)
         self.max_tokens = options.positive("max_tokens", max_tokens)
-        extra = options.headers(headers)
-        self.headers = redact_headers(extra)
-        """Extra request headers; values of secret-bearing ones read "<redacted>"."""
-        self._secret_headers = {
-            key: _Secret(value) for key, value in extra.items() if is_secret_header(key)
-        }
-        self.headers_env = options.headers_env(headers_env)
-        """Headers whose values are read at call time from environment variables, by name."""
-        keyed = api_key is not None or api_key_env is not None
-        options.check_overlap(extra, self.headers_env, keyed)
-        self.needs_auth = keyed or bool(self.headers_env)
         flags = {
             "working": working,
             "supports_stream": supports_stream,
@@ -132,22 +120,14 @@ class AnthropicProvider(AsyncGeneratorProvider):
         parts = [f"name={self.name!r}"]
         if self.base_url != DEFAULT_BASE_URL:
             parts.append(f"base_url={self.base_url!r}")
-        if self.api_key_env:
-            parts.append(f"api_key_env={self.api_key_env!r}")
-        elif self._api_key is not None:
-            parts.append(f"api_key={REDACTED}")
-        if self.anthropic_version != DEFAULT_VERSION:
-            parts.append(f"anthropic_version={self.anthropic_version!r}")
-        if self.models:
-            parts.append(f"models={list(self.models)!r}")
-        if self.default_model:
-            parts.append(f"default_model={self.default_model!r}")
-        if self.max_tokens != DEFAULT_MAX_TOKENS:
-            parts.append(f"max_tokens={self.max_tokens}")
-        if self.headers:
-            parts.append(f"headers={self.headers!r}")
-        if self.headers_env:
-            parts.append(f"headers_env={self.headers_env!r}")
+        shown: list[tuple[str, object, object]] = [
+            ("anthropic_version", self.anthropic_version, DEFAULT_VERSION),
+            ("models", list(self.models), []),
+            ("default_model", self.default_model, None),
+            ("max_tokens", self.max_tokens, DEFAULT_MAX_TOKENS),
+        ]
+        parts += self.credentials.shown()
+        parts += [f"{name}={value!r}" for name, value, default in shown if value != default]
         flags = ("working", "supports_tools", "supports_vision", "supports_files")
         parts += [f"{flag}=False" for flag in flags if not getattr(self, flag)]
         return f"AnthropicProvider({', '.join(parts)})"
@@ -163,29 +143,7 @@ class AnthropicProvider(AsyncGeneratorProvider):
 
     def missing_credentials(self) -> str | None:
         """Why no usable key is configured ("environment variable X is not set"), or None."""
-        for variable in self._variables():
-            value = os.environ.get(variable)
-            if not value:
-                return f"environment variable {variable} is not set"
-            if options.CONTROL.search(value):
-                return options.unusable(f"environment variable {variable}")
-        return None
-
-    def _variables(self) -> list[str]:
-        """Every environment variable a request reads, in the order they are checked."""
-        first = [self.api_key_env] if self.api_key_env else []
-        return first + list(self.headers_env.values())
-
-    def _read(self, variable: str) -> str:
-        """The value of `variable`, refused by name (never echoed) when unset or unusable."""
-        value = os.environ.get(variable)
-        if not value:
-            raise MissingCredentialsError(self.name, variable)
-        if options.CONTROL.search(value):
-            raise InvalidRequestError(
-                f"{self.name}: {options.unusable(f'environment variable {variable}')}"
-            )
-        return value
+        return self.credentials.missing()
 
     def create_event_generator(
         self,
@@ -222,19 +180,11 @@ class AnthropicProvider(AsyncGeneratorProvider):
         )
 
     def _request_headers(self, stream: bool) -> dict[str, str]:
-        headers = {
+        return {
             "Accept": "text/event-stream" if stream else "application/json",
             "anthropic-version": self.anthropic_version,
+            **self.credentials.sent(self.name),
         }
-        key = None if self._api_key is None else self._api_key.value
-        if self.api_key_env:
-            key = self._read(self.api_key_env)
-        if key:
-            headers["x-api-key"] = key
-        headers.update(self.headers)
-        headers.update((name, secret.value) for name, secret in self._secret_headers.items())
-        headers.update((name, self._read(variable)) for name, variable in self.headers_env.items())
-        return headers
 
     async def _call(
         self,
@@ -285,12 +235,7 @@ class AnthropicProvider(AsyncGeneratorProvider):
                 finally:
                     await cast("AsyncGenerator[Any, None]", batches).aclose()
         except http.UpstreamHTTPError as exc:
-            secrets = [
-                value
-                for key, value in headers.items()
-                if is_secret_header(key) or key in self.headers_env
-            ]
-            scrub(exc, secrets, self.headers_env)
+            self.credentials.scrub(exc, headers)
             raise
         if not answer.done:
             raise UpstreamConnectionError(
@@ -298,17 +243,3 @@ class AnthropicProvider(AsyncGeneratorProvider):
             )
         if not produced:
             raise EmptyStreamError(self.name)
-
-
-class _Secret:
-    """A key held in memory: its repr and str hide it, so dumping the provider cannot leak it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return REDACTED
-
-    __str__ = __repr__
