@@ -1,9 +1,9 @@
 """Anthropic Messages streaming: providerhub's AnthropicProvider vs a raw reader vs the SDK.
 
-The upstream (a child process, loopback, so it does not share our GIL) serves a pre-rendered
-Anthropic stream of N text deltas as named SSE events (`event: content_block_delta` then its
-`data:` line, with message_start, ping, content_block_start/stop, message_delta and
-message_stop around them) at POST /v1/messages; only the client side is measured. Each round
+The upstream (a FakeUpstream in a child process, loopback, so it does not share our GIL) serves
+a pre-rendered Anthropic stream of N text deltas as named SSE events (`event:
+content_block_delta` then its `data:` line, with message_start, ping, content_block_start/stop,
+message_delta and message_stop around them); only the client side is measured. Each round
 runs the two fast readers several times, alternating, then the SDK once; the report gives
 per-reader medians and their ratios to the raw reader, all from this one run. Target:
 AnthropicProvider at most 1.15x the raw reader.
@@ -18,7 +18,6 @@ counted); and, when importable, the official `anthropic` SDK's AsyncAnthropic st
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
@@ -29,18 +28,8 @@ from importlib.metadata import version
 from typing import Any
 
 import aiohttp
-from _common import (
-    RAW,
-    Run,
-    child_upstreams,
-    interleave,
-    ratio_table,
-    rotated,
-    timed,
-    verdicts,
-    within,
-)
-from aiohttp import web
+from _common import RAW, Run, rotated, streaming_main, timed
+from providerhub.testing import Reply
 from providerhub_anthropic import AnthropicProvider
 
 TARGET = 1.15
@@ -54,56 +43,10 @@ FAST_REPEAT = 5
 Reader = Callable[[str], Awaitable[int]]
 
 
-def wire(events: int) -> bytes:
-    """The whole streamed answer: `events` two-character text deltas in one text block."""
-    usage = {"input_tokens": 9, "output_tokens": 1}
-    message = {"id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL}
-    head: list[dict[str, Any]] = [
-        {"type": "message_start", "message": {**message, "content": [], "usage": usage}},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        {"type": "ping"},
-    ]
-    deltas = (
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}
-        for t in (f"t{index % 10}" for index in range(events))
-    )
-    tail = [
-        {"type": "content_block_stop", "index": 0},
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-            "usage": {"output_tokens": events},
-        },
-        {"type": "message_stop"},
-    ]
-    payloads = [*head, *deltas, *tail]
-    return "".join(f"event: {p['type']}\ndata: {json.dumps(p)}\n\n" for p in payloads).encode()
-
-
-def serve(events: int) -> None:
-    """Child process: answer every POST /v1/messages with the stream; print the URL as JSON."""
-    body = wire(events)
-
-    async def messages(request: web.Request) -> web.StreamResponse:
-        await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for start in range(0, len(body), 65536):
-            await response.write(body[start : start + 65536])
-        await response.write_eof()
-        return response
-
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/v1/messages", messages)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        print(json.dumps([f"http://127.0.0.1:{runner.addresses[0][1]}"]), flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        await runner.cleanup()
-
-    asyncio.run(main())
+def anthropic_reply(events: int) -> Reply:
+    """A pre-rendered Anthropic stream of `events` two-character text deltas in one block."""
+    tokens = (f"t{index % 10}" for index in range(events))
+    return Reply.raw_bytes(Reply.text(*tokens).wire({"stream": True}, "anthropic"))
 
 
 def providerhub_reader() -> Reader:
@@ -204,20 +147,16 @@ def runs(base_url: str, expected: int) -> dict[str, Run]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args.events)
-        return 0
-    with child_upstreams(__file__, "--events", str(args.events)) as (base_url,):
-        times = asyncio.run(interleave(runs(base_url, 2 * args.events), args.rounds, schedule))
-    header = f"{args.events} events, {args.rounds} rounds, median wall time per stream"
-    return verdicts([within(ratio_table(header, times), PROVIDERHUB, TARGET)])
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        streaming_main(
+            __doc__ or "",
+            __file__,
+            runs,
+            5,
+            PROVIDERHUB,
+            TARGET,
+            order=schedule,
+            reply=anthropic_reply,
+        )
+    )

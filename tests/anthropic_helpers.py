@@ -7,13 +7,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-USAGE_START = {
+USAGE = {
     "input_tokens": 25,
-    "output_tokens": 1,
+    "output_tokens": 15,
     "cache_creation_input_tokens": 4,
     "cache_read_input_tokens": 10,
 }
-USAGE_END = {"output_tokens": 15}
+"""An answer's token counts, in Anthropic's names."""
 OPENAI_USAGE = {
     "prompt_tokens": 39,
     "completion_tokens": 15,
@@ -24,7 +24,7 @@ OPENAI_USAGE = {
         "cache_read_input_tokens": 10,
     },
 }
-"""What USAGE_START then USAGE_END come to in chat-completions' shape."""
+"""USAGE in chat-completions' shape."""
 
 Block = tuple[str, Any]
 """("text", [pieces]) or ("tool_use", (id, name, [argument fragments]))."""
@@ -41,11 +41,11 @@ def sse(payloads: Sequence[Mapping[str, Any]], end: str = "\n") -> bytes:
 def stream(
     *blocks: Block,
     stop_reason: str = "end_turn",
-    usage: Mapping[str, Any] = USAGE_START,
-    end_usage: Mapping[str, Any] = USAGE_END,
+    end_usage: Mapping[str, Any] | None = None,
     ping: bool = True,
 ) -> list[dict[str, Any]]:
-    """The payloads of a streamed answer made of `blocks`, in Anthropic's order."""
+    """The payloads of a streamed answer made of `blocks`, in Anthropic's order: USAGE with
+    one output token at the start, the output tokens (or `end_usage`) at the end."""
     message = {
         "id": "msg_01",
         "type": "message",
@@ -54,7 +54,7 @@ def stream(
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": dict(usage),
+        "usage": {**USAGE, "output_tokens": 1},
     }
     out: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
     if ping:
@@ -74,7 +74,7 @@ def stream(
         {
             "type": "message_delta",
             "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-            "usage": dict(end_usage),
+            "usage": {"output_tokens": USAGE["output_tokens"]} if end_usage is None else end_usage,
         }
     )
     out.append({"type": "message_stop"})
@@ -89,9 +89,7 @@ def tool(call_id: str, name: str, *fragments: str) -> Block:
     return ("tool_use", (call_id, name, list(fragments)))
 
 
-def message(
-    *blocks: Block, stop_reason: str = "end_turn", usage: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def message(*blocks: Block, stop_reason: str = "end_turn") -> dict[str, Any]:
     """The non-streamed message equivalent to `stream(*blocks)`."""
     content: list[dict[str, Any]] = []
     for kind, body in blocks:
@@ -116,7 +114,7 @@ def message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": dict(usage or {**USAGE_START, **USAGE_END}),
+        "usage": USAGE,
     }
 
 
@@ -127,8 +125,3 @@ def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
 
 def error_event(kind: str, text: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": text}}
-
-
-def error_body(kind: str, text: str) -> str:
-    """Anthropic's HTTP error body."""
-    return json.dumps(error_event(kind, text))

@@ -10,9 +10,8 @@ import sys
 from typing import Any
 
 import pytest
-from anthropic_helpers import OPENAI_USAGE, call, message, stream, text, tool
-from anthropic_upstream import MessagesUpstream, Scripted
-from helpers import BOUND
+from anthropic_helpers import OPENAI_USAGE, USAGE, call
+from helpers import BOUND, MakeUpstream
 from providerhub import (
     EmptyStreamError,
     InvalidRequestError,
@@ -22,12 +21,13 @@ from providerhub import (
     UpstreamConnectionError,
 )
 from providerhub.config import parse_config
+from providerhub.testing import FakeUpstream, Reply, ToolCallScript
 from providerhub_anthropic import AnthropicProvider
 
 HELLO = [{"role": "user", "content": "Hello"}]
 KEY = "sk-ant-test-0123456789"
-WEATHER = tool("toolu_1", "get_weather", '{"city":', ' "Paris"}')
-TIME = tool("toolu_2", "get_time", '{"tz": "Europe/Paris"}')
+WEATHER = ToolCallScript("get_weather", '{"city": "Paris"}', "toolu_1")
+TIME = ToolCallScript("get_time", '{"tz": "Europe/Paris"}', "toolu_2")
 CALLS = [
     call("toolu_1", "get_weather", '{"city": "Paris"}'),
     call("toolu_2", "get_time", '{"tz": "Europe/Paris"}'),
@@ -44,7 +44,7 @@ TOOLS = [
 ]
 
 
-def claude(upstream: MessagesUpstream, **options: Any) -> AnthropicProvider:
+def claude(upstream: FakeUpstream, **options: Any) -> AnthropicProvider:
     options.setdefault("name", "claude")
     options.setdefault("default_model", "claude-test")
     options.setdefault("api_key", KEY)
@@ -52,7 +52,7 @@ def claude(upstream: MessagesUpstream, **options: Any) -> AnthropicProvider:
     return AnthropicProvider(**options)
 
 
-async def test_exact_request() -> None:
+async def test_exact_request(fake_upstream: MakeUpstream) -> None:
     png = base64.b64encode(b"\x89PNG").decode()
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -64,11 +64,11 @@ async def test_exact_request() -> None:
             ],
         },
     ]
-    async with MessagesUpstream(Scripted.streamed(stream(text("A", " dot.")))) as up:
-        provider = claude(up, headers={"anthropic-beta": "pdfs-2024-09-25"})
-        answer = await provider.create_async(
-            "claude-x", messages, temperature=0.2, tools=TOOLS, tool_choice="auto", stop=["##"]
-        )
+    up = await fake_upstream(Reply.text("A", " dot."), wire="anthropic")
+    provider = claude(up, headers={"anthropic-beta": "pdfs-2024-09-25"})
+    answer = await provider.create_async(
+        "claude-x", messages, temperature=0.2, tools=TOOLS, tool_choice="auto", stop=["##"]
+    )
     assert answer == "A dot."
     (request,) = up.requests
     assert (request.method, request.path) == ("POST", "/v1/messages")
@@ -108,12 +108,12 @@ async def test_exact_request() -> None:
     }
 
 
-async def test_options_shape_the_request() -> None:
-    async with MessagesUpstream(Scripted.streamed(stream(text("ok")))) as up:
-        provider = claude(
-            up, anthropic_version="2024-01-01", max_tokens=100, base_url=up.url + "/proxy/"
-        )
-        await provider.create_async("", HELLO, user="u-1")
+async def test_options_shape_the_request(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(Reply.text("ok"), wire="anthropic")
+    provider = claude(
+        up, anthropic_version="2024-01-01", max_tokens=100, base_url=up.url + "/proxy/"
+    )
+    await provider.create_async("", HELLO, user="u-1")
     (request,) = up.requests
     assert request.path == "/proxy/v1/messages"
     assert request.headers["anthropic-version"] == "2024-01-01"
@@ -122,22 +122,20 @@ async def test_options_shape_the_request() -> None:
     assert request.json["metadata"] == {"user_id": "u-1"}
 
 
-async def test_stream_reports_finish_reason_and_usage() -> None:
-    async with (
-        MessagesUpstream(Scripted.streamed(stream(text("Hel", "lo")))) as up,
-        claude(up).stream("", HELLO) as answer,
-    ):
+async def test_stream_reports_finish_reason_and_usage(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(Reply.text("Hel", "lo", usage=USAGE), wire="anthropic")
+    async with claude(up).stream("", HELLO) as answer:
         chunks = [chunk async for chunk in answer]
     assert "".join(chunks) == "Hello"
     assert answer.finish_reason == "stop"
     assert answer.usage == OPENAI_USAGE
 
 
-async def test_non_streamed_call() -> None:
-    body = message(text("Whole answer"), stop_reason="max_tokens")
-    async with MessagesUpstream(Scripted.message(body)) as up:
-        answer = claude(up).stream("", HELLO, stream=False)
-        assert await answer.text() == "Whole answer"
+async def test_non_streamed_call(fake_upstream: MakeUpstream) -> None:
+    reply = Reply.text("Whole ", "answer", finish_reason="length", usage=USAGE)
+    up = await fake_upstream(reply, wire="anthropic")
+    answer = claude(up).stream("", HELLO, stream=False)
+    assert await answer.text() == "Whole answer"
     (request,) = up.requests
     assert request.json["stream"] is False
     assert request.headers["Accept"] == "application/json"
@@ -145,69 +143,69 @@ async def test_non_streamed_call() -> None:
     assert answer.usage == OPENAI_USAGE
 
 
-async def test_non_streamed_tool_calls() -> None:
-    body = message(text("Checking."), WEATHER, TIME, stop_reason="tool_use")
-    async with MessagesUpstream(Scripted.message(body)) as up:
-        answer = claude(up, supports_stream=False).stream("", HELLO, tools=TOOLS)
-        assert await answer.message() == {
-            "role": "assistant",
-            "content": "Checking.",
-            "tool_calls": CALLS,
-        }
+async def test_non_streamed_tool_calls(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(Reply.tool_call(WEATHER, TIME, text="Checking."), wire="anthropic")
+    answer = claude(up, supports_stream=False).stream("", HELLO, tools=TOOLS)
+    assert await answer.message() == {
+        "role": "assistant",
+        "content": "Checking.",
+        "tool_calls": CALLS,
+    }
+    assert up.requests[0].json["stream"] is False
     assert answer.finish_reason == "tool_calls"
 
 
 @pytest.mark.parametrize("split", [1, 2, 3, 7, 64])
-async def test_streamed_tool_calls_cut_at_every_byte(split: int) -> None:
-    payloads = stream(text("Checking."), WEATHER, TIME, stop_reason="tool_use")
-    async with MessagesUpstream(Scripted.streamed(payloads, split=split)) as up:
-        answer = claude(up).stream("", HELLO, tools=TOOLS)
-        async with asyncio.timeout(BOUND * 4):
-            events = [event async for event in answer.events()]
+async def test_streamed_tool_calls_cut_at_every_byte(
+    fake_upstream: MakeUpstream, split: int
+) -> None:
+    reply = Reply.tool_call(WEATHER, TIME, text="Checking.", fragment=3, split=split, usage=USAGE)
+    up = await fake_upstream(reply, wire="anthropic")
+    answer = claude(up).stream("", HELLO, tools=TOOLS)
+    async with asyncio.timeout(BOUND * 4):
+        events = [event async for event in answer.events()]
     assert "".join(e for e in events if isinstance(e, str)) == "Checking."
     assert answer.tool_calls == CALLS
     assert answer.finish_reason == "tool_calls"
     assert answer.usage == OPENAI_USAGE
 
 
-async def test_stream_cut_before_message_stop() -> None:
-    async with MessagesUpstream(Scripted.streamed(stream(text("par", "tial"))[:-1])) as up:
-        answer = claude(up).stream("", HELLO)
-        with pytest.raises(UpstreamConnectionError, match="stream ended before message_stop"):
-            await answer.text()
+async def test_stream_cut_before_message_stop(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(Reply.text("par", "tial", done=False), wire="anthropic")
+    answer = claude(up).stream("", HELLO)
+    with pytest.raises(UpstreamConnectionError, match="stream ended before message_stop"):
+        await answer.text()
 
 
-async def test_answer_without_content_is_empty() -> None:
-    async with MessagesUpstream(Scripted.streamed(stream())) as up:
-        with pytest.raises(EmptyStreamError):
-            await claude(up).create_async("", HELLO)
+async def test_answer_without_content_is_empty(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(Reply.empty(), wire="anthropic")
+    with pytest.raises(EmptyStreamError):
+        await claude(up).create_async("", HELLO)
 
 
-async def test_bad_calls_fail_before_any_request() -> None:
-    async with MessagesUpstream() as up:
-        provider = claude(up, models=["claude-a"], default_model=None)
-        audio = [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}
-                ],
-            }
-        ]
-        with pytest.raises(ModelNotSupportedError):
-            provider.stream("claude-b", HELLO)
-        with pytest.raises(InvalidRequestError, match="no model given"):
-            provider.stream("", HELLO)
-        with pytest.raises(UnsupportedCapabilityError, match="audio"):
-            provider.stream("claude-a", audio)
-        with pytest.raises(UnsupportedCapabilityError, match="response_format"):
-            provider.stream("claude-a", HELLO, response_format={"type": "json_object"})
-        with pytest.raises(
-            InvalidRequestError, match=r"^claude: parameters with no Anthropic equivalent: 'seed'$"
-        ):
-            provider.stream("claude-a", HELLO, seed=1)
-        with pytest.raises(InvalidRequestError, match="stream must be true or false"):
-            provider.stream("claude-a", HELLO, stream="yes")
+async def test_bad_calls_fail_before_any_request(fake_upstream: MakeUpstream) -> None:
+    up = await fake_upstream(wire="anthropic")
+    provider = claude(up, models=["claude-a"], default_model=None)
+    audio = [
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}],
+        }
+    ]
+    with pytest.raises(ModelNotSupportedError):
+        provider.stream("claude-b", HELLO)
+    with pytest.raises(InvalidRequestError, match="no model given"):
+        provider.stream("", HELLO)
+    with pytest.raises(UnsupportedCapabilityError, match="audio"):
+        provider.stream("claude-a", audio)
+    with pytest.raises(UnsupportedCapabilityError, match="response_format"):
+        provider.stream("claude-a", HELLO, response_format={"type": "json_object"})
+    with pytest.raises(
+        InvalidRequestError, match=r"^claude: parameters with no Anthropic equivalent: 'seed'$"
+    ):
+        provider.stream("claude-a", HELLO, seed=1)
+    with pytest.raises(InvalidRequestError, match="stream must be true or false"):
+        provider.stream("claude-a", HELLO, stream="yes")
     assert up.requests == []
 
 

@@ -1,8 +1,9 @@
 """The official `openai` SDK talking to the gateway in front of an Anthropic provider: text,
 tools, images, usage and finish reasons as OpenAI's shapes, and chains mixing both formats.
 
-Provider `claude` (use = "anthropic") answers from a loopback Messages server, `gpt` (use =
-"openai") from a FakeUpstream; chain `claude_first` is [claude, gpt], `gpt_first` [gpt, claude].
+Provider `claude` (use = "anthropic") answers from a FakeUpstream speaking Anthropic's format,
+`gpt` (use = "openai") from one speaking chat-completions; chain `claude_first` is [claude,
+gpt], `gpt_first` [gpt, claude].
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 
 import openai
 import pytest
-from anthropic_helpers import OPENAI_USAGE, message, stream, text, tool
-from anthropic_upstream import MessagesUpstream, Scripted
+from anthropic_helpers import OPENAI_USAGE, USAGE
+from helpers import MakeUpstream
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
-from providerhub.testing import FakeUpstream, Reply
+from providerhub.testing import FakeUpstream, Reply, ToolCallScript
 from test_server import gateway
 
 KEY = "sk-ant-gateway-test-key"
@@ -31,14 +32,14 @@ TOOLS: list[ChatCompletionToolParam] = [
         },
     }
 ]
-WEATHER = tool("toolu_1", "get_weather", '{"city"', ': "Paris"}')
+WEATHER = ToolCallScript("get_weather", '{"city": "Paris"}', "toolu_1")
 PIXEL = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
     "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 
 
-def config_text(claude: MessagesUpstream, gpt: FakeUpstream) -> str:
+def config_text(claude: FakeUpstream, gpt: FakeUpstream) -> str:
     return f"""
 [providers.claude]
 use = "anthropic"
@@ -60,9 +61,9 @@ providers = ["gpt", "claude"]
 
 
 @pytest.fixture
-async def gpt(fake_upstream: Any, monkeypatch: pytest.MonkeyPatch) -> FakeUpstream:
+def gpt(fake_upstream: Any, monkeypatch: pytest.MonkeyPatch) -> FakeUpstream:
     monkeypatch.setenv(VAR, KEY)
-    upstream: FakeUpstream = await fake_upstream()
+    upstream: FakeUpstream = fake_upstream.serve()
     return upstream
 
 
@@ -70,12 +71,15 @@ def client(url: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
-async def test_text_streamed_and_whole_with_usage(gpt: FakeUpstream) -> None:
+async def test_text_streamed_and_whole_with_usage(
+    fake_upstream: MakeUpstream, gpt: FakeUpstream
+) -> None:
+    claude = await fake_upstream(
+        Reply.text("Hel", "lo", usage=USAGE),
+        Reply.text("Whole", finish_reason="length", usage=USAGE),
+        wire="anthropic",
+    )
     async with (
-        MessagesUpstream(
-            Scripted.streamed(stream(text("Hel", "lo"))),
-            Scripted.streamed(stream(text("Whole"), stop_reason="max_tokens")),
-        ) as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
@@ -108,12 +112,13 @@ async def test_text_streamed_and_whole_with_usage(gpt: FakeUpstream) -> None:
     assert gpt.requests == []
 
 
-async def test_tool_calls_and_the_tool_turn(gpt: FakeUpstream) -> None:
+async def test_tool_calls_and_the_tool_turn(fake_upstream: MakeUpstream, gpt: FakeUpstream) -> None:
+    claude = await fake_upstream(
+        Reply.tool_call(WEATHER, text="Checking.", fragment=4, split=5),
+        Reply.text("18°C in Paris."),
+        wire="anthropic",
+    )
     async with (
-        MessagesUpstream(
-            Scripted.streamed(stream(text("Checking."), WEATHER, stop_reason="tool_use"), split=5),
-            Scripted.message(message(text("18°C in Paris."))),
-        ) as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
@@ -172,7 +177,9 @@ async def test_tool_calls_and_the_tool_turn(gpt: FakeUpstream) -> None:
     assert answer.choices[0].message.content == "18°C in Paris."
 
 
-async def test_images_reach_anthropic_as_blocks(gpt: FakeUpstream) -> None:
+async def test_images_reach_anthropic_as_blocks(
+    fake_upstream: MakeUpstream, gpt: FakeUpstream
+) -> None:
     look: list[ChatCompletionMessageParam] = [
         {
             "role": "user",
@@ -183,8 +190,8 @@ async def test_images_reach_anthropic_as_blocks(gpt: FakeUpstream) -> None:
             ],
         }
     ]
+    claude = await fake_upstream(Reply.text("A pixel and a cat."), wire="anthropic")
     async with (
-        MessagesUpstream(Scripted.streamed(stream(text("A pixel and a cat.")))) as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
@@ -196,13 +203,15 @@ async def test_images_reach_anthropic_as_blocks(gpt: FakeUpstream) -> None:
     ]
 
 
-async def test_untranslatable_request_is_never_sent(gpt: FakeUpstream) -> None:
+async def test_untranslatable_request_is_never_sent(
+    fake_upstream: MakeUpstream, gpt: FakeUpstream
+) -> None:
     """A parameter Anthropic has no equivalent for: refused by name before any request; in a
     chain the next member serves. (Alone, the gateway reports the refusal as its chain's failure:
     502, see the report on server/status.py.)"""
     gpt.script(Reply.text("from gpt"))
+    claude = await fake_upstream(wire="anthropic")
     async with (
-        MessagesUpstream() as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
@@ -215,10 +224,12 @@ async def test_untranslatable_request_is_never_sent(gpt: FakeUpstream) -> None:
     assert claude.requests == []
 
 
-async def test_overloaded_anthropic_fails_over_to_openai_with_tools(gpt: FakeUpstream) -> None:
+async def test_overloaded_anthropic_fails_over_to_openai_with_tools(
+    fake_upstream: MakeUpstream, gpt: FakeUpstream
+) -> None:
     gpt.script(Reply.tool_call(("get_weather", '{"city": "Paris"}'), text="Let me see."))
+    claude = await fake_upstream(Reply.error(529, "Overloaded"), wire="anthropic")
     async with (
-        MessagesUpstream(Scripted.error(529, "overloaded_error", "Overloaded")) as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
@@ -235,11 +246,12 @@ async def test_overloaded_anthropic_fails_over_to_openai_with_tools(gpt: FakeUps
     assert gpt.requests[0].json["tools"] == TOOLS
 
 
-async def test_failing_openai_fails_over_to_anthropic_with_tools(gpt: FakeUpstream) -> None:
+async def test_failing_openai_fails_over_to_anthropic_with_tools(
+    fake_upstream: MakeUpstream, gpt: FakeUpstream
+) -> None:
     gpt.script(Reply.error(500, "model crashed"))
-    answer_stream = stream(WEATHER, stop_reason="tool_use")
+    claude = await fake_upstream(Reply.tool_call(WEATHER, usage=USAGE), wire="anthropic")
     async with (
-        MessagesUpstream(Scripted.streamed(answer_stream)) as claude,
         gateway(config_text(claude, gpt)) as url,
         client(url) as sdk,
     ):
