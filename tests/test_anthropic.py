@@ -13,6 +13,7 @@ import pytest
 from anthropic_helpers import OPENAI_USAGE, USAGE, call
 from helpers import BOUND, MakeUpstream
 from providerhub import (
+    ConfigError,
     EmptyStreamError,
     InvalidRequestError,
     ModelNotSupportedError,
@@ -105,6 +106,94 @@ async def test_exact_request(fake_upstream: MakeUpstream) -> None:
         ],
         "tool_choice": {"type": "auto"},
         "stream": True,
+    }
+
+
+async def test_exact_request_with_history_files_and_tool_options(
+    fake_upstream: MakeUpstream,
+) -> None:
+    pdf = base64.b64encode(b"%PDF-1.4").decode()
+    messages = [
+        {"role": "developer", "content": "Answer in French."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Summarise, then get the weather."},
+                {
+                    "type": "file",
+                    "file": {
+                        "filename": "a.pdf",
+                        "file_data": f"data:application/pdf;base64,{pdf}",
+                    },
+                },
+            ],
+        },
+        {"role": "assistant", "content": None, "tool_calls": CALLS[:1]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18°C"},
+        {"role": "user", "content": "And Lyon?"},
+    ]
+    up = await fake_upstream(Reply.text("Lyon: 20°C"), wire="anthropic")
+    await claude(up).create_async(
+        "",
+        messages,
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        parallel_tool_calls=False,
+        max_completion_tokens=300,
+        stop="\n\nHuman:",
+        top_p=0.5,
+        safety_identifier="hashed-user",
+        stream=False,
+    )
+    (request,) = up.requests
+    assert (request.path, request.headers["Accept"]) == ("/v1/messages", "application/json")
+    assert request.json == {
+        "model": "claude-test",
+        "max_tokens": 300,
+        "system": [{"type": "text", "text": "Answer in French."}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Summarise, then get the weather."},
+                    {
+                        "type": "document",
+                        "source": {"type": "base64", "media_type": "application/pdf", "data": pdf},
+                        "title": "a.pdf",
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "get_weather",
+                        "input": {"city": "Paris"},
+                    }
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18°C"},
+                    {"type": "text", "text": "And Lyon?"},
+                ],
+            },
+        ],
+        "top_p": 0.5,
+        "stop_sequences": ["\n\nHuman:"],
+        "metadata": {"user_id": "hashed-user"},
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+        "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+        "stream": False,
     }
 
 
@@ -271,6 +360,16 @@ headers = { anthropic-beta = "output-128k-2025-02-19" }
         {"anthropic-beta": "output-128k-2025-02-19"},
     )
     assert "anthropic" in {info.name for info in registry.plugins}
+
+
+def test_a_literal_key_in_the_config_is_refused_unshown() -> None:
+    text = '[providers.claude]\nuse = "anthropic"\napi_key = "sk-ant-literal-123"\n'
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+
+    assert "'api_key': literal secrets are refused" in str(caught.value)
+    assert "sk-ant-literal-123" not in str(caught.value)
 
 
 def test_importing_the_plugin_does_not_import_aiohttp() -> None:
