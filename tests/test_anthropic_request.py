@@ -145,7 +145,7 @@ def test_consecutive_same_role_turns_are_merged_and_empty_ones_left_out() -> Non
         {"role": "user", "content": "one"},
         {"role": "assistant", "content": ""},
         {"role": "user", "content": "two"},
-        {"role": "assistant", "content": "a"},
+        {"role": "assistant", "content": "a", "tool_calls": None},
         {"role": "assistant", "content": None, "refusal": "I can't help with that."},
     ]
 
@@ -315,6 +315,11 @@ def file(**fields: str) -> dict[str, Any]:
             [{"role": "user", "content": "Hi", "name": "ann"}],
             {},
             "messages[0].name has no Anthropic equivalent",
+        ),
+        (
+            [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "a", "audio": {}}],
+            {},
+            "messages[1].audio has no Anthropic equivalent",
         ),
         (
             user(image("ftp://x")),

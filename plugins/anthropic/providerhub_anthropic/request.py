@@ -4,6 +4,8 @@
 of `POST /v1/messages`. Everything either translates faithfully or is refused with an
 `InvalidRequestError` naming the message field or parameter, so nothing is dropped silently:
 
+- a message field other than role, content, tool_calls, tool_call_id and refusal (`name`,
+  say) is refused unless null;
 - system and developer messages, wherever they stand, become the top-level `system` text blocks
   in their order; the other turns alternate user/assistant, same-role neighbours merged;
 - text, images (a base64 data URL or an http(s) URL) and files (PDF or plain text, as a data
@@ -28,7 +30,7 @@ from typing import Any
 
 from providerhub import InvalidRequestError
 
-__all__ = ["PARAMETERS", "request_body"]
+__all__ = ["IMAGE_TYPES", "PARAMETERS", "request_body", "translate_messages"]
 
 PARAMETERS = frozenset(
     {
@@ -55,6 +57,8 @@ IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """The image media types Anthropic accepts."""
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)((?:;[^;,]*)*);base64,(.*)\Z", re.DOTALL)
 _CHOICES = {"auto": "auto", "none": "none", "required": "any"}
+_MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "refusal"})
+"""What a message may carry (a field with any other name, `name` too, is refused unless null)."""
 Block = dict[str, Any]
 
 
@@ -110,8 +114,9 @@ def translate_messages(
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
-        if "name" in message:
-            raise InvalidRequestError(f"{where}.name has no Anthropic equivalent")
+        for key, value in message.items():
+            if key not in _MESSAGE_FIELDS and value is not None:
+                raise InvalidRequestError(f"{where}.{key} has no Anthropic equivalent")
         role = message["role"]
         content = message.get("content")
         if role in ("system", "developer"):
