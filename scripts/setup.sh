@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -e '.[dev]' -e plugins/codelinkava -e plugins/openai -e examples/plugin-template
+    -e '.[dev]' -e plugins/codelinkava -e plugins/openai -e plugins/anthropic \
+    -e examples/plugin-template

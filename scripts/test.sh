@@ -7,6 +7,6 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy core plugins/codelinkava/providerhub_codelinkava plugins/openai/providerhub_openai \
-    examples/plugin-template/providerhub_template
+    plugins/anthropic/providerhub_anthropic examples/plugin-template/providerhub_template
 .venv/bin/python -m pytest "$@"
 (cd examples/plugin-template && ../../.venv/bin/python -m pytest -q -p no:asyncio)

@@ -1,0 +1,245 @@
+"""AnthropicProvider: Anthropic's native Messages API as a providerhub provider.
+
+Callers speak chat-completions (messages, tools, tool_choice, ...); `request.py` translates the
+request, `response.py` the streamed or JSON answer back into providerhub events, finish reasons
+and OpenAI-shaped usage, `errors.py` what an in-stream error means. Keys are given by
+environment variable name (read at every call) or, in code only, as a literal; either way they
+never appear in a repr, an error or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, cast
+
+from providerhub import (
+    AsyncGeneratorProvider,
+    EmptyStreamError,
+    InvalidRequestError,
+    Messages,
+    ModelNotSupportedError,
+    Timeouts,
+    UpstreamConnectionError,
+    UpstreamError,
+)
+from providerhub.chat_completions import CompletionStream
+from providerhub.events import Event
+from providerhub.timeouts import DEFAULT_TIMEOUTS
+
+from . import options
+from .credentials import Credentials
+from .request import request_body
+from .response import Answer, parse_events, parse_message
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_TOKENS", "DEFAULT_VERSION", "AnthropicProvider"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+"""Sent when a call gives neither max_tokens nor max_completion_tokens (Anthropic requires
+one): the largest output every Claude model accepts, so the default is never refused."""
+
+log = logging.getLogger("providerhub.anthropic")
+
+
+class AnthropicProvider(AsyncGeneratorProvider):
+    """The Messages API at `base_url` (the API root: requests go to `base_url + "/v1/messages"`).
+
+    `api_key_env` names the variable whose value is sent as `x-api-key` (a literal `api_key` is
+    for code only); `anthropic_version` is the `anthropic-version` header; `headers` and
+    `headers_env` add others (e.g. `anthropic-beta`). `models` lists what it serves (empty: any
+    model); `default_model` is used when a call gives none; `max_tokens` when a call gives no
+    limit. Extra keyword arguments of a call are chat-completions parameters, translated
+    (`providerhub_anthropic.request`); `stream=False` asks for one JSON message instead of SSE.
+    The stream of a call reports finish_reason and usage. Tools, images and files (PDF, plain
+    text) are supported; set a flag False to have chains skip such requests. Audio and
+    structured output (response_format) are not: Anthropic has no equivalent.
+    """
+
+    working = True
+    supports_tools = True
+    supports_vision = True
+    supports_files = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        anthropic_version: str = DEFAULT_VERSION,
+        models: Sequence[str] = (),
+        default_model: str | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        headers: Mapping[str, str] | None = None,
+        headers_env: Mapping[str, str] | None = None,
+        working: bool = True,
+        supports_stream: bool = True,
+        supports_message_history: bool = True,
+        supports_system_message: bool = True,
+        supports_tools: bool = True,
+        supports_vision: bool = True,
+        supports_files: bool = True,
+    ) -> None:
+        self.name = options.string("name", name)
+        self.base_url = options.base_url(base_url)
+        if self.base_url.endswith("/v1"):
+            raise ValueError(
+                "option 'base_url' is the API root, without '/v1' (requests go to "
+                "base_url + '/v1/messages')"
+            )
+        self.url = self.base_url
+        self.endpoint = self.base_url + "/v1/messages"
+        self.credentials = Credentials("x-api-key", api_key, api_key_env, headers, headers_env)
+        """The key and extra headers (`api_key_env`, `headers`, `headers_env`), shown redacted."""
+        self.api_key_env = self.credentials.env
+        self.headers = self.credentials.headers
+        self.headers_env = self.credentials.headers_env
+        self.needs_auth = self.credentials.needs_auth
+        self.anthropic_version = options.version(anthropic_version)
+        self.models = options.strings("models", models)
+        self.default_model = options.optional_string("default_model", default_model)
+        self.max_tokens = options.positive("max_tokens", max_tokens)
+        flags = {
+            "working": working,
+            "supports_stream": supports_stream,
+            "supports_message_history": supports_message_history,
+            "supports_system_message": supports_system_message,
+            "supports_tools": supports_tools,
+            "supports_vision": supports_vision,
+            "supports_files": supports_files,
+        }
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                raise TypeError(f"option {flag!r} must be true or false, not {options.kind(value)}")
+            setattr(self, flag, value)
+
+    def __repr__(self) -> str:
+        parts = [f"name={self.name!r}"]
+        if self.base_url != DEFAULT_BASE_URL:
+            parts.append(f"base_url={self.base_url!r}")
+        shown: list[tuple[str, object, object]] = [
+            ("anthropic_version", self.anthropic_version, DEFAULT_VERSION),
+            ("models", list(self.models), []),
+            ("default_model", self.default_model, None),
+            ("max_tokens", self.max_tokens, DEFAULT_MAX_TOKENS),
+        ]
+        parts += self.credentials.shown()
+        parts += [f"{name}={value!r}" for name, value, default in shown if value != default]
+        flags = ("working", "supports_tools", "supports_vision", "supports_files")
+        parts += [f"{flag}=False" for flag in flags if not getattr(self, flag)]
+        return f"AnthropicProvider({', '.join(parts)})"
+
+    def supports_model(self, model: str) -> bool:
+        """With `models` configured, those (and the default); with none, any model.
+
+        "" means the default model, so it is supported only when one is configured.
+        """
+        if not model:
+            return self.default_model is not None
+        return not self.models or model in self.models or model == self.default_model
+
+    def missing_credentials(self) -> str | None:
+        """Why no usable key is configured ("environment variable X is not set"), or None."""
+        return self.credentials.missing()
+
+    def create_event_generator(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        timeout: Timeouts = DEFAULT_TIMEOUTS,
+        proxy: str | None = None,
+        **params: Any,
+    ) -> CompletionStream:
+        """Check the call (model, credentials, translation) now, then stream events lazily.
+
+        The stream reports the finish_reason and usage once exhausted.
+        """
+        model = model or self.default_model or ""
+        if not model:
+            raise InvalidRequestError(
+                f"{self.name}: no model given and no default_model configured"
+            )
+        if not self.supports_model(model):
+            raise ModelNotSupportedError(self.name, model)
+        stream = params.pop("stream", self.supports_stream)
+        if not isinstance(stream, bool):
+            raise InvalidRequestError(f"stream must be true or false, not {options.kind(stream)}")
+        stream = stream and self.supports_stream
+        headers = self._request_headers(stream)
+        try:
+            body = request_body(model, messages, params, max_tokens=self.max_tokens, stream=stream)
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"{self.name}: {exc}") from None
+        answer = Answer()
+        return CompletionStream(
+            self._call(body, headers, timeout, proxy, answer), answer.completion
+        )
+
+    def _request_headers(self, stream: bool) -> dict[str, str]:
+        return {
+            "Accept": "text/event-stream" if stream else "application/json",
+            "anthropic-version": self.anthropic_version,
+            **self.credentials.sent(self.name),
+        }
+
+    async def _call(
+        self,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        timeouts: Timeouts,
+        proxy: str | None,
+        answer: Answer,
+    ) -> AsyncIterator[Event]:
+        from providerhub import http
+
+        stream = body["stream"]
+        log.debug("%s: POST %s model=%s stream=%s", self.name, self.endpoint, body["model"], stream)
+        produced = False
+        try:
+            async with http.request(
+                self.name,
+                self.endpoint,
+                json_body=body,
+                headers=headers,
+                timeouts=timeouts,
+                proxy=proxy,
+            ) as response:
+                if not stream or response.content_type == "application/json":
+                    events = parse_message(await response.read(), answer, self.name)
+                    if not events:
+                        raise EmptyStreamError(self.name)
+                    for event in events:
+                        yield event
+                    return
+                batches = http.read_events(response, self.name)
+                out: list[Event] = []
+                try:
+                    async for batch in batches:
+                        failure: UpstreamError | None = None
+                        try:
+                            parse_events(batch, answer, self.name, out)
+                        except UpstreamError as exc:
+                            failure = exc
+                        for event in out:
+                            yield event
+                        if failure is not None:
+                            raise failure
+                        produced = produced or bool(out)
+                        out.clear()
+                        if answer.done:
+                            break
+                finally:
+                    await cast("AsyncGenerator[Any, None]", batches).aclose()
+        except http.UpstreamHTTPError as exc:
+            self.credentials.scrub(exc, headers)
+            raise
+        if not answer.done:
+            raise UpstreamConnectionError(
+                self.name, "stream ended before message_stop", url=self.endpoint
+            )
+        if not produced:
+            raise EmptyStreamError(self.name)
