@@ -23,6 +23,7 @@ def codelinkava_at(url: str) -> type[CodeLinkAva]:
 test_conformance = conformance.suite(
     conformance.Target(codelinkava_at, model="gpt-3.5-turbo", name="codelinkava"),
     conformance.of_type("openai", wire="openai"),
+    conformance.of_type("anthropic", wire="anthropic"),
 )
 
 
