@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._dialect import Dialect, Item, compact, fragments, model
 
 if TYPE_CHECKING:
+    # Typing only: a Reply renders itself through the formats (`Reply.wire`); see _dialect.py.
     from ._reply import Reply, ToolCallScript
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._dialect import Dialect, Item, compact, fragments, model
 
 if TYPE_CHECKING:
+    # Typing only: a Reply renders itself through the formats (`Reply.wire`); see _dialect.py.
     from ._reply import Reply, ToolCallScript
 
 CREATED_AT = "2024-01-01T00:00:00Z"

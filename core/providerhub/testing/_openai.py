@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._dialect import Dialect, Item, fragments, model
 
 if TYPE_CHECKING:
+    # Typing only: a Reply renders itself through the formats (`Reply.wire`); see _dialect.py.
     from ._reply import Reply
 
 

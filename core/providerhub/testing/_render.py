@@ -13,6 +13,7 @@ from ._ndjson import NDJSON
 from ._openai import OpenAI
 
 if TYPE_CHECKING:
+    # Typing only: a Reply renders itself through the formats (`Reply.wire`); see _dialect.py.
     from ._reply import Reply, WireFormat
 
 DIALECTS: dict[str, Dialect] = {"openai": OpenAI(), "anthropic": Anthropic(), "ndjson": NDJSON()}
