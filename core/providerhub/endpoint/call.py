@@ -10,17 +10,54 @@ EmptyStreamError; every UpstreamError raised is scrubbed of the secrets sent fir
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ..errors import EmptyStreamError, UpstreamConnectionError, UpstreamError
+from ..errors import (
+    EmptyStreamError,
+    InvalidRequestError,
+    ModelNotSupportedError,
+    UpstreamConnectionError,
+    UpstreamError,
+)
 from ..events import Event
 from ..sse import ServerSentEvent
 from ..timeouts import Timeouts
 from .credentials import Credentials
 
-__all__ = ["Format", "post"]
+__all__ = ["Format", "choose", "post", "serves"]
+
+
+def serves(model: str, models: Sequence[str], default_model: str | None) -> bool:
+    """With `models` configured, those (and the default); with none, any model.
+
+    "" means the default model, so it is served only when one is configured.
+    """
+    if not model:
+        return default_model is not None
+    return not models or model in models or model == default_model
+
+
+def choose(
+    provider: str,
+    model: str,
+    default_model: str | None,
+    supported: Callable[[str], bool],
+    params: dict[str, Any],
+    supports_stream: bool,
+) -> tuple[str, bool]:
+    """The model to ask for (`supported` by the provider) and whether to stream, popping
+    `stream` from `params`; InvalidRequestError or ModelNotSupportedError before any I/O."""
+    model = model or default_model or ""
+    if not model:
+        raise InvalidRequestError(f"{provider}: no model given and no default_model configured")
+    if not supported(model):
+        raise ModelNotSupportedError(provider, model)
+    stream = params.pop("stream", supports_stream)
+    if not isinstance(stream, bool):
+        raise InvalidRequestError(f"stream must be true or false, not {type(stream).__name__}")
+    return model, stream and supports_stream
 
 
 @dataclass(frozen=True, slots=True)

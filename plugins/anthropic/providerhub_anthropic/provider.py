@@ -17,15 +17,14 @@ from providerhub import (
     AsyncGeneratorProvider,
     InvalidRequestError,
     Messages,
-    ModelNotSupportedError,
     Timeouts,
 )
 from providerhub.chat_completions import CompletionStream
-from providerhub.endpoint.call import Format, post
+from providerhub.endpoint.call import Format, choose, post, serves
 from providerhub.endpoint.credentials import Credentials
 from providerhub.endpoint.options import base_url as check_base_url
 from providerhub.endpoint.options import flags as check_flags
-from providerhub.endpoint.options import kind, optional_string, string, strings
+from providerhub.endpoint.options import optional_string, string, strings
 from providerhub.events import Event
 from providerhub.sse import ServerSentEvent
 from providerhub.timeouts import DEFAULT_TIMEOUTS
@@ -143,13 +142,8 @@ class AnthropicProvider(AsyncGeneratorProvider):
         return f"AnthropicProvider({', '.join(parts)})"
 
     def supports_model(self, model: str) -> bool:
-        """With `models` configured, those (and the default); with none, any model.
-
-        "" means the default model, so it is supported only when one is configured.
-        """
-        if not model:
-            return self.default_model is not None
-        return not self.models or model in self.models or model == self.default_model
+        """With `models` configured, those (and the default); with none, any model."""
+        return serves(model, self.models, self.default_model)
 
     def missing_credentials(self) -> str | None:
         """Why no usable key is configured ("environment variable X is not set"), or None."""
@@ -168,17 +162,9 @@ class AnthropicProvider(AsyncGeneratorProvider):
 
         The stream reports the finish_reason and usage once exhausted.
         """
-        model = model or self.default_model or ""
-        if not model:
-            raise InvalidRequestError(
-                f"{self.name}: no model given and no default_model configured"
-            )
-        if not self.supports_model(model):
-            raise ModelNotSupportedError(self.name, model)
-        stream = params.pop("stream", self.supports_stream)
-        if not isinstance(stream, bool):
-            raise InvalidRequestError(f"stream must be true or false, not {kind(stream)}")
-        stream = stream and self.supports_stream
+        model, stream = choose(
+            self.name, model, self.default_model, self.supports_model, params, self.supports_stream
+        )
         headers = self._request_headers(stream)
         try:
             body = request_body(model, messages, params, max_tokens=self.max_tokens, stream=stream)

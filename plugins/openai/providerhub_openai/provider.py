@@ -21,7 +21,6 @@ from providerhub import (
     AsyncGeneratorProvider,
     InvalidRequestError,
     Messages,
-    ModelNotSupportedError,
     Timeouts,
 )
 from providerhub.capabilities import CAPABILITIES
@@ -32,7 +31,7 @@ from providerhub.chat_completions import (
     parse_events,
 )
 from providerhub.endpoint import options
-from providerhub.endpoint.call import Format, post
+from providerhub.endpoint.call import Format, choose, post, serves
 from providerhub.endpoint.credentials import Credentials
 from providerhub.events import Event
 from providerhub.timeouts import DEFAULT_TIMEOUTS
@@ -144,13 +143,8 @@ class OpenAICompatible(AsyncGeneratorProvider):
         return f"OpenAICompatible({', '.join(parts)})"
 
     def supports_model(self, model: str) -> bool:
-        """With `models` configured, those (and the default); with none, any model.
-
-        "" means the default model, so it is supported only when one is configured.
-        """
-        if not model:
-            return self.default_model is not None
-        return not self.models or model in self.models or model == self.default_model
+        """With `models` configured, those (and the default); with none, any model."""
+        return serves(model, self.models, self.default_model)
 
     def missing_credentials(self) -> str | None:
         """Why no usable key is configured ("environment variable X is not set"), or None."""
@@ -169,17 +163,9 @@ class OpenAICompatible(AsyncGeneratorProvider):
 
         The stream reports the upstream's `finish_reason` and `usage` once exhausted.
         """
-        model = model or self.default_model or ""
-        if not model:
-            raise InvalidRequestError(
-                f"{self.name}: no model given and no default_model configured"
-            )
-        if not self.supports_model(model):
-            raise ModelNotSupportedError(self.name, model)
-        stream = params.pop("stream", self.supports_stream)
-        if not isinstance(stream, bool):
-            raise InvalidRequestError(f"stream must be true or false, not {options.kind(stream)}")
-        stream = stream and self.supports_stream
+        model, stream = choose(
+            self.name, model, self.default_model, self.supports_model, params, self.supports_stream
+        )
         headers = self._request_headers(stream)
         body = {"model": model, "messages": messages, "stream": stream, **params}
         if stream and self.stream_usage:
