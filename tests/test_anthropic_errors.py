@@ -222,6 +222,27 @@ async def test_headers_env_values_are_sent_and_scrubbed(
     assert "5ecret" not in repr(provider)
 
 
+async def test_key_echoed_in_a_stream_error_event_is_scrubbed(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VAR, KEY)
+    reply = Reply.error_after_chunks("Hel", message=f"bad key {KEY}", error_type="api_error")
+    up = await fake_upstream(reply, wire="anthropic")
+    provider = AnthropicProvider(name="c", base_url=up.url, api_key_env=VAR, default_model="m")
+    seen: list[str] = []
+
+    with pytest.raises(UpstreamError) as caught:
+        async for chunk in provider.create_async_generator("", HELLO):
+            seen.append(chunk)
+
+    assert seen == ["Hel"]
+    assert up.requests[0].headers["x-api-key"] == KEY
+    assert str(caught.value) == "c: error in stream: api_error: bad key <redacted>"
+    assert (
+        repr(caught.value) == "UpstreamError('c: error in stream: api_error: bad key <redacted>')"
+    )
+
+
 async def test_every_provider_failing_names_each(fake_upstream: MakeUpstream) -> None:
     chain = await two(fake_upstream, Reply.error(400, "bad image"), Reply.error(529, "Overloaded"))
 

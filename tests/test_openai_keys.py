@@ -256,6 +256,25 @@ async def test_echoed_headers_env_value_is_scrubbed_from_the_error(
         assert AZURE_KEY not in text
 
 
+async def test_key_echoed_in_a_stream_error_event_is_scrubbed(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(VAR, "sk-live-abc123")
+    reply = Reply.error_after_chunks("Hel", message="bad key sk-live-abc123", error_type="auth")
+    upstream = await fake_upstream(reply)
+    provider = OpenAICompatible(name="local", base_url=upstream.url + "/v1", api_key_env=VAR)
+    seen: list[str] = []
+
+    with pytest.raises(UpstreamError) as caught:
+        async for chunk in provider.create_async_generator("m", MESSAGES):
+            seen.append(chunk)
+
+    assert seen == ["Hel"]
+    assert upstream.requests[0].headers["Authorization"] == "Bearer sk-live-abc123"
+    assert str(caught.value) == "local: error in stream: bad key <redacted>"
+    assert repr(caught.value) == "UpstreamError('local: error in stream: bad key <redacted>')"
+
+
 @pytest.mark.parametrize(
     ("options", "kind", "message"),
     [

@@ -4,8 +4,8 @@ An HTTP error status needs nothing here: `providerhub.http` raises `UpstreamHTTP
 Anthropic's own message (its `{"type": "error", "error": {"type", "message"}}` body is the shape
 `providerhub.chat_completions.error_message` reads), `retry_after` from a 429's Retry-After,
 retryable for 429, 529 (overloaded) and other 5xx, `auth_failed` for 401 and 403, not retryable
-for other 4xx (keys an upstream echoed in its body are scrubbed by `Credentials.scrub`). What
-is left is an `error` event inside a stream: `stream_error`.
+for other 4xx. What is left is an `error` event inside a stream: `stream_error`. Keys an
+upstream echoed, in a body or an event, are scrubbed by `providerhub.endpoint.credentials`.
 """
 
 from __future__ import annotations

@@ -10,25 +10,26 @@ never appear in a repr, an error or a log line.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from providerhub import (
     AsyncGeneratorProvider,
-    EmptyStreamError,
     InvalidRequestError,
     Messages,
-    ModelNotSupportedError,
     Timeouts,
-    UpstreamConnectionError,
-    UpstreamError,
 )
 from providerhub.chat_completions import CompletionStream
+from providerhub.endpoint.call import Format, choose, post, serves
+from providerhub.endpoint.credentials import Credentials
+from providerhub.endpoint.options import base_url as check_base_url
+from providerhub.endpoint.options import flags as check_flags
+from providerhub.endpoint.options import optional_string, string, strings
 from providerhub.events import Event
+from providerhub.sse import ServerSentEvent
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 from . import options
-from .credentials import Credentials
 from .request import request_body
 from .response import Answer, parse_events, parse_message
 
@@ -83,8 +84,8 @@ class AnthropicProvider(AsyncGeneratorProvider):
         supports_vision: bool = True,
         supports_files: bool = True,
     ) -> None:
-        self.name = options.string("name", name)
-        self.base_url = options.base_url(base_url)
+        self.name = string("name", name)
+        self.base_url = check_base_url(base_url)
         if self.base_url.endswith("/v1"):
             raise ValueError(
                 "option 'base_url' is the API root, without '/v1' (requests go to "
@@ -92,15 +93,25 @@ class AnthropicProvider(AsyncGeneratorProvider):
             )
         self.url = self.base_url
         self.endpoint = self.base_url + "/v1/messages"
-        self.credentials = Credentials("x-api-key", api_key, api_key_env, headers, headers_env)
+        self.credentials = Credentials(
+            header="x-api-key",
+            prefix="",
+            api_key=api_key,
+            api_key_env=api_key_env,
+            headers=headers,
+            headers_env=headers_env,
+            key_example="ANTHROPIC_API_KEY",
+            header_example="ANTHROPIC_BETA",
+            check=options.check_headers,
+        )
         """The key and extra headers (`api_key_env`, `headers`, `headers_env`), shown redacted."""
         self.api_key_env = self.credentials.env
         self.headers = self.credentials.headers
         self.headers_env = self.credentials.headers_env
         self.needs_auth = self.credentials.needs_auth
         self.anthropic_version = options.version(anthropic_version)
-        self.models = options.strings("models", models)
-        self.default_model = options.optional_string("default_model", default_model)
+        self.models = strings("models", models)
+        self.default_model = optional_string("default_model", default_model)
         self.max_tokens = options.positive("max_tokens", max_tokens)
         flags = {
             "working": working,
@@ -111,9 +122,7 @@ class AnthropicProvider(AsyncGeneratorProvider):
             "supports_vision": supports_vision,
             "supports_files": supports_files,
         }
-        for flag, value in flags.items():
-            if not isinstance(value, bool):
-                raise TypeError(f"option {flag!r} must be true or false, not {options.kind(value)}")
+        for flag, value in check_flags(flags).items():
             setattr(self, flag, value)
 
     def __repr__(self) -> str:
@@ -126,20 +135,15 @@ class AnthropicProvider(AsyncGeneratorProvider):
             ("default_model", self.default_model, None),
             ("max_tokens", self.max_tokens, DEFAULT_MAX_TOKENS),
         ]
-        parts += self.credentials.shown()
+        parts += self.credentials.shown_key() + self.credentials.shown_headers()
         parts += [f"{name}={value!r}" for name, value, default in shown if value != default]
         flags = ("working", "supports_tools", "supports_vision", "supports_files")
         parts += [f"{flag}=False" for flag in flags if not getattr(self, flag)]
         return f"AnthropicProvider({', '.join(parts)})"
 
     def supports_model(self, model: str) -> bool:
-        """With `models` configured, those (and the default); with none, any model.
-
-        "" means the default model, so it is supported only when one is configured.
-        """
-        if not model:
-            return self.default_model is not None
-        return not self.models or model in self.models or model == self.default_model
+        """With `models` configured, those (and the default); with none, any model."""
+        return serves(model, self.models, self.default_model)
 
     def missing_credentials(self) -> str | None:
         """Why no usable key is configured ("environment variable X is not set"), or None."""
@@ -158,17 +162,9 @@ class AnthropicProvider(AsyncGeneratorProvider):
 
         The stream reports the finish_reason and usage once exhausted.
         """
-        model = model or self.default_model or ""
-        if not model:
-            raise InvalidRequestError(
-                f"{self.name}: no model given and no default_model configured"
-            )
-        if not self.supports_model(model):
-            raise ModelNotSupportedError(self.name, model)
-        stream = params.pop("stream", self.supports_stream)
-        if not isinstance(stream, bool):
-            raise InvalidRequestError(f"stream must be true or false, not {options.kind(stream)}")
-        stream = stream and self.supports_stream
+        model, stream = choose(
+            self.name, model, self.default_model, self.supports_model, params, self.supports_stream
+        )
         headers = self._request_headers(stream)
         try:
             body = request_body(model, messages, params, max_tokens=self.max_tokens, stream=stream)
@@ -186,7 +182,7 @@ class AnthropicProvider(AsyncGeneratorProvider):
             **self.credentials.sent(self.name),
         }
 
-    async def _call(
+    def _call(
         self,
         body: dict[str, Any],
         headers: dict[str, str],
@@ -194,52 +190,24 @@ class AnthropicProvider(AsyncGeneratorProvider):
         proxy: str | None,
         answer: Answer,
     ) -> AsyncIterator[Event]:
-        from providerhub import http
+        def batch(events: list[ServerSentEvent], out: list[Event]) -> bool:
+            parse_events(events, answer, self.name, out)
+            return answer.done
 
-        stream = body["stream"]
-        log.debug("%s: POST %s model=%s stream=%s", self.name, self.endpoint, body["model"], stream)
-        produced = False
-        try:
-            async with http.request(
-                self.name,
-                self.endpoint,
-                json_body=body,
-                headers=headers,
-                timeouts=timeouts,
-                proxy=proxy,
-            ) as response:
-                if not stream or response.content_type == "application/json":
-                    events = parse_message(await response.read(), answer, self.name)
-                    if not events:
-                        raise EmptyStreamError(self.name)
-                    for event in events:
-                        yield event
-                    return
-                batches = http.read_events(response, self.name)
-                out: list[Event] = []
-                try:
-                    async for batch in batches:
-                        failure: UpstreamError | None = None
-                        try:
-                            parse_events(batch, answer, self.name, out)
-                        except UpstreamError as exc:
-                            failure = exc
-                        for event in out:
-                            yield event
-                        if failure is not None:
-                            raise failure
-                        produced = produced or bool(out)
-                        out.clear()
-                        if answer.done:
-                            break
-                finally:
-                    await cast("AsyncGenerator[Any, None]", batches).aclose()
-        except http.UpstreamHTTPError as exc:
-            self.credentials.scrub(exc, headers)
-            raise
-        if not answer.done:
-            raise UpstreamConnectionError(
-                self.name, "stream ended before message_stop", url=self.endpoint
-            )
-        if not produced:
-            raise EmptyStreamError(self.name)
+        reader = Format(
+            body=lambda raw: parse_message(raw, answer, self.name),
+            batch=batch,
+            finished=lambda: answer.done,
+            end="message_stop",
+        )
+        return post(
+            self.name,
+            self.endpoint,
+            body,
+            headers,
+            timeouts=timeouts,
+            proxy=proxy,
+            credentials=self.credentials,
+            answer=reader,
+            log=log,
+        )
