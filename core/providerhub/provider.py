@@ -4,12 +4,17 @@ A provider is either a class whose methods are classmethods (the gpt4free style,
 CodeLinkAva) or a configured instance (e.g. one OpenAI-compatible endpoint). Subclasses of
 `AsyncGeneratorProvider` implement `create_async_generator` (text chunks, the seed contract) or
 `create_event_generator` (text plus tool calls, refusals, logprobs: `providerhub.events`), as
-`(model, messages, *, timeout: Timeouts, proxy: str | None = None, **params)`; the base class
+`(model, messages, /, *, timeout: Timeouts, proxy: str | None = None, **params)`; the base class
 derives the other one and wraps the implementation in the guard (`providerhub.guard`), so
 every call validates its input and checks the provider's capabilities before any I/O,
 enforces the wall-clock timeouts, and raises only classified errors. `stream`, `create_async`
 and `create_completion` come for free. `open_stream` opens any provider's answer the same way
 for every caller (routing, and through it the CLI and the gateway).
+
+`model` and `messages` are positional-only wherever request parameters come as keywords, so
+any parameter name a client sends reaches the upstream; `model=`/`messages=` keywords, and
+names an implementation written without `/` would bind to its own arguments, are refused
+(`request_params`: InvalidRequestError before I/O), never a TypeError.
 
 An implementation may return a `ChunkStream` (e.g. one that reports `finish_reason` and
 `usage`); the `GuardedStream` it comes back as reads those from it. Messages reach it
@@ -19,6 +24,7 @@ validated, each attempt its own copy; it must not rely on modifying them.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MethodType
 from typing import (
@@ -54,6 +60,7 @@ __all__ = [
     "hybridmethod",
     "is_guarded",
     "open_stream",
+    "request_params",
     "transport_options",
 ]
 
@@ -62,6 +69,9 @@ _GUARD_MARK = "_providerhub_guard"
 TRANSPORT_OPTIONS = ("timeout", "proxy")
 """Keyword arguments of every provider call that say how to connect, not what to ask: `timeout`
 (seconds or Timeouts) and `proxy` (a URL). Every other keyword is a request parameter."""
+
+RESERVED = frozenset({"model", "messages"})
+"""Names that are never request parameters: the call's own positional arguments."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,7 +107,7 @@ class Provider(Protocol):
     def missing_credentials(self) -> str | None: ...
 
     def create_async_generator(
-        self, model: str, messages: Messages, **kwargs: Any
+        self, model: str, messages: Messages, /, **kwargs: Any
     ) -> AsyncIterator[str]: ...
 
 
@@ -162,7 +172,7 @@ class AsyncGeneratorProvider:
 
     @hybridmethod
     def create_async_generator(
-        this, /, model: str, messages: Messages, **kwargs: Any
+        this, model: str, messages: Messages, /, **kwargs: Any
     ) -> AsyncIterator[str]:
         """Stream the answer as text chunks (tool calls and other events are left out).
 
@@ -174,7 +184,7 @@ class AsyncGeneratorProvider:
 
     @hybridmethod
     def create_event_generator(
-        this, /, model: str, messages: Messages, **kwargs: Any
+        this, model: str, messages: Messages, /, **kwargs: Any
     ) -> AsyncIterator[Event]:
         """Stream the answer as events: text (`str`), tool-call deltas, refusal, logprobs.
 
@@ -183,7 +193,7 @@ class AsyncGeneratorProvider:
         return _events_of(this.create_async_generator(model, messages, **kwargs))
 
     @hybridmethod
-    def stream(this, /, model: str, messages: Messages, **kwargs: Any) -> ChunkStream:
+    def stream(this, model: str, messages: Messages, /, **kwargs: Any) -> ChunkStream:
         """Stream the answer; the request is validated now, before any I/O.
 
         Iterating the returned stream yields text; its `events()` every event. It is closed
@@ -193,7 +203,7 @@ class AsyncGeneratorProvider:
         return _as_stream(this.create_event_generator(model, messages, **kwargs))
 
     @hybridmethod
-    async def create_async(this, /, model: str, messages: Messages, **kwargs: Any) -> str:
+    async def create_async(this, model: str, messages: Messages, /, **kwargs: Any) -> str:
         """The whole answer as one string."""
         return "".join(
             [chunk async for chunk in this.create_async_generator(model, messages, **kwargs)]
@@ -201,7 +211,7 @@ class AsyncGeneratorProvider:
 
     @hybridmethod
     def create_completion(
-        this, /, model: str, messages: Messages, stream: bool = False, **kwargs: Any
+        this, model: str, messages: Messages, /, stream: bool = False, **kwargs: Any
     ) -> Iterator[str]:
         """Synchronous iterator of chunks (one joined chunk unless `stream`).
 
@@ -223,9 +233,11 @@ def _guarded(impl: Any, *, events: bool) -> Any:
     """
     is_classmethod = isinstance(impl, classmethod)
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
+    clashes = _clashes(func)
 
     @functools.wraps(func)
-    def guarded(this: Any, /, model: str, messages: Messages, **kwargs: Any) -> AsyncIterator[Any]:
+    def guarded(this: Any, model: str, messages: Messages, /, **kwargs: Any) -> AsyncIterator[Any]:
+        request_params(kwargs, clashes)
         model = validate_model(model)
         checked = adapt(this, check_messages(messages), kwargs)
         timeouts = transport_options(kwargs)
@@ -295,7 +307,33 @@ def transport_options(kwargs: dict[str, Any]) -> Timeouts:
     return Timeouts.coerce(kwargs.get("timeout"))
 
 
-def open_stream(provider: Provider, model: str, messages: Messages, **options: Any) -> ChunkStream:
+def request_params(kwargs: dict[str, Any], clashes: frozenset[str] = RESERVED) -> None:
+    """Refuse (InvalidRequestError, before I/O) a keyword argument that cannot be a request
+    parameter: `model`, `messages`, or a name in `clashes` (one the implementation would bind
+    to an argument of its own). Any other name goes upstream as it is."""
+    if not clashes.isdisjoint(kwargs):
+        name = min(clashes.intersection(kwargs))
+        raise InvalidRequestError(
+            f"{name!r} cannot be a request parameter: it names an argument of the call"
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _clashes(func: Callable[..., Any]) -> frozenset[str]:
+    """`RESERVED` plus the parameters of `func` a keyword could collide with: those passed
+    by position that are not positional-only (`self, model, messages` of an implementation
+    written without `/`), so a request parameter of that name is refused, not a TypeError."""
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return RESERVED
+    named = {p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD}
+    return RESERVED.union(named)
+
+
+def open_stream(
+    provider: Provider, model: str, messages: Messages, /, **options: Any
+) -> ChunkStream:
     """The answer of any provider as a guarded stream, its request checked now, before any I/O.
 
     An AsyncGeneratorProvider (class or instance, a chain too) answers through its `stream()`;
@@ -309,11 +347,11 @@ def open_stream(provider: Provider, model: str, messages: Messages, **options: A
         return GuardedStream(stream, transport_options(options), provider.name)
     if is_guarded(provider):
         return _as_stream(event_generator(provider)(model, messages, **options))
+    generate = event_generator(provider)
+    request_params(options, _clashes(getattr(generate, "__func__", generate)))
     checked = adapt(provider, check_messages(messages), options)
     timeouts = transport_options(options)
-    return GuardedStream(
-        event_generator(provider)(model, checked, **options), timeouts, provider.name
-    )
+    return GuardedStream(generate(model, checked, **options), timeouts, provider.name)
 
 
 def _as_stream(chunks: AsyncIterator[Event]) -> ChunkStream:

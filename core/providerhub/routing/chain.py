@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from .. import capabilities
 from ..errors import InvalidRequestError, UnsupportedCapabilityError
 from ..messages import Messages, check_messages, validate_model
-from ..provider import TRANSPORT_OPTIONS, AsyncGeneratorProvider, Provider, transport_options
+from ..provider import (
+    TRANSPORT_OPTIONS,
+    AsyncGeneratorProvider,
+    Provider,
+    request_params,
+    transport_options,
+)
 from ..stream import EventStream
 from ..timeouts import Timeouts
 from . import options
@@ -171,7 +177,7 @@ class FallbackChain(AsyncGeneratorProvider):
             reasons.append(f"{member.name}: {why}")
         return "; ".join(reasons)
 
-    def stream(self, model: str, messages: Messages, **kwargs: Any) -> ChatStream:
+    def stream(self, model: str, messages: Messages, /, **kwargs: Any) -> ChatStream:
         """Stream the answer; the request is validated here, before any I/O.
 
         `timeout` (seconds or Timeouts) overrides the chain's timeouts for each attempt and
@@ -182,6 +188,7 @@ class FallbackChain(AsyncGeneratorProvider):
         Transport options (`timeout`, `proxy`) are checked here: a bad one raises
         InvalidRequestError at once instead of failing (and blaming) every member.
         """
+        request_params(kwargs)
         model = validate_model(model)
         checked = check_messages(messages)
         timeout = kwargs.pop("timeout", None)
@@ -214,12 +221,14 @@ class FallbackChain(AsyncGeneratorProvider):
         )
 
     def create_async_generator(
-        self, model: str, messages: Messages, **kwargs: Any
+        self, model: str, messages: Messages, /, **kwargs: Any
     ) -> AsyncIterator[str]:
         """The provider interface: the same as `stream()`."""
         return self.stream(model, messages, **kwargs)
 
-    def create_event_generator(self, model: str, messages: Messages, **kwargs: Any) -> EventStream:
+    def create_event_generator(
+        self, model: str, messages: Messages, /, **kwargs: Any
+    ) -> EventStream:
         """The provider interface for events: `stream(...).events()`."""
         return self.stream(model, messages, **kwargs).events()
 

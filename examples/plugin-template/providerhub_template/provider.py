@@ -62,6 +62,7 @@ class OllamaChat(AsyncGeneratorProvider):
         self,
         model: str,
         messages: Messages,
+        /,
         *,
         timeout: Timeouts = DEFAULT_TIMEOUTS,
         proxy: str | None = None,

@@ -153,6 +153,7 @@ class AnthropicProvider(AsyncGeneratorProvider):
         self,
         model: str,
         messages: Messages,
+        /,
         *,
         timeout: Timeouts = DEFAULT_TIMEOUTS,
         proxy: str | None = None,

@@ -35,6 +35,7 @@ class CodeLinkAva(AsyncGeneratorProvider):
         cls,
         model: str,
         messages: Messages,
+        /,
         *,
         timeout: Timeouts = DEFAULT_TIMEOUTS,
         proxy: str | None = None,

@@ -154,6 +154,7 @@ class OpenAICompatible(AsyncGeneratorProvider):
         self,
         model: str,
         messages: Messages,
+        /,
         *,
         timeout: Timeouts = DEFAULT_TIMEOUTS,
         proxy: str | None = None,

@@ -1,0 +1,118 @@
+"""Hostile request bodies: field names that are Python argument names, nesting deep enough to
+exhaust the recursion limit, NaN and infinity, and bytes aiohttp's HTTP parser refuses. Each is
+forwarded or refused with an OpenAI-shaped 400, and the gateway keeps serving afterwards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from providerhub import FallbackChain, InvalidRequestError, Messages
+from providerhub.provider import AsyncGeneratorProvider, open_stream
+from providerhub.testing import FakeUpstream, Reply
+from providerhub_openai import OpenAICompatible
+from test_server import HELLO, config_text, gateway, post
+
+Ups = tuple[FakeUpstream, FakeUpstream]
+ARGUMENT_NAMES = ("self", "this", "cls", "provider", "func", "kwargs", "options", "params")
+
+
+@pytest.fixture
+async def ups(fake_upstream: Any) -> Ups:
+    return await fake_upstream(), await fake_upstream()
+
+
+def assert_error(text: str, message: str, param: str | None, code: str | None = None) -> None:
+    """`text` is exactly an OpenAI error object of type invalid_request_error."""
+    error = json.loads(text)
+    assert list(error) == ["error"]
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(message)
+    assert (error["error"]["param"], error["error"]["code"]) == (param, code)
+
+
+async def still_serves(url: str, upstream: FakeUpstream) -> None:
+    """A normal request after the hostile one is answered."""
+    upstream.script(Reply.text("still here"))
+    status, _, text = await post(url, {"model": "quick", "messages": HELLO})
+    assert status == 200, text
+    assert json.loads(text)["choices"][0]["message"]["content"] == "still here"
+
+
+# Field names that are Python argument names.
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_argument_names_as_fields_go_upstream(ups: Ups, stream: bool) -> None:
+    a, b = ups
+    a.script(Reply.text("ok"))
+    fields = {name: index for index, name in enumerate(ARGUMENT_NAMES)}
+    async with gateway(config_text(a, b)) as url:
+        body = {"model": "quick", "messages": HELLO, "stream": stream, **fields}
+        status, headers, text = await post(url, body)
+        assert status == 200, text
+        assert headers["x-providerhub-provider"] == "a"
+        await still_serves(url, a)
+    sent = a.requests[0].json
+    assert {name: sent[name] for name in ARGUMENT_NAMES} == fields
+    assert sent["model"] == "model-a"
+    assert b.requests == []
+
+
+class Unmarked(AsyncGeneratorProvider):
+    """An implementation written without `/`: `self`, `model` and `messages` can be named."""
+
+    working = True
+
+    async def create_async_generator(
+        self, model: str, messages: Messages, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        yield f"asked {sorted(kwargs)}"
+
+
+async def test_a_field_clashing_with_an_implementation_argument_is_a_400(ups: Ups) -> None:
+    a, b = ups
+    async with gateway(config_text(a, b), extra=[Unmarked()]) as url:
+        status, _, text = await post(url, {"model": "Unmarked", "messages": HELLO, "self": 1})
+        assert status == 400
+        assert_error(
+            text,
+            "all providers failed:\n  Unmarked: 'self' cannot be a request parameter",
+            None,
+            "upstream_rejected_request",
+        )
+        status, _, text = await post(url, {"model": "Unmarked", "messages": HELLO, "this": 1})
+        assert status == 200
+        assert json.loads(text)["choices"][0]["message"]["content"] == "asked ['this', 'timeout']"
+        await still_serves(url, a)
+
+
+async def test_library_calls_forward_argument_names_or_refuse_them(ups: Ups) -> None:
+    a, _ = ups
+    provider = OpenAICompatible(name="a", base_url=a.url + "/v1", default_model="m")
+    chain = FallbackChain([provider])
+    fields = {name: 1 for name in ARGUMENT_NAMES}
+    for opened in (
+        provider.stream("m", HELLO, **fields),
+        open_stream(provider, "m", HELLO, **fields),
+        chain.stream("m", HELLO, **fields),
+        open_stream(chain, "m", HELLO, **fields),
+    ):
+        a.script(Reply.text("ok"))
+        async with opened as stream:
+            assert [chunk async for chunk in stream] == ["ok"]
+    a.script(Reply.text("ok"))
+    assert await provider.create_async("m", HELLO, **fields) == "ok"
+    assert all({k: r.json[k] for k in ARGUMENT_NAMES} == fields for r in a.requests)
+    assert [r.json["model"] for r in a.requests] == ["m"] * 5
+    for call in (provider.stream, provider.create_event_generator, chain.stream):
+        for name in ("model", "messages"):
+            with pytest.raises(InvalidRequestError, match=f"'{name}' cannot be a request"):
+                call("m", HELLO, **{name: 2})
+    with pytest.raises(InvalidRequestError, match="'self' cannot be a request parameter"):
+        Unmarked().stream("m", HELLO, self=1)
+    with pytest.raises(InvalidRequestError, match="'model' cannot be a request parameter"):
+        list(provider.create_completion("m", HELLO, model=2))
+    assert len(a.requests) == 5
