@@ -116,3 +116,81 @@ async def test_library_calls_forward_argument_names_or_refuse_them(ups: Ups) -> 
     with pytest.raises(InvalidRequestError, match="'model' cannot be a request parameter"):
         list(provider.create_completion("m", HELLO, model=2))
     assert len(a.requests) == 5
+
+
+# Nesting deep enough to exhaust the recursion limit.
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param", "message"),
+    [
+        (b"metadata", nested(1000), None, "request body nests more than 64 levels"),
+        (b"messages", nested(1000), None, "request body nests more than 64 levels"),
+        (b"tools", nested(100), "tools", "'tools' nests more than 64 levels"),
+        (
+            b"messages",
+            b'[{"role": "user", "content": [{"type": "text", "text": "x", "x": '
+            + nested(100)
+            + b"}]}]",
+            "messages",
+            "'messages' nests more than 64 levels",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stream", [b"false", b"true"])
+async def test_deep_nesting_is_a_400_before_any_upstream_request(
+    ups: Ups, field: bytes, value: bytes, param: str | None, message: str, stream: bytes
+) -> None:
+    a, b = ups
+    hello = json.dumps(HELLO).encode()
+    body = b'{"model": "quick", "stream": ' + stream + b', "messages": ' + hello
+    body += b', "' + field + b'": ' + value + b"}"
+    async with gateway(config_text(a, b)) as url:
+        status, headers, text = await post(url, body)
+        assert status == 400
+        assert headers["Content-Type"].startswith("application/json")
+        assert_error(text, message, param)
+        assert a.requests == b.requests == []
+        await still_serves(url, a)
+
+
+async def test_nesting_up_to_the_limit_goes_upstream(ups: Ups) -> None:
+    a, b = ups
+    a.script(Reply.text("ok"))
+    body = json.dumps({"model": "quick", "messages": HELLO}).encode()[:-1]
+    async with gateway(config_text(a, b)) as url:
+        status, _, text = await post(url, body + b', "metadata": ' + nested(63) + b"}")
+    assert status == 200, text
+    assert a.requests[0].json["metadata"] == json.loads(nested(63))
+
+
+# NaN and infinity, which Python's json reads and JSON does not have.
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        (b"temperature", b"NaN", "nan"),
+        (b"temperature", b"Infinity", "inf"),
+        (b"max_tokens", b"-Infinity", "-inf"),
+        (b"top_p", b"1e999", "inf"),
+        (b"response_format", b'{"type": "json_schema", "x": [1, NaN]}', "nan"),
+    ],
+)
+async def test_nan_and_infinity_are_a_400_before_any_upstream_request(
+    ups: Ups, field: bytes, value: bytes, shown: str
+) -> None:
+    a, b = ups
+    body = json.dumps({"model": "quick", "messages": HELLO}).encode()[:-1]
+    body += b', "' + field + b'": ' + value + b"}"
+    async with gateway(config_text(a, b)) as url:
+        status, _, text = await post(url, body)
+        assert status == 400
+        name = field.decode()
+        assert_error(text, f"{name!r} holds {shown}: NaN and infinity are not JSON numbers", name)
+        assert a.requests == b.requests == []
+        await still_serves(url, a)

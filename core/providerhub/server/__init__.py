@@ -12,7 +12,10 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
   `stream`, `n` (only 1) and `stream_options.include_usage` are the gateway's; every other field
   (tools, tool_choice, response_format, temperature, max_tokens, stop, ...) is passed upstream
   as a request parameter, except the transport options `timeout`, `proxy`, `deadline`
-  (refused: a client must not pick where the gateway connects). A bad request, or one needing
+  (refused: a client must not pick where the gateway connects). A field named like a Python
+  argument (`self`, `provider`, ...) is forwarded as any other. A body nesting more than
+  `wire.MAX_DEPTH` (64) levels, or holding `NaN` or an infinity (`Infinity`, `1e999`), is a
+  400 naming the field. A bad request, or one needing
   a capability (tools, images, ...) no provider of the target has, is a 400 before any
   upstream I/O (the latter with code `unsupported_capability`, the capabilities named in the
   message and `param` the field needing the first: `messages`, `tools`, `response_format`,

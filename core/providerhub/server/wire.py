@@ -1,17 +1,19 @@
 """OpenAI's chat-completions wire format as the gateway speaks it: requests in, JSON and SSE out.
 
 Parsing a request checks everything before any upstream I/O and raises `RequestError` (HTTP 400,
-OpenAI-shaped). Chunks are rendered from a prefix fixed per response, so each content delta
-costs one `json.dumps` of its text. The role delta has `"content": ""` before text and
-`"content": null` before a tool call or a refusal, as OpenAI sends. Tool-call deltas go out in
-OpenAI's exact shape: a call's first delta carries `index`, `id`, `type` and `name` with empty
-`arguments`, later ones only `index` and argument fragments, also when the upstream repeated
-the id and name in every delta (a client concatenating deltas would read them doubled).
+OpenAI-shaped), the nesting depth (`MAX_DEPTH`) and non-finite numbers first. Chunks are
+rendered from a prefix fixed per response, so each content delta costs one `json.dumps` of its
+text. The role delta has `"content": ""` before text and `"content": null` before a tool call or
+a refusal, as OpenAI sends. Tool-call deltas go out in OpenAI's exact shape: a call's first
+delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones only `index`
+and argument fragments, also when the upstream repeated the id and name in every delta (a client
+concatenating deltas would read them doubled).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Mapping
@@ -28,6 +30,9 @@ HANDLED = frozenset({"model", "messages", "stream", "n"})
 REFUSED = frozenset(CALL_OPTIONS)
 """Keywords a chain call reads as how to run it (`providerhub.routing.CALL_OPTIONS`): a client
 must not set them (a `proxy` from a client would make the gateway connect wherever it says)."""
+MAX_DEPTH = 64
+"""How deeply a request body may nest arrays and objects. Deeper is refused at once, before
+anything that recurses (decoding, copying, encoding for the upstream) can exhaust the stack."""
 DONE = b"data: [DONE]\n\n"
 
 
@@ -75,8 +80,12 @@ def parse_chat(raw: bytes) -> ChatRequest:
         body = json.loads(raw)
     except ValueError as exc:
         raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(400, f"request body nests more than {MAX_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
+    for key, value in body.items():
+        _check_value(key, value)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise RequestError(400, "'model' is required and must be a non-empty string", param="model")
@@ -114,6 +123,26 @@ def parse_chat(raw: bytes) -> ChatRequest:
                 code="unsupported_parameter",
             )
     return ChatRequest(model, messages, stream, include_usage, params)
+
+
+def _check_value(key: str, value: Any) -> None:
+    """Refuse a field that nests more than MAX_DEPTH levels or holds NaN or an infinity
+    (Python's json reads `NaN`, `Infinity` and `1e999`; JSON has no such numbers), naming it.
+
+    Iterative, so the check itself cannot exhaust the stack.
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise RequestError(
+                400, f"{key!r} holds {item}: NaN and infinity are not JSON numbers", param=key
+            )
+        if isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                raise RequestError(400, f"{key!r} nests more than {MAX_DEPTH} levels", param=key)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
 
 
 def error_body(
