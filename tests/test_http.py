@@ -177,6 +177,14 @@ async def test_caller_content_type_is_kept(fake_upstream: MakeUpstream) -> None:
     assert sent == ["application/json; charset=utf-8"]
 
 
+def _nested(depth: int) -> list[Any]:
+    """A list nested `depth` levels deep (built without recursion)."""
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -202,6 +210,10 @@ async def test_caller_content_type_is_kept(fake_upstream: MakeUpstream) -> None:
         (
             [float("inf")],
             "the request body cannot be sent as JSON: NaN and infinity are not valid JSON",
+        ),
+        (
+            {"model": "m", "tools": _nested(100_000)},
+            "request parameter 'tools' cannot be sent as JSON: it is nested too deeply",
         ),
     ],
 )

@@ -203,14 +203,14 @@ def encode_json(body: Any) -> bytes:
     """
     try:
         return _dumps(body).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         problem = exc
     culprit = "the request body"
     if isinstance(body, Mapping):
         for key, value in body.items():
             try:
                 _dumps(value)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 culprit, problem = f"request parameter {str(key)!r}", exc
                 break
     raise InvalidRequestError(f"{culprit} cannot be sent as JSON: {_json_problem(problem)}")
@@ -221,6 +221,8 @@ def _json_problem(exc: Exception) -> str:
     text = str(exc)
     if text.startswith("Out of range float"):
         return "NaN and infinity are not valid JSON"
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
     return text
 
 
