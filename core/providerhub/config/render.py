@@ -80,13 +80,11 @@ def _variable(key: str, name: Any) -> str:
 def _member(config: ConfigSpec, registry: Registry, name: str) -> str:
     if config.find_chain(name) is not None:
         return "chain"
-    if name not in registry:
+    entry = registry.entry(name)
+    if entry is None:
         return "not found"
-    provider = registry.get(name)
-    source = next(
-        (e.plugin.source for e in registry.entries() if e.provider is provider), "the registry"
-    )
-    notes = [f"from {source}"]
+    provider = entry.provider
+    notes = [f"from {entry.plugin.source}"]
     if not provider.working:
         notes.append("not working: chains skip it unless ignore_working")
     if provider.needs_auth and (why := provider.missing_credentials()):
