@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import suggest
 from ..errors import ConfigError
-from ..redaction import is_env_name, is_secret_header, is_secret_option
+from ..redaction import is_env_name, is_secret_header, is_secret_option, looks_secret
 from ..routing import options
 from ..timeouts import PHASES
 from .schema import Config
@@ -155,9 +155,11 @@ class _Parser:
         for key, value in body.items():
             if is_secret_option(key):
                 raise self.error(table, f"{key!r}: {LITERAL_SECRET}", key)
+            if looks_secret(value) and not key.endswith("_env"):  # those have their own rule
+                raise self.error(table, f"{key!r} looks like a key: {LITERAL_SECRET}", key)
             if key == "headers" and isinstance(value, dict):
-                for header in value:
-                    if is_secret_header(header):
+                for header, item in value.items():
+                    if is_secret_header(header) or looks_secret(item):
                         raise self.error(table, literal_secret_header(header), key)
         options = {key: value for key, value in body.items() if key != "use"}
         return ProviderSpec(name, use, options)
@@ -338,8 +340,9 @@ class _Parser:
 
 
 def literal_secret_header(header: str) -> str:
-    """Why a literal secret header is refused, and the `headers_env` line to use instead
-    (`api_key_env` for Authorization, which it fills as "Bearer <key>")."""
+    """Why a literal secret header (by its name or its value's shape) is refused, and the
+    `headers_env` line to use instead (`api_key_env` for Authorization, which it fills as
+    "Bearer <key>")."""
     if header.lower() == "authorization":
         return f"header {header!r}: {LITERAL_SECRET}"
     variable = re.sub(r"[^A-Za-z0-9]+", "_", header).strip("_").upper()
@@ -373,8 +376,8 @@ def _is_name(value: Any) -> bool:
 def _shown(key: str, value: Any) -> str:
     """How a message shows a wrong value: numbers and strings of up to 40 characters as
     themselves, so the problem is plain; anything longer, and any value of a secret-looking
-    key, only by its TOML kind."""
-    if is_secret_option(key.rpartition(".")[2]):
+    key or secret-looking value, only by its TOML kind."""
+    if is_secret_option(key.rpartition(".")[2]) or looks_secret(value):
         return _toml_type(value)
     if _is_number(value) or (isinstance(value, str) and len(value) <= 40):
         return repr(value)

@@ -2,7 +2,8 @@
 
 Keys are shown by environment variable name with whether the variable is set, never its value
 (`api_key_env`, each `headers_env` entry as a dotted key); secret-looking options and headers
-and credentials inside URLs are redacted.
+(by name or by the shape of their values, `redaction.looks_secret`) and credentials inside
+URLs are redacted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..redaction import REDACTED, is_env_name, is_secret_option, redact_headers
+from ..redaction import REDACTED, is_env_name, is_secret_option, looks_secret, redact_headers
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def _type_source(registry: Registry, use: str) -> str:
 
 
 def _redacted(key: str, value: Any) -> Any:
-    if is_secret_option(key):
+    if is_secret_option(key) or looks_secret(value):
         return REDACTED
     if key == "headers" and isinstance(value, dict):
         return redact_headers(value)
