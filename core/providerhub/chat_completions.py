@@ -57,6 +57,9 @@ DONE: Final[Any] = _Done()
 """Stands for `data: [DONE]`, the end marker of an OpenAI-style stream, in `event_payloads`."""
 _ONLY_DONE = (DONE,)
 _loads = json.loads
+_NOT_JSON = (ValueError, RecursionError)
+"""What `json.loads` raises for text that is not JSON, or JSON nested deeper than Python
+can recurse (an upstream's `[[[[...]]]]`)."""
 
 
 def excerpt(text: str | bytes) -> str:
@@ -79,27 +82,32 @@ def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:
     data = event.data
     if data == "[DONE]":
         return _ONLY_DONE
+    return (payload for _, payload in _payloads(data, provider))
+
+
+def _payloads(data: str, provider: str) -> Iterable[tuple[str, Any]]:
+    """Each document of an event's `data` with the text it came from (`event_payloads`)."""
     try:
-        return (_loads(data),)
-    except ValueError:
+        return ((data, _loads(data)),)
+    except _NOT_JSON:
         if "\n" not in data:
             raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
     return _line_payloads(data, provider)
 
 
-def _line_payloads(data: str, provider: str) -> Iterator[Any]:
+def _line_payloads(data: str, provider: str) -> Iterator[tuple[str, Any]]:
     for line in data.split("\n"):
         if line == "[DONE]":
-            yield DONE
+            yield line, DONE
             return
         if line.strip():
             try:
                 payload = _loads(line)
-            except ValueError:
+            except _NOT_JSON:
                 raise MalformedStreamError(
                     provider, "malformed event", excerpt=excerpt(line)
                 ) from None
-            yield payload
+            yield line, payload
 
 
 def error_text(error: Any) -> str:
@@ -113,7 +121,7 @@ def error_message(body: str) -> str:
     """The upstream's own explanation from an error body (`{"error": {...}}`), else an excerpt."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except _NOT_JSON:
         document = None
     if isinstance(document, dict):
         error = document.get("error", document)
@@ -142,15 +150,15 @@ class Completion:
     """How the stream's tool-call deltas map to calls (kept across network reads)."""
 
 
-_BAD_INPUT = (ValueError, AttributeError, TypeError, IndexError, KeyError)
-"""What parsing raises for text that is not JSON (ValueError) or JSON of the wrong shape."""
+_BAD_INPUT = (*_NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
+"""What parsing raises for text that is not JSON (`_NOT_JSON`) or JSON of the wrong shape."""
 
 
 def _malformed(
     exc: Exception, provider: str, text: str | bytes, not_json: str, not_shaped: str
 ) -> MalformedStreamError:
     """The error for `text` that failed to parse with `exc`: `not_json` or `not_shaped`."""
-    problem = not_json if isinstance(exc, ValueError) else not_shaped
+    problem = not_json if isinstance(exc, _NOT_JSON) else not_shaped
     return MalformedStreamError(provider, problem, excerpt=excerpt(text))
 
 
@@ -175,10 +183,10 @@ def parse_events(
             if data == "[DONE]":
                 return True
             try:
-                chunks: Iterable[Any] = (loads(data),)
-            except ValueError:
-                chunks = event_payloads(event, provider)
-            for chunk in chunks:
+                chunks: Iterable[tuple[str, Any]] = ((data, loads(data)),)
+            except _NOT_JSON:
+                chunks = _payloads(data, provider)
+            for data, chunk in chunks:  # noqa: B007 (`data` is what an error quotes)
                 if chunk is DONE:
                     return True
                 choices = chunk.get("choices")

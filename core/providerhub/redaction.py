@@ -5,12 +5,15 @@ redact the same headers and options. A plugin author uses `is_secret_header` to 
 header values to hide, `redact_headers` (or `redacted_items`, which keeps repeated names) to
 show headers, and `REDACTED` in a repr. Secrets are configured only as the NAME of an
 environment variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such
-names. No aiohttp import: plugins may use it at module level.
+names. `looks_secret` recognises a key by its value, whatever it is called (see its rule).
+No aiohttp import: plugins may use it at module level.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "is_env_name",
     "is_secret_header",
     "is_secret_option",
+    "looks_secret",
     "redact_headers",
     "redacted_items",
 ]
@@ -30,6 +34,14 @@ _SECRET_OPTION = re.compile(
     r"(^|_)(api_?key|key|token|secret|password|passwd|credentials?)$", re.IGNORECASE
 )
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_KEY_PREFIX = re.compile(
+    r"(sk-|sk_live_|sk_test_|xai-|gsk_|AIza|ghp_|gho_|ghs_|github_pat_|glpat-|hf_|xox[abpr]-)"
+    r"[A-Za-z0-9_\-]{16,}\Z"
+)
+_SCHEME = re.compile(r"(Bearer|Basic|Token)\s+\S{8,}\Z", re.IGNORECASE)
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=\-]{32,}\Z")
+_MIN_BITS = 4.0
+"""Shannon entropy per character above which a long token is taken for random."""
 
 
 def is_secret_header(name: str) -> bool:
@@ -43,6 +55,30 @@ def is_secret_option(name: str) -> bool:
     return _SECRET_OPTION.search(name) is not None
 
 
+def looks_secret(value: object) -> bool:
+    """Whether a string value looks like a credential, by its shape alone.
+
+    The rule: a known key prefix (sk-, sk-ant-, xai-, gsk_, AIza, ghp_, github_pat_, glpat-,
+    hf_, xoxb-, ...) followed by at least 16 key characters; an authorization scheme with a
+    credential ("Bearer ...", "Basic ...", "Token ..."); or a token of at least 32 letters,
+    digits and `_+/=-` mixing upper case, lower case and digits, with at most one '-' and more
+    than 4 bits of entropy per character. URLs, model names (they hold '.', ':' or several
+    '-', or are shorter), UUIDs and hex digests (one case) do not match.
+    """
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    if _KEY_PREFIX.match(text) or _SCHEME.match(text):
+        return True
+    if not _TOKEN.match(text) or text.isupper() or text.islower() or text.isalpha():
+        return False
+    if text.count("-") > 1 or not any(char.isdigit() for char in text):
+        return False
+    counts = Counter(text).values()
+    bits = -sum(n / len(text) * math.log2(n / len(text)) for n in counts)
+    return bits > _MIN_BITS
+
+
 def is_env_name(value: object) -> bool:
     """Whether `value` can be the name of an environment variable holding a secret
     (`OPENAI_API_KEY`): letters, digits and '_', not starting with a digit."""
@@ -51,10 +87,13 @@ def is_env_name(value: object) -> bool:
 
 def redacted_items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """Every (name, value) of `headers` in order, repeated names kept (a multidict's
-    Set-Cookie lines), with the values of secret-bearing ones replaced."""
-    return [(key, REDACTED if is_secret_header(key) else value) for key, value in headers.items()]
+    Set-Cookie lines), with the values of secret-bearing or secret-looking ones replaced."""
+    return [
+        (key, REDACTED if is_secret_header(key) or looks_secret(value) else value)
+        for key, value in headers.items()
+    ]
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of `headers` with the values of secret-bearing ones replaced."""
+    """A copy of `headers` with the values of secret-bearing or secret-looking ones replaced."""
     return dict(redacted_items(headers))

@@ -113,6 +113,10 @@ class Registry:
             return found.provider
         raise ProviderNotFoundError(name, self._suggest(name))
 
+    def entry(self, name: str) -> Registered | None:
+        """The provider called `name` (any case) with the plugin that registered it, or None."""
+        return self._providers.get(name.lower())
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._providers
 

@@ -112,10 +112,8 @@ def _named_option(message: str, options: Mapping[str, Any]) -> str | None:
 
 
 def _source(registry: Registry, name: str) -> str:
-    for entry in registry.entries():
-        if entry.provider.name.lower() == name.lower():
-            return entry.plugin.source
-    return "the registry"
+    entry = registry.entry(name)
+    return "the registry" if entry is None else entry.plugin.source
 
 
 def _error(config: ConfigSpec, table: str, message: str, key: str | None = None) -> ConfigError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import suggest
 from ..errors import ConfigError
-from ..redaction import is_env_name, is_secret_header, is_secret_option
+from ..redaction import is_env_name, is_secret_header, is_secret_option, looks_secret
 from ..routing import options
 from ..timeouts import PHASES
 from .schema import Config
@@ -32,6 +32,8 @@ LITERAL_SECRET_WHY = (
 LITERAL_SECRET = LITERAL_SECRET_WHY + 'api_key_env = "OPENAI_API_KEY"'
 CHAIN_KEYS = ("providers", *options.NAMES)
 """The keys of a `[chains.NAME]` table: its members, then the chain options."""
+MAX_NESTING = 100
+"""How many chains deep chains may nest (a chain of providers only is 1 deep)."""
 
 
 def find_config(
@@ -82,6 +84,8 @@ def parse_config(text: str, path: str | os.PathLike[str] | None = None) -> Confi
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path=where) from None
+    except RecursionError:
+        raise ConfigError("invalid TOML: arrays or tables nested too deeply", path=where) from None
     return _Parser(where).config(document)
 
 
@@ -101,14 +105,16 @@ class _Parser:
         chains = {
             name: self.chain(name, body) for name, body in self.tables(document, "chains").items()
         }
+        provider_names = {known.lower() for known in providers}
         for name in chains:
-            if name.lower() in {known.lower() for known in providers}:
+            if name.lower() in provider_names:
                 raise self.error(
                     f"chains.{name}", f"{name!r} is also the name of a provider; rename one"
                 )
-        self.check_cycles(chains)
-        models = self.models(self.table(document, "models", None), chains)
-        server = self.server(self.table(document, "server", None), chains)
+        by_lower = {name.lower(): spec for name, spec in chains.items()}
+        self.check_cycles(by_lower)
+        models = self.models(self.table(document, "models", None), by_lower)
+        server = self.server(self.table(document, "server", None), by_lower)
         return Config(self.path, providers, chains, models, server)
 
     def table(self, body: Mapping[str, Any], key: str, parent: str | None) -> dict[str, Any]:
@@ -149,9 +155,11 @@ class _Parser:
         for key, value in body.items():
             if is_secret_option(key):
                 raise self.error(table, f"{key!r}: {LITERAL_SECRET}", key)
+            if looks_secret(value) and not key.endswith("_env"):  # those have their own rule
+                raise self.error(table, f"{key!r} looks like a key: {LITERAL_SECRET}", key)
             if key == "headers" and isinstance(value, dict):
-                for header in value:
-                    if is_secret_header(header):
+                for header, item in value.items():
+                    if is_secret_header(header) or looks_secret(item):
                         raise self.error(table, literal_secret_header(header), key)
         options = {key: value for key, value in body.items() if key != "use"}
         return ProviderSpec(name, use, options)
@@ -169,9 +177,11 @@ class _Parser:
             lambda v: isinstance(v, list) and bool(v) and all(_is_name(m) for m in v),
             "a non-empty list of provider names",
         )
+        seen: set[str] = set()
         for member in members:
-            if members.count(member) > 1:
+            if member in seen:
                 raise self.error(table, f"'providers' lists {member!r} twice", "providers")
+            seen.add(member)
         values = {key: body[key] for key in options.NAMES if key in body}
         if "timeouts" in values:
             self.timeouts_shape(table, values["timeouts"])
@@ -200,28 +210,42 @@ class _Parser:
                 "timeouts",
             )
 
-    def check_cycles(self, chains: Mapping[str, ChainSpec]) -> None:
-        """Refuse a chain that contains itself, directly or through other chains.
+    def check_cycles(self, by_lower: Mapping[str, ChainSpec]) -> None:
+        """Refuse a chain that contains itself, directly or through other chains, or that
+        nests more than MAX_NESTING chains deep (building or calling it would exhaust the
+        recursion limit, and nobody means it).
 
         A depth-first walk that expands each chain once (linear in chains + members): `path`
-        (and the set `on_path`) holds the chains being expanded, `done` the loop-free ones.
+        (and the set `on_path`) holds the chains being expanded, `tallest` the deepest nesting
+        found under each of them so far, `depth` that of each chain done.
         """
-        by_lower = {name.lower(): spec for name, spec in chains.items()}
-        done: set[str] = set()
-        for root in chains.values():
-            if root.name in done:
+        depth: dict[str, int] = {}
+        for root in by_lower.values():
+            if root.name in depth:
                 continue
-            path, on_path = [root.name], {root.name}
+            path, on_path, tallest = [root.name], {root.name}, [0]
             members = [iter(root.providers)]
             while members:
                 member = next(members[-1], None)
                 if member is None:
                     members.pop()
-                    on_path.discard(path[-1])
-                    done.add(path.pop())
+                    name = path.pop()
+                    on_path.discard(name)
+                    depth[name] = tallest.pop() + 1
+                    if depth[name] > MAX_NESTING:
+                        raise self.error(
+                            f"chains.{name}",
+                            f"chains nest {depth[name]} deep here, more than {MAX_NESTING}",
+                            "providers",
+                        )
+                    if tallest:
+                        tallest[-1] = max(tallest[-1], depth[name])
                     continue
                 inner = by_lower.get(member.lower())
-                if inner is None or inner.name in done:
+                if inner is None:
+                    continue
+                if inner.name in depth:
+                    tallest[-1] = max(tallest[-1], depth[inner.name])
                     continue
                 if inner.name in on_path:
                     loop = [*path[path.index(inner.name) :], inner.name]
@@ -232,10 +256,11 @@ class _Parser:
                     )
                 path.append(inner.name)
                 on_path.add(inner.name)
+                tallest.append(0)
                 members.append(iter(inner.providers))
 
     def models(
-        self, body: dict[str, Any], chains: Mapping[str, ChainSpec]
+        self, body: dict[str, Any], by_lower: Mapping[str, ChainSpec]
     ) -> dict[str, ModelAlias]:
         aliases = {}
         for alias, value in body.items():
@@ -261,11 +286,11 @@ class _Parser:
                 'a chain name, or { chain = "...", model = "..." }',
             )
             aliases[alias] = ModelAlias(
-                alias, self.chain_name("models", alias, str(chain), chains), model
+                alias, self.chain_name("models", alias, str(chain), by_lower), model
             )
         return aliases
 
-    def server(self, body: dict[str, Any], chains: Mapping[str, ChainSpec]) -> ServerSettings:
+    def server(self, body: dict[str, Any], by_lower: Mapping[str, ChainSpec]) -> ServerSettings:
         self.known_keys("server", body, ("host", "port", "chain", "api_key_env"))
         defaults = ServerSettings()
         host = body.get("host", defaults.host)
@@ -287,7 +312,7 @@ class _Parser:
         chain = body.get("chain")
         if chain is not None:
             self.check("server", "chain", chain, _is_name, "a chain name")
-            chain = self.chain_name("server", "chain", chain, chains)
+            chain = self.chain_name("server", "chain", chain, by_lower)
         api_key_env = body.get("api_key_env")
         if api_key_env is not None and not is_env_name(api_key_env):
             raise self.error(
@@ -298,13 +323,13 @@ class _Parser:
             )
         return ServerSettings(host, port, chain, api_key_env)
 
-    def chain_name(self, table: str, key: str, name: str, chains: Mapping[str, ChainSpec]) -> str:
-        for known in chains:
-            if known.lower() == name.lower():
-                return known
+    def chain_name(self, table: str, key: str, name: str, by_lower: Mapping[str, ChainSpec]) -> str:
+        known = by_lower.get(name.lower())
+        if known is not None:
+            return known.name
         if is_secret_option(key):
             raise self.error(table, f"{key!r} names a chain that is not defined", key)
-        hint = suggest.best(name, chains)
+        hint = suggest.best(name, [spec.name for spec in by_lower.values()])
         raise self.error(table, f"{key!r} names chain {name!r}, which is not defined{hint}", key)
 
     def check(
@@ -315,8 +340,9 @@ class _Parser:
 
 
 def literal_secret_header(header: str) -> str:
-    """Why a literal secret header is refused, and the `headers_env` line to use instead
-    (`api_key_env` for Authorization, which it fills as "Bearer <key>")."""
+    """Why a literal secret header (by its name or its value's shape) is refused, and the
+    `headers_env` line to use instead (`api_key_env` for Authorization, which it fills as
+    "Bearer <key>")."""
     if header.lower() == "authorization":
         return f"header {header!r}: {LITERAL_SECRET}"
     variable = re.sub(r"[^A-Za-z0-9]+", "_", header).strip("_").upper()
@@ -350,8 +376,8 @@ def _is_name(value: Any) -> bool:
 def _shown(key: str, value: Any) -> str:
     """How a message shows a wrong value: numbers and strings of up to 40 characters as
     themselves, so the problem is plain; anything longer, and any value of a secret-looking
-    key, only by its TOML kind."""
-    if is_secret_option(key.rpartition(".")[2]):
+    key or secret-looking value, only by its TOML kind."""
+    if is_secret_option(key.rpartition(".")[2]) or looks_secret(value):
         return _toml_type(value)
     if _is_number(value) or (isinstance(value, str) and len(value) <= 40):
         return repr(value)

@@ -2,7 +2,8 @@
 
 Keys are shown by environment variable name with whether the variable is set, never its value
 (`api_key_env`, each `headers_env` entry as a dotted key); secret-looking options and headers
-and credentials inside URLs are redacted.
+(by name or by the shape of their values, `redaction.looks_secret`) and credentials inside
+URLs are redacted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..redaction import REDACTED, is_env_name, is_secret_option, redact_headers
+from ..redaction import REDACTED, is_env_name, is_secret_option, looks_secret, redact_headers
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
@@ -80,13 +81,11 @@ def _variable(key: str, name: Any) -> str:
 def _member(config: ConfigSpec, registry: Registry, name: str) -> str:
     if config.find_chain(name) is not None:
         return "chain"
-    if name not in registry:
+    entry = registry.entry(name)
+    if entry is None:
         return "not found"
-    provider = registry.get(name)
-    source = next(
-        (e.plugin.source for e in registry.entries() if e.provider is provider), "the registry"
-    )
-    notes = [f"from {source}"]
+    provider = entry.provider
+    notes = [f"from {entry.plugin.source}"]
     if not provider.working:
         notes.append("not working: chains skip it unless ignore_working")
     if provider.needs_auth and (why := provider.missing_credentials()):
@@ -102,7 +101,7 @@ def _type_source(registry: Registry, use: str) -> str:
 
 
 def _redacted(key: str, value: Any) -> Any:
-    if is_secret_option(key):
+    if is_secret_option(key) or looks_secret(value):
         return REDACTED
     if key == "headers" and isinstance(value, dict):
         return redact_headers(value)

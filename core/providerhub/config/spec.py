@@ -55,6 +55,11 @@ class ConfigSpec:
     chains: Mapping[str, ChainSpec] = field(default_factory=dict)
     models: Mapping[str, ModelAlias] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
+    _by_lower: dict[str, ChainSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_lower = {spec.name.lower(): spec for spec in self.chains.values()}
+        object.__setattr__(self, "_by_lower", by_lower)
 
     @property
     def source(self) -> str:
@@ -63,8 +68,7 @@ class ConfigSpec:
 
     def find_chain(self, name: str) -> ChainSpec | None:
         """The chain called `name` in any case, or None."""
-        wanted = name.lower()
-        return next((spec for spec in self.chains.values() if spec.name.lower() == wanted), None)
+        return self._by_lower.get(name.lower())
 
     def resolve_model(self, model: str) -> ModelAlias | None:
         """The alias called `model`, or None when `model` is not an alias."""

@@ -41,7 +41,9 @@ FINISH_REASONS: Mapping[str, str] = {
 }
 """Anthropic's `stop_reason` -> the chat-completions `finish_reason`."""
 
-_BAD_INPUT = (ValueError, AttributeError, TypeError, IndexError, KeyError)
+_NOT_JSON = (ValueError, RecursionError)
+"""What `json.loads` raises for text that is not JSON, or JSON nested too deeply to parse."""
+_BAD_INPUT = (*_NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
 _dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -216,7 +218,7 @@ def parse_events(
     except UpstreamError:
         raise
     except _BAD_INPUT as exc:
-        problem = "malformed event" if isinstance(exc, ValueError) else "unexpected event"
+        problem = "malformed event" if isinstance(exc, _NOT_JSON) else "unexpected event"
         raise MalformedStreamError(provider, problem, excerpt=excerpt(data)) from None
     finally:
         batch.flush()
@@ -262,6 +264,6 @@ def parse_message(raw: bytes, answer: Answer, provider: str) -> list[Event]:
                 calls += 1
         answer.done = True
     except _BAD_INPUT as exc:
-        problem = "malformed message" if isinstance(exc, ValueError) else "body is not a message"
+        problem = "malformed message" if isinstance(exc, _NOT_JSON) else "body is not a message"
         raise MalformedStreamError(provider, problem, excerpt=excerpt(raw)) from None
     return out
