@@ -4,12 +4,15 @@ by the config and the endpoint option check, never printed, redacted wherever sh
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from config_helpers import OK_PROVIDER, parse_error, run_main, write_config
+from providerhub import UpstreamHTTPError
 from providerhub.config import ConfigSpec, ProviderSpec
 from providerhub.config.render import render
 from providerhub.redaction import REDACTED, looks_secret, redact_headers
+from providerhub.testing import Reply
 from providerhub_openai import OpenAICompatible
 
 KEY = "sk-proj-" + "Zq3" * 8
@@ -111,3 +114,19 @@ def test_a_provider_built_in_code_hides_a_secret_looking_header() -> None:
         "OpenAICompatible(name='inline', base_url='https://api.example.invalid/v1', "
         "headers={'x-custom': '<redacted>'})"
     )
+
+
+async def test_a_secret_looking_header_built_in_code_is_sent_as_given(
+    fake_upstream: Any,
+) -> None:
+    """Hidden from reprs and errors, never from the upstream: the header goes out intact, and
+    an upstream echoing it in an error does not show it."""
+    upstream = await fake_upstream(Reply.error(401, f"bad key {KEY}"), Reply.text("ok"))
+    provider = OpenAICompatible(
+        name="inline", base_url=upstream.url + "/v1", headers={"x-custom": KEY}
+    )
+    with pytest.raises(UpstreamHTTPError) as caught:
+        await provider.create_async("m", [{"role": "user", "content": "hi"}])
+    assert KEY not in str(caught.value) and KEY not in repr(caught.value)
+    assert await provider.create_async("m", [{"role": "user", "content": "hi"}]) == "ok"
+    assert [request.headers["x-custom"] for request in upstream.requests] == [KEY, KEY]

@@ -21,6 +21,7 @@ __all__ = [
     "is_env_name",
     "is_secret_header",
     "is_secret_option",
+    "is_secret_value",
     "looks_secret",
     "redact_headers",
     "redacted_items",
@@ -85,12 +86,16 @@ def is_env_name(value: object) -> bool:
     return isinstance(value, str) and _ENV_NAME.match(value) is not None
 
 
+def is_secret_value(name: str, value: object) -> bool:
+    """Whether the header `name: value` carries a secret, by its name or by its value's shape."""
+    return is_secret_header(name) or looks_secret(value)
+
+
 def redacted_items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """Every (name, value) of `headers` in order, repeated names kept (a multidict's
     Set-Cookie lines), with the values of secret-bearing or secret-looking ones replaced."""
     return [
-        (key, REDACTED if is_secret_header(key) or looks_secret(value) else value)
-        for key, value in headers.items()
+        (key, REDACTED if is_secret_value(key, value) else value) for key, value in headers.items()
     ]
 
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 
 from ..errors import InvalidRequestError, MissingCredentialsError, UpstreamError
-from ..redaction import REDACTED, is_secret_header, redact_headers
+from ..redaction import REDACTED, is_secret_header, is_secret_value, redact_headers
 from . import options
 
 __all__ = ["Credentials", "HeaderCheck"]
@@ -71,7 +71,7 @@ class Credentials:
         self.headers = redact_headers(extra)
         """Extra request headers; values of secret-bearing ones read "<redacted>"."""
         self._secret_headers = {
-            name: _Secret(value) for name, value in extra.items() if is_secret_header(name)
+            name: _Secret(value) for name, value in extra.items() if is_secret_value(name, value)
         }
         self.headers_env = options.headers_env(headers_env, header_example)
         """Headers whose values are read at call time from environment variables, by name."""
@@ -156,7 +156,7 @@ class Credentials:
         secrets = [
             value
             for name, value in sent.items()
-            if is_secret_header(name) or name in self.headers_env
+            if is_secret_value(name, value) or name in self.headers_env
         ]
         tokens = _tokens([*secrets, *(value.removeprefix(self.prefix) for value in secrets)])
         error.args = tuple(_clean(arg, tokens) for arg in error.args)
