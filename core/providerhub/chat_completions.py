@@ -30,8 +30,10 @@ from .sse import ServerSentEvent
 from .stream import ChunkStream
 
 __all__ = [
+    "BAD_PAYLOAD",
     "DONE",
     "EXCERPT_CHARS",
+    "NOT_JSON",
     "Completion",
     "CompletionStream",
     "error_message",
@@ -57,7 +59,7 @@ DONE: Final[Any] = _Done()
 """Stands for `data: [DONE]`, the end marker of an OpenAI-style stream, in `event_payloads`."""
 _ONLY_DONE = (DONE,)
 _loads = json.loads
-_NOT_JSON = (ValueError, RecursionError)
+NOT_JSON = (ValueError, RecursionError)
 """What `json.loads` raises for text that is not JSON, or JSON nested deeper than Python
 can recurse (an upstream's `[[[[...]]]]`)."""
 
@@ -89,7 +91,7 @@ def _payloads(data: str, provider: str) -> Iterable[tuple[str, Any]]:
     """Each document of an event's `data` with the text it came from (`event_payloads`)."""
     try:
         return ((data, _loads(data)),)
-    except _NOT_JSON:
+    except NOT_JSON:
         if "\n" not in data:
             raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
     return _line_payloads(data, provider)
@@ -103,7 +105,7 @@ def _line_payloads(data: str, provider: str) -> Iterator[tuple[str, Any]]:
         if line.strip():
             try:
                 payload = _loads(line)
-            except _NOT_JSON:
+            except NOT_JSON:
                 raise MalformedStreamError(
                     provider, "malformed event", excerpt=excerpt(line)
                 ) from None
@@ -121,7 +123,7 @@ def error_message(body: str) -> str:
     """The upstream's own explanation from an error body (`{"error": {...}}`), else an excerpt."""
     try:
         document = json.loads(body)
-    except _NOT_JSON:
+    except NOT_JSON:
         document = None
     if isinstance(document, dict):
         error = document.get("error", document)
@@ -150,15 +152,15 @@ class Completion:
     """How the stream's tool-call deltas map to calls (kept across network reads)."""
 
 
-_BAD_INPUT = (*_NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
-"""What parsing raises for text that is not JSON (`_NOT_JSON`) or JSON of the wrong shape."""
+BAD_PAYLOAD = (*NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
+"""What parsing raises for text that is not JSON (`NOT_JSON`) or JSON of the wrong shape."""
 
 
 def _malformed(
     exc: Exception, provider: str, text: str | bytes, not_json: str, not_shaped: str
 ) -> MalformedStreamError:
     """The error for `text` that failed to parse with `exc`: `not_json` or `not_shaped`."""
-    problem = not_json if isinstance(exc, _NOT_JSON) else not_shaped
+    problem = not_json if isinstance(exc, NOT_JSON) else not_shaped
     return MalformedStreamError(provider, problem, excerpt=excerpt(text))
 
 
@@ -184,7 +186,7 @@ def parse_events(
                 return True
             try:
                 chunks: Iterable[tuple[str, Any]] = ((data, loads(data)),)
-            except _NOT_JSON:
+            except NOT_JSON:
                 chunks = _payloads(data, provider)
             for data, chunk in chunks:  # noqa: B007 (`data` is what an error quotes)
                 if chunk is DONE:
@@ -222,7 +224,7 @@ def parse_events(
         return False
     except MalformedStreamError:
         raise
-    except _BAD_INPUT as exc:
+    except BAD_PAYLOAD as exc:
         raise _malformed(
             exc, provider, data, "malformed event", "event is not a chat.completion.chunk"
         ) from None
@@ -259,7 +261,7 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[
         completion.usage = usage
         completion.id = document.get("id")
         completion.model = document.get("model")
-    except _BAD_INPUT as exc:
+    except BAD_PAYLOAD as exc:
         raise _malformed(
             exc, provider, raw, "malformed completion", "body is not a chat.completion"
         ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -17,7 +18,7 @@ Item = tuple[Kind, str]
 """One event of a stream: its part and its data (the text `frame` sends)."""
 
 
-class Dialect:
+class Dialect(ABC):
     """One wire format: its events, its framing, its non-streamed answer and its errors."""
 
     content_type: ClassVar[str] = "text/event-stream"
@@ -36,17 +37,17 @@ class Dialect:
         """Whether the request asks for a stream (the formats' own default: yes)."""
         return payload.get("stream") is not False
 
+    @abstractmethod
     def items(self, reply: Reply, payload: Mapping[str, Any]) -> list[Item]:
         """The events of the streamed answer, in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def completion(self, reply: Reply, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The non-streamed answer equivalent to the stream."""
-        raise NotImplementedError
 
+    @abstractmethod
     def error(self, status: int | None, kind: str | None, message: str) -> dict[str, Any]:
         """An error body (HTTP `status`), or an in-stream error event's data (`status` None)."""
-        raise NotImplementedError
 
     def encode(self, value: Any) -> str:
         """A JSON value as the format writes it."""

@@ -14,17 +14,17 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from providerhub import (
-    AsyncGeneratorProvider,
     InvalidRequestError,
     Messages,
     Timeouts,
 )
 from providerhub.chat_completions import CompletionStream
-from providerhub.endpoint.call import Format, choose, post, serves
+from providerhub.endpoint.call import Format, choose, post
 from providerhub.endpoint.credentials import Credentials
 from providerhub.endpoint.options import base_url as check_base_url
 from providerhub.endpoint.options import flags as check_flags
 from providerhub.endpoint.options import optional_string, string, strings
+from providerhub.endpoint.provider import EndpointProvider
 from providerhub.events import Event
 from providerhub.sse import ServerSentEvent
 from providerhub.timeouts import DEFAULT_TIMEOUTS
@@ -44,7 +44,7 @@ one): the largest output every Claude model accepts, so the default is never ref
 log = logging.getLogger("providerhub.anthropic")
 
 
-class AnthropicProvider(AsyncGeneratorProvider):
+class AnthropicProvider(EndpointProvider):
     """The Messages API at `base_url` (the API root: requests go to `base_url + "/v1/messages"`).
 
     `api_key_env` names the variable whose value is sent as `x-api-key` (a literal `api_key` is
@@ -140,14 +140,6 @@ class AnthropicProvider(AsyncGeneratorProvider):
         flags = ("working", "supports_tools", "supports_vision", "supports_files")
         parts += [f"{flag}=False" for flag in flags if not getattr(self, flag)]
         return f"AnthropicProvider({', '.join(parts)})"
-
-    def supports_model(self, model: str) -> bool:
-        """With `models` configured, those (and the default); with none, any model."""
-        return serves(model, self.models, self.default_model)
-
-    def missing_credentials(self) -> str | None:
-        """Why no usable key is configured ("environment variable X is not set"), or None."""
-        return self.credentials.missing()
 
     def create_event_generator(
         self,

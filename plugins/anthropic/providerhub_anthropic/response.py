@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from providerhub import MalformedStreamError, UpstreamError
-from providerhub.chat_completions import Completion, excerpt
+from providerhub.chat_completions import BAD_PAYLOAD, NOT_JSON, Completion, excerpt
 from providerhub.events import Event, ToolCallDelta
 from providerhub.sse import ServerSentEvent
 
@@ -41,9 +41,6 @@ FINISH_REASONS: Mapping[str, str] = {
 }
 """Anthropic's `stop_reason` -> the chat-completions `finish_reason`."""
 
-_NOT_JSON = (ValueError, RecursionError)
-"""What `json.loads` raises for text that is not JSON, or JSON nested too deeply to parse."""
-_BAD_INPUT = (*_NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
 _dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -217,8 +214,8 @@ def parse_events(
         return False
     except UpstreamError:
         raise
-    except _BAD_INPUT as exc:
-        problem = "malformed event" if isinstance(exc, _NOT_JSON) else "unexpected event"
+    except BAD_PAYLOAD as exc:
+        problem = "malformed event" if isinstance(exc, NOT_JSON) else "unexpected event"
         raise MalformedStreamError(provider, problem, excerpt=excerpt(data)) from None
     finally:
         batch.flush()
@@ -263,7 +260,7 @@ def parse_message(raw: bytes, answer: Answer, provider: str) -> list[Event]:
                 out.append(ToolCallDelta(calls, call_id, name, _dumps(block["input"])))
                 calls += 1
         answer.done = True
-    except _BAD_INPUT as exc:
-        problem = "malformed message" if isinstance(exc, _NOT_JSON) else "body is not a message"
+    except BAD_PAYLOAD as exc:
+        problem = "malformed message" if isinstance(exc, NOT_JSON) else "body is not a message"
         raise MalformedStreamError(provider, problem, excerpt=excerpt(raw)) from None
     return out

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from providerhub import (
-    AsyncGeneratorProvider,
     InvalidRequestError,
     Messages,
     Timeouts,
@@ -31,15 +30,16 @@ from providerhub.chat_completions import (
     parse_events,
 )
 from providerhub.endpoint import options
-from providerhub.endpoint.call import Format, choose, post, serves
+from providerhub.endpoint.call import Format, choose, post
 from providerhub.endpoint.credentials import Credentials
+from providerhub.endpoint.provider import EndpointProvider
 from providerhub.events import Event
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 log = logging.getLogger("providerhub.openai")
 
 
-class OpenAICompatible(AsyncGeneratorProvider):
+class OpenAICompatible(EndpointProvider):
     """A chat-completions endpoint at `base_url` (requests go to `base_url + "/chat/completions"`).
 
     `models` lists what it serves (empty: any model); `default_model` is used when a call gives
@@ -141,14 +141,6 @@ class OpenAICompatible(AsyncGeneratorProvider):
             parts.append("working=False")
         parts += [f"{flag}=False" for flag in CAPABILITIES.values() if not getattr(self, flag)]
         return f"OpenAICompatible({', '.join(parts)})"
-
-    def supports_model(self, model: str) -> bool:
-        """With `models` configured, those (and the default); with none, any model."""
-        return serves(model, self.models, self.default_model)
-
-    def missing_credentials(self) -> str | None:
-        """Why no usable key is configured ("environment variable X is not set"), or None."""
-        return self.credentials.missing()
 
     def create_event_generator(
         self,
