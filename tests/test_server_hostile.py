@@ -4,13 +4,16 @@ forwarded or refused with an OpenAI-shaped 400, and the gateway keeps serving af
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
-from providerhub import FallbackChain, InvalidRequestError, Messages
+from providerhub import FallbackChain, InvalidRequestError, MemoryHealthStore, Messages, Registry
 from providerhub.provider import AsyncGeneratorProvider, open_stream
+from providerhub.server import create_app, start
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_openai import OpenAICompatible
 from test_server import HELLO, config_text, gateway, post
@@ -194,3 +197,41 @@ async def test_nan_and_infinity_are_a_400_before_any_upstream_request(
         assert_error(text, f"{name!r} holds {shown}: NaN and infinity are not JSON numbers", name)
         assert a.requests == b.requests == []
         await still_serves(url, a)
+
+
+RAW_REQUESTS = {
+    "Content-Length with Transfer-Encoding": (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
+    "oversize header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+    "bad request line": b"NOT HTTP AT ALL\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", RAW_REQUESTS.values(), ids=list(RAW_REQUESTS))
+async def test_requests_aiohttp_refuses_get_an_openai_shaped_400(raw: bytes) -> None:
+    """aiohttp's parser answers these before any handler runs: still JSON, then the server
+    serves the next client."""
+    app = create_app(Registry(entry_points=False), health=MemoryHealthStore())
+    runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        await writer.wait_closed()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+        assert status_line.split(" ")[1] == "400", status_line
+        assert headers["content-type"].startswith("application/json")
+        error = json.loads(body)["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["type"] == "invalid_request_error" and error["message"]
+        async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as response:
+            assert response.status == 200
+    finally:
+        await runner.cleanup()
