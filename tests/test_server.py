@@ -257,7 +257,11 @@ async def test_unknown_route_is_openai_shaped(ups: tuple[FakeUpstream, FakeUpstr
         session.get(f"{url}/v1/nothing") as response,
     ):
         assert response.status == 404
-        assert (await response.json())["error"]["message"] == "Not Found"
+        error = (await response.json())["error"]
+    assert error["code"] == "unknown_url"
+    assert error["message"].startswith(
+        "unknown endpoint GET /v1/nothing; this gateway serves POST /v1/chat/completions, "
+    )
 
 
 async def test_a_request_validates_its_messages_once(

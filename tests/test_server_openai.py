@@ -77,3 +77,49 @@ async def test_sdk_sees_statuses_and_the_mid_stream_error(
     assert "model crashed" in failed.value.message
     assert pieces == ["one "]
     assert "interrupted after 4 characters" in cut.value.message
+
+
+async def test_the_sdk_retrieves_models_and_learns_what_exists(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    """`models.retrieve` answers for listed models (any case) and for what a chat request would
+    route; anything else, and an endpoint the gateway lacks, is an OpenAI-shaped 404."""
+    a, b = ups
+    async with (
+        gateway(config_text(a, b)) as url,
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        alias = await client.models.retrieve("FAST")
+        routed = await client.models.retrieve("gpt-4o-mini")
+        with pytest.raises(openai.NotFoundError) as unknown_endpoint:
+            await client.embeddings.create(model="main", input="hi")
+    async with (
+        gateway(config_text(a, b, default=False)) as url,
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        with pytest.raises(openai.NotFoundError) as unknown_model:
+            await client.models.retrieve("nothing")
+    assert (alias.id, alias.model_extra) == (
+        "fast",
+        {"kind": "alias", "chain": "main", "model": "fast-model"},
+    )
+    assert (routed.id, routed.owned_by) == ("gpt-4o-mini", "providerhub")
+    assert routed.model_extra == {"kind": "routed", "chain": "main", "model": "gpt-4o-mini"}
+    assert unknown_model.value.code == "model_not_found"
+    assert unknown_model.value.body == {
+        "message": "model 'nothing' not found; available aliases: fast; chains: main, quick; "
+        "providers: CodeLinkAva, a, b (GET /v1/models lists them)",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    assert unknown_endpoint.value.code == "unknown_url"
+    assert unknown_endpoint.value.body == {
+        "message": "unknown endpoint POST /v1/embeddings; this gateway serves POST "
+        "/v1/chat/completions, GET /v1/models, GET /v1/models/{id}, GET /v1/providers, "
+        "GET /healthz",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }
+    assert a.requests == [] and b.requests == []

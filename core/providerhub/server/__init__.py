@@ -21,7 +21,10 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
   message and `param` the field needing the first: `messages`, `tools`, `response_format`,
   ...); providers lacking it are skipped.
 - `GET /v1/models`: aliases, chains and providers as model objects (`owned_by` = their source:
-  the config file or the plugin distribution; `kind` says which).
+  the config file or the plugin distribution; `kind` says which). `GET /v1/models/{id}` (the
+  SDK's `models.retrieve`): one of them (any case), or for a model a chat request would route,
+  an object with `kind` "routed" naming the chain; else 404 `model_not_found`.
+- Any other endpoint: 404 `unknown_url`, naming the routes this gateway serves.
 - `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate.
 - `GET /healthz`: `{"status": "ok"}` with counts; open even when auth is on.
 

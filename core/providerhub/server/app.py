@@ -62,10 +62,8 @@ def create_app(
     app[TARGETS] = Targets(registry, config, health=health, default_chain=default_chain)
     if api_key is not None:
         app[API_KEY] = api_key.encode()
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/v1/providers", providers)
-    app.router.add_get("/healthz", healthz)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
     return app
 
 
@@ -107,6 +105,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except wire.RequestError as exc:
         return _json_error(exc)
+    except web.HTTPNotFound:
+        served = ", ".join(f"{method} {path}" for method, path, _ in ROUTES)
+        message = f"unknown endpoint {request.method} {request.path}; this gateway serves {served}"
+        return _json_error(wire.RequestError(404, message, code="unknown_url"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -239,6 +241,21 @@ async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": request.app[TARGETS].models()})
 
 
+async def model(request: web.Request) -> web.Response:
+    """`GET /v1/models/{id}` (the SDK's `models.retrieve`): the listed model object (any case);
+    else, for a model a chat request would route (e.g. "NAME/MODEL", or any model through the
+    default chain), an object naming the chain; else the 404 `model_not_found` a chat request
+    would get."""
+    wanted = request.match_info["id"]
+    targets = request.app[TARGETS]
+    found = next((m for m in targets.models() if m["id"].lower() == wanted.lower()), None)
+    if found is None:
+        target = targets.resolve(wanted)
+        found = {"id": wanted, "object": "model", "created": 0, "owned_by": "providerhub"}
+        found |= {"kind": "routed", "chain": target.chain.name, "model": target.model}
+    return web.json_response(found)
+
+
 async def providers(request: web.Request) -> web.Response:
     """`GET /v1/providers`: metadata, credentials state and latency estimate of each provider."""
     targets = request.app[TARGETS]
@@ -284,3 +301,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 def _json_error(error: wire.RequestError) -> web.Response:
     return web.json_response(error.body(), status=error.status, headers=error.headers)
+
+
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/v1/chat/completions", chat_completions),
+    ("GET", "/v1/models", models),
+    ("GET", "/v1/models/{id}", model),
+    ("GET", "/v1/providers", providers),
+    ("GET", "/healthz", healthz),
+)
+"""Every route the gateway serves; an unknown one is a 404 naming them."""
