@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .attempt import Attempt, Outcome
 from .errors import (
     AllProvidersFailedError,
+    AtCapacityError,
     ConfigError,
     CoolingDownError,
     DeadlinePassed,
@@ -61,6 +62,7 @@ __all__ = [
     "AllProvidersFailedError",
     "AssistantMessage",
     "AsyncGeneratorProvider",
+    "AtCapacityError",
     "Attempt",
     "ChatStream",
     "ChunkStream",

@@ -11,6 +11,7 @@
     │   └── UnsupportedCapabilityError        tools, images, ... the provider cannot send
     ├── MissingCredentialsError
     ├── CoolingDownError             the health store refuses the provider for now
+    ├── AtCapacityError              the provider has as many requests in flight as it may take
     ├── UpstreamError                an upstream misbehaved; `retryable` says if a retry may help
     │   ├── UpstreamHTTPError        an HTTP error status (also aiohttp.ClientResponseError)
     │   ├── UpstreamTimeoutError (TimeoutError)   a phase: connect, first_chunk, idle, total
@@ -47,6 +48,7 @@ Phase = Literal["connect", "first_chunk", "idle", "total"]
 
 __all__ = [
     "AllProvidersFailedError",
+    "AtCapacityError",
     "ConfigError",
     "CoolingDownError",
     "DeadlinePassed",
@@ -195,7 +197,9 @@ class MissingCredentialsError(ProviderHubError):
 class CoolingDownError(ProviderHubError):
     """The health store keeps a provider out for now: its circuit is open after failures, or
     it asked for a wait (HTTP 429 Retry-After). A value `HealthStore.admit` returns, kept on
-    the skipped Attempt, so callers tell a rate limit from an outage without reading words.
+    the skipped Attempt, so callers tell a rate limit from an outage without reading words;
+    the message keeps the last real failure ("HTTP 500: model crashed"), so a client that only
+    sees skips still learns what is wrong.
     """
 
     def __init__(
@@ -205,6 +209,7 @@ class CoolingDownError(ProviderHubError):
         *,
         rate_limited: bool = False,
         seconds_left: float | None = None,
+        last_failure: str = "",
     ) -> None:
         self.provider = provider
         self.cause = cause
@@ -213,10 +218,30 @@ class CoolingDownError(ProviderHubError):
         """True when the provider itself asked for the wait (a 429)."""
         self.seconds_left = seconds_left
         """Seconds until the probe may go; None when the probe is already in flight."""
+        self.last_failure = last_failure
+        """The reason line of the provider's latest failure ("" when none was recorded)."""
+        why = f"{cause}; last failure: {last_failure}" if last_failure else cause
         if seconds_left is None:
-            super().__init__(f"cooling down, probe in flight ({cause})")
+            super().__init__(f"cooling down, probe in flight ({why})")
         else:
-            super().__init__(f"cooling down, {seconds_left:.1f}s left ({cause})")
+            super().__init__(f"cooling down, {seconds_left:.1f}s left ({why})")
+
+
+class AtCapacityError(ProviderHubError):
+    """The provider has as many requests in flight as it may take now, so a chain skips it:
+    its `max_concurrent` (`unproven` False), or, while its health is unproven (it has not
+    answered since its last failure, or ever), as many as it takes failures to open its
+    circuit (`unproven` True). A value `HealthStore.admit` returns, kept on the skipped
+    Attempt; unlike a cooldown it ends as soon as a request in flight does.
+    """
+
+    def __init__(self, provider: str, limit: int, *, unproven: bool = False) -> None:
+        self.provider = provider
+        self.limit = limit
+        """How many requests were in flight: the limit reached."""
+        self.unproven = unproven
+        why = "while its health is unproven" if unproven else "its max_concurrent"
+        super().__init__(f"at capacity: {limit} requests in flight, {why}")
 
 
 class UpstreamError(ProviderHubError):

@@ -33,6 +33,13 @@ log = logging.getLogger("providerhub.registry")
 
 GROUP = "providerhub"
 STRICT_ENV = "PROVIDERHUB_STRICT_PLUGINS"
+MAX_CONCURRENT = "a positive whole number"
+"""What a provider's `max_concurrent` must be, in words (the registry and the config say so)."""
+
+
+def valid_max_concurrent(value: object) -> bool:
+    """Whether `value` is a `max_concurrent`: a whole number of at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(slots=True)
@@ -92,6 +99,7 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self.errors: list[PluginFailure] = []
         self._providers: dict[str, Registered] = {}
+        self._limits: dict[str, int] = {}
         self._types: dict[str, tuple[Callable[..., Provider], PluginInfo]] = {}
         self._reported_queries: set[tuple[str, str]] = set()  # (provider, attribute) that raised
         self._strict = os.environ.get(STRICT_ENV, "") not in ("", "0")
@@ -171,6 +179,24 @@ class Registry:
     def provider_type_source(self, name: str) -> PluginInfo:
         """The plugin that registered provider type `name` (KeyError if none did)."""
         return self._types[name.lower()][1]
+
+    def set_max_concurrent(self, name: str, limit: int | None) -> None:
+        """Cap the requests in flight to provider `name` (None: no cap), in every chain built
+        on this registry: a chain skips it "at capacity" while that many are (counted by the
+        chain's health store, so chains sharing a store share the cap). ValueError for a
+        limit that is not a positive whole number, ProviderNotFoundError for an unknown name.
+        """
+        if limit is not None and not valid_max_concurrent(limit):
+            raise ValueError(f"max_concurrent must be {MAX_CONCURRENT}, not {limit!r}")
+        self.get(name)
+        if limit is None:
+            self._limits.pop(name.lower(), None)
+        else:
+            self._limits[name.lower()] = limit
+
+    def max_concurrent(self, name: str) -> int | None:
+        """The cap on requests in flight to provider `name` (any case), or None without one."""
+        return self._limits.get(name.lower())
 
     def attempt_finished(self, attempt: Attempt) -> None:
         """Tell every plugin's `attempt_finished` hook about a final attempt (chains call this).

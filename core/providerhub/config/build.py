@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 from .. import suggest
 from ..errors import ConfigError
 from ..targets import unknown_member
-from .spec import ConfigSpec
+from .spec import ConfigSpec, ProviderSpec
 
 if TYPE_CHECKING:
     from ..registry import Registry
 
 
 def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Registry:
-    """Instantiate each `[providers.NAME]` from its type and register it as "config:<path>".
+    """Instantiate each `[providers.NAME]` from its type and register it as "config:<path>",
+    with its `max_concurrent` (`Registry.set_max_concurrent`).
 
     Then check that every chain member names a provider (configured or from a plugin) or a
     chain. ConfigError names the table and key at fault. Building the same config into the same
@@ -40,31 +41,42 @@ def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Regi
         table = f"providers.{spec.name}"
         factory = _factory(config, registry, table, spec.use)
         _check_options(config, table, factory, spec.options)
-        if spec.name.lower() in ours:
-            continue
-        if spec.name in registry:
-            raise _error(
-                config,
-                table,
-                f"name {spec.name!r} is already used by provider "
-                f"{registry.get(spec.name).name!r} from {_source(registry, spec.name)}",
-            )
-        try:
-            provider = factory(name=spec.name, **spec.options)
-        except (TypeError, ValueError) as exc:
-            message = str(exc)
-            raise _error(config, table, message, _named_option(message, spec.options)) from None
-        failures = len(registry.errors)
-        registry.register(provider, plugin=config.source)
-        if spec.name not in registry:
-            reason = registry.errors[-1].reason if len(registry.errors) > failures else "refused"
-            raise _error(config, table, f"cannot register: {reason}")
+        if spec.name.lower() not in ours:
+            _register(config, registry, table, factory, spec)
+        registry.set_max_concurrent(spec.name, spec.max_concurrent)
     for chain in config.chains.values():
         for member in chain.providers:
             if member not in registry and config.find_chain(member) is None:
                 unknown = unknown_member(member, registry, config)
                 raise _error(config, f"chains.{chain.name}", f"'providers': {unknown}", "providers")
     return registry
+
+
+def _register(
+    config: ConfigSpec,
+    registry: Registry,
+    table: str,
+    factory: Callable[..., Any],
+    spec: ProviderSpec,
+) -> None:
+    """Instantiate `spec` and register it under the config's plugin label."""
+    if spec.name in registry:
+        raise _error(
+            config,
+            table,
+            f"name {spec.name!r} is already used by provider "
+            f"{registry.get(spec.name).name!r} from {_source(registry, spec.name)}",
+        )
+    try:
+        provider = factory(name=spec.name, **spec.options)
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        raise _error(config, table, message, _named_option(message, spec.options)) from None
+    failures = len(registry.errors)
+    registry.register(provider, plugin=config.source)
+    if spec.name not in registry:
+        reason = registry.errors[-1].reason if len(registry.errors) > failures else "refused"
+        raise _error(config, table, f"cannot register: {reason}")
 
 
 def _factory(config: ConfigSpec, registry: Registry, table: str, use: str) -> Callable[..., Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from .. import suggest
 from ..errors import ConfigError
 from ..redaction import is_env_name, is_secret_header, is_secret_option, looks_secret
+from ..registry import MAX_CONCURRENT, valid_max_concurrent
 from ..routing import options
 from ..timeouts import PHASES
 from .schema import Config
@@ -30,6 +31,8 @@ LITERAL_SECRET_WHY = (
     "environment variable and give its name instead, e.g. "
 )
 LITERAL_SECRET = LITERAL_SECRET_WHY + 'api_key_env = "OPENAI_API_KEY"'
+PROVIDER_KEYS = ("use", "max_concurrent")
+"""The keys of a `[providers.NAME]` table that are not options of its provider type."""
 CHAIN_KEYS = ("providers", *options.NAMES)
 """The keys of a `[chains.NAME]` table: its members, then the chain options."""
 MAX_NESTING = 100
@@ -161,8 +164,11 @@ class _Parser:
                 for header, item in value.items():
                     if is_secret_header(header) or looks_secret(item):
                         raise self.error(table, literal_secret_header(header), key)
-        options = {key: value for key, value in body.items() if key != "use"}
-        return ProviderSpec(name, use, options)
+        limit = body.get("max_concurrent")
+        if limit is not None:
+            self.check(table, "max_concurrent", limit, valid_max_concurrent, MAX_CONCURRENT)
+        options = {key: value for key, value in body.items() if key not in PROVIDER_KEYS}
+        return ProviderSpec(name, use, options, limit)
 
     def chain(self, name: str, body: dict[str, Any]) -> ChainSpec:
         table = f"chains.{name}"

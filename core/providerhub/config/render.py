@@ -31,6 +31,8 @@ def render(config: ConfigSpec, registry: Registry | None = None) -> str:
         if registry is not None:
             lines.append(f"# type {spec.use!r} from {_type_source(registry, spec.use)}")
         lines.append(f"use = {_value(spec.use)}")
+        if spec.max_concurrent is not None:
+            lines.append(f"max_concurrent = {spec.max_concurrent}")
         for key, value in spec.options.items():
             if key == "headers_env" and isinstance(value, dict) and value:
                 lines += [

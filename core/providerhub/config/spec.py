@@ -10,11 +10,13 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
-    """`[providers.NAME]`: an instance of provider type `use`, built with `options`."""
+    """`[providers.NAME]`: an instance of provider type `use`, built with `options`;
+    `max_concurrent` is a routing setting (`Registry.set_max_concurrent`), not an option."""
 
     name: str
     use: str
     options: Mapping[str, Any]
+    max_concurrent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from typing import Any
 from ..attempt import Attempt
 from ..errors import (
     AllProvidersFailedError,
-    CoolingDownError,
     DeadlinePassed,
     SpuriousCancellation,
     StreamInterruptedError,
@@ -32,7 +31,7 @@ from ..messages import CheckedMessages
 from ..provider import Provider, open_stream
 from ..stream import ChunkStream
 from . import policy
-from .health import Ticket
+from .health import Refusal, Ticket
 from .plan import CONTINUE_PROMPT, Member, Plan, Request
 from .race import Deadline, Run, close_all, close_quietly, race
 from .stream import ChatStream
@@ -153,14 +152,14 @@ class Call:
                 continuing=self.continuing,
             )
             why = None if ruled_out is None else ruled_out.reason
-            refusal: CoolingDownError | None = None
+            refusal: Refusal | None = None
             ticket = None
             if why is None and not member.nested:
-                admitted = plan.health.admit(provider.name)
-                if isinstance(admitted, CoolingDownError):
-                    refusal, why = admitted, str(admitted)
-                else:
+                admitted = self._admit(provider.name)
+                if isinstance(admitted, Ticket):
                     ticket = admitted
+                else:
+                    refusal, why = admitted, str(admitted)
             if why is not None:
                 skip = Attempt(provider.name, "skipped", why, refusal, continuation=self.continuing)
                 self._report(skip)
@@ -168,10 +167,17 @@ class Call:
             return self._start(provider, 1, hedged, 0.0, ticket)
         return None
 
+    def _admit(self, provider: str) -> Ticket | Refusal:
+        """The health store's leave to ask `provider`, within its cap on requests in flight."""
+        limit = self.plan.limit
+        return self.plan.health.admit(provider, None if limit is None else limit(provider))
+
     def _skip_rest(self) -> None:
+        assert self.deadline is not None
+        passed = DeadlinePassed(self.deadline.seconds)
         while self.queue:
             member = self.queue.popleft()
-            self._report(Attempt(member.provider.name, "skipped", "deadline passed"))
+            self._report(Attempt(member.provider.name, "skipped", "deadline passed", passed))
 
     def _start(
         self, member: Provider, number: int, hedged: bool, delay: float, ticket: Ticket | None
@@ -209,8 +215,8 @@ class Call:
             return None
         ticket = None
         if run.ticket is not None:
-            admitted = self.plan.health.admit(run.attempt.provider)
-            if isinstance(admitted, CoolingDownError):
+            admitted = self._admit(run.attempt.provider)
+            if not isinstance(admitted, Ticket):
                 return None
             ticket = admitted
         delay = policy.backoff(number + 1, self.plan.backoff)
@@ -306,7 +312,8 @@ class Call:
         if run.ticket is None:
             return
         if policy.unhealthy(error):
-            self.plan.health.failure(run.ticket, policy.retry_after(error))
+            retry_after = policy.retry_after(error)
+            self.plan.health.failure(run.ticket, retry_after, run.attempt.reason)
         else:
             self.plan.health.release(run.ticket)
 

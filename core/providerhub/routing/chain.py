@@ -218,6 +218,7 @@ class FallbackChain(AsyncGeneratorProvider):
             hedge_after=self.hedge_after,
             on_interrupt=self.on_interrupt,
             report=None if registry is None else registry.attempt_finished,
+            limit=None if registry is None else registry.max_concurrent,
         )
 
     def create_async_generator(

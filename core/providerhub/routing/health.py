@@ -1,14 +1,27 @@
-"""Per-provider health shared by every chain of a process: circuit breaker, cooldowns, latency.
+"""Per-provider health shared by every chain of a process: circuit breaker, cooldowns, how many
+requests are in flight, latency.
 
 A provider that fails `failure_threshold` times in a row has its circuit opened for a cooldown
 (doubling each time it reopens, up to `max_cooldown`); a 429 with Retry-After opens it for the
 time asked. When the cooldown is over one caller is let through as a probe (half-open): its
 success closes the circuit, its failure reopens it. Success means a completed stream, not just
-a first chunk, so a provider that always cuts its answers short still opens its circuit. Time
-to first chunk is tracked as an exponentially weighted moving average for `order="latency"`.
+a first chunk, so a provider that always cuts its answers short still opens its circuit. A
+refusal (`CoolingDownError`) keeps the reason line of the last real failure.
 
-Chains talk to the store only through `HealthStore`, keyed by provider name, so a store shared by
-several gateway processes (e.g. Redis) can replace the in-memory one.
+Bursts: while a provider's health is unproven (it has not answered, with a first chunk or a
+completed stream, since its last failure, or ever), at most `failure_threshold` requests are
+let through to it at once (its trials); the rest are refused (`AtCapacityError`, unproven) and
+a chain moves on to its next member. So a burst at an always-failing provider sends it only as
+many requests as it takes to open its circuit, not the whole burst; once it answers, it takes
+any number again. A caller may also cap the requests in flight to a provider at any time
+(`admit(provider, limit)`, a provider's `max_concurrent`): over it, `AtCapacityError` too. A
+request holds its place from `admit` until its ticket is reported (`success`, `failure` or
+`release`), however it ends. Time to first chunk is tracked as an exponentially weighted moving
+average for `order="latency"`.
+
+Chains talk to the store only through `HealthStore`, keyed by provider name (the tickets in
+flight included), so a store shared by several gateway processes (e.g. Redis) can replace the
+in-memory one; a limit then caps the requests of all of them together.
 """
 
 from __future__ import annotations
@@ -16,12 +29,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, runtime_checkable
 
-from ..errors import CoolingDownError
+from ..errors import AtCapacityError, CoolingDownError
 
-__all__ = ["HealthStore", "MemoryHealthStore", "Ticket", "default_health_store"]
+__all__ = ["HealthStore", "MemoryHealthStore", "Refusal", "Ticket", "default_health_store"]
+
+Refusal: TypeAlias = CoolingDownError | AtCapacityError
+"""Why `HealthStore.admit` keeps a provider out for now."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -29,35 +45,41 @@ class Ticket:
     """Leave to send one request to a provider, from `HealthStore.admit`.
 
     The request's outcome is reported with it, so a store can tell the half-open probe's outcome
-    from that of a request admitted earlier (compared by identity; a shared store may use `token`).
+    from that of a request admitted earlier, and free the request's place (compared by identity;
+    a shared store may use `token`).
     """
 
     provider: str
     probe: bool = False
     """True for the one request let through a circuit whose cooldown is over."""
     token: str = ""
-    """An identifier a shared store may give its probe tickets."""
+    """An identifier a shared store may give its tickets."""
 
 
 @runtime_checkable
 class HealthStore(Protocol):
-    """What a chain asks of and tells about each provider, by name."""
+    """What a chain asks of and tells about each provider, by name.
 
-    def admit(self, provider: str) -> Ticket | CoolingDownError:
+    Every ticket `admit` gives is reported exactly once: `success`, `failure` or `release`.
+    """
+
+    def admit(self, provider: str, limit: int | None = None) -> Ticket | Refusal:
         """A ticket to go ahead (maybe as the half-open probe), else why the provider is kept out
-        for now (returned, not raised)."""
+        for now (returned, not raised). `limit` caps the requests in flight to the provider."""
         ...
 
     def first_chunk(self, provider: str, seconds: float) -> None:
-        """A request produced its first chunk after `seconds`: update the latency estimate."""
+        """A request produced its first chunk after `seconds`: update the latency estimate; the
+        provider has answered."""
         ...
 
     def success(self, ticket: Ticket) -> None:
         """The admitted request's stream completed: reset the failures, close the circuit."""
         ...
 
-    def failure(self, ticket: Ticket, retry_after: float | None = None) -> None:
-        """The admitted request failed; `retry_after` is the cooldown it asked for (HTTP 429)."""
+    def failure(self, ticket: Ticket, retry_after: float | None = None, reason: str = "") -> None:
+        """The admitted request failed, for `reason` (its trace line, kept for refusals);
+        `retry_after` is the cooldown it asked for (HTTP 429)."""
         ...
 
     def release(self, ticket: Ticket) -> None:
@@ -76,9 +98,16 @@ class _State:
     """How many times in a row the circuit was opened (for the growing cooldown)."""
     open_until: float | None = None
     why: str = ""
+    last: str = ""
+    """The reason line of the latest failure."""
     rate_limited: bool = False
     probe: Ticket | None = None
     latency: float | None = None
+    answered: bool = False
+    """Whether the provider answered since its last failure: its health is proven."""
+    in_flight: set[Ticket] = field(default_factory=set)
+    trials: set[Ticket] = field(default_factory=set)
+    """The tickets in flight admitted while the health was unproven."""
 
 
 class MemoryHealthStore:
@@ -86,7 +115,9 @@ class MemoryHealthStore:
 
     Only a closed circuit reaching `failure_threshold` or a failed probe opens (or reopens, with
     a doubled cooldown) the circuit; failures of requests admitted before it opened do not
-    extend it, and only the probe's own ticket frees the probe slot.
+    extend it, and only the probe's own ticket frees the probe slot. `failure_threshold` is
+    also how many trials an unproven provider gets at once while its circuit is closed (the
+    half-open probe is a trial of its own).
     """
 
     def __init__(
@@ -112,21 +143,32 @@ class MemoryHealthStore:
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
-    def admit(self, provider: str) -> Ticket | CoolingDownError:
+    def admit(self, provider: str, limit: int | None = None) -> Ticket | Refusal:
         with self._lock:
-            state = self._states.get(provider)
-            if state is None or state.open_until is None:
-                return Ticket(provider)
-            left = state.open_until - self.clock()
-            if left > 0 or state.probe is not None:
-                return CoolingDownError(
-                    provider,
-                    state.why,
-                    rate_limited=state.rate_limited,
-                    seconds_left=left if left > 0 else None,
-                )
-            state.probe = Ticket(provider, probe=True)
-            return state.probe
+            state = self._states.setdefault(provider, _State())
+            probe = False
+            if state.open_until is not None:
+                left = state.open_until - self.clock()
+                if left > 0 or state.probe is not None:
+                    return CoolingDownError(
+                        provider,
+                        state.why,
+                        rate_limited=state.rate_limited,
+                        seconds_left=left if left > 0 else None,
+                        last_failure=state.last,
+                    )
+                probe = True
+            if limit is not None and len(state.in_flight) >= limit:
+                return AtCapacityError(provider, limit)
+            if not (probe or state.answered) and len(state.trials) >= self.failure_threshold:
+                return AtCapacityError(provider, len(state.trials), unproven=True)
+            ticket = Ticket(provider, probe=probe)
+            if probe:
+                state.probe = ticket
+            state.in_flight.add(ticket)
+            if not state.answered:
+                state.trials.add(ticket)
+            return ticket
 
     def first_chunk(self, provider: str, seconds: float) -> None:
         with self._lock:
@@ -135,21 +177,23 @@ class MemoryHealthStore:
                 state.latency = seconds
             else:
                 state.latency += self.latency_weight * (seconds - state.latency)
+            self._answered(state)
 
     def success(self, ticket: Ticket) -> None:
         with self._lock:
-            state = self._states.setdefault(ticket.provider, _State())
+            state, _ = self._free(ticket)
             state.failures = state.opened = 0
-            state.open_until, state.why, state.probe = None, "", None
+            state.open_until, state.why, state.last, state.probe = None, "", "", None
             state.rate_limited = False
+            self._answered(state)
 
-    def failure(self, ticket: Ticket, retry_after: float | None = None) -> None:
+    def failure(self, ticket: Ticket, retry_after: float | None = None, reason: str = "") -> None:
         with self._lock:
-            state = self._states.setdefault(ticket.provider, _State())
+            state, was_probe = self._free(ticket)
             state.failures += 1
-            was_probe = state.probe is ticket
-            if was_probe:
-                state.probe = None
+            state.answered = False
+            if reason:
+                state.last = reason
             now = self.clock()
             if retry_after is not None:
                 wait = min(max(retry_after, 0.0), self.max_retry_after)
@@ -167,14 +211,18 @@ class MemoryHealthStore:
 
     def release(self, ticket: Ticket) -> None:
         with self._lock:
-            state = self._states.get(ticket.provider)
-            if state is not None and state.probe is ticket:
-                state.probe = None
+            self._free(ticket)
 
     def latency(self, provider: str) -> float | None:
         with self._lock:
             state = self._states.get(provider)
             return None if state is None else state.latency
+
+    def in_flight(self, provider: str) -> int:
+        """How many admitted requests to `provider` have not been reported yet."""
+        with self._lock:
+            state = self._states.get(provider)
+            return 0 if state is None else len(state.in_flight)
 
     def reset(self, provider: str | None = None) -> None:
         """Forget everything (or one provider): for tests and operators."""
@@ -183,6 +231,22 @@ class MemoryHealthStore:
                 self._states.clear()
             else:
                 self._states.pop(provider, None)
+
+    def _free(self, ticket: Ticket) -> tuple[_State, bool]:
+        """Free the ticket's place (a ticket reported twice frees nothing the second time):
+        the state of its provider, and whether it was the probe."""
+        state = self._states.setdefault(ticket.provider, _State())
+        state.in_flight.discard(ticket)
+        state.trials.discard(ticket)
+        was_probe = state.probe is ticket
+        if was_probe:
+            state.probe = None
+        return state, was_probe
+
+    @staticmethod
+    def _answered(state: _State) -> None:
+        state.answered = True
+        state.trials.clear()
 
 
 _default: MemoryHealthStore | None = None

@@ -49,6 +49,8 @@ class Plan:
     on_interrupt: OnInterrupt = "raise"
     report: Callable[[Attempt], None] | None = None
     """Called with each attempt once it is final (the registry's `attempt_finished` hook)."""
+    limit: Callable[[str], int | None] | None = None
+    """A provider's cap on requests in flight, by name (the registry's `max_concurrent`)."""
 
 
 @dataclass(frozen=True, slots=True)
