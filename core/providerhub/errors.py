@@ -240,8 +240,8 @@ class AtCapacityError(ProviderHubError):
         self.limit = limit
         """How many requests were in flight: the limit reached."""
         self.unproven = unproven
-        why = "while its health is unproven" if unproven else "its max_concurrent"
-        super().__init__(f"at capacity: {limit} requests in flight, {why}")
+        why = " while its health is unproven" if unproven else ", its max_concurrent"
+        super().__init__(f"at capacity: {limit} in flight{why}")
 
 
 class UpstreamError(ProviderHubError):

@@ -168,9 +168,11 @@ class Call:
         return None
 
     def _admit(self, provider: str) -> Ticket | Refusal:
-        """The health store's leave to ask `provider`, within its cap on requests in flight."""
+        """The health store's leave to ask `provider`, within its cap on requests in flight
+        (and its trials, unless no other member is left to ask)."""
         limit = self.plan.limit
-        return self.plan.health.admit(provider, None if limit is None else limit(provider))
+        cap = None if limit is None else limit(provider)
+        return self.plan.health.admit(provider, cap, last_resort=not self.queue)
 
     def _skip_rest(self) -> None:
         assert self.deadline is not None

@@ -13,11 +13,15 @@ completed stream, since its last failure, or ever), at most `failure_threshold` 
 let through to it at once (its trials); the rest are refused (`AtCapacityError`, unproven) and
 a chain moves on to its next member. So a burst at an always-failing provider sends it only as
 many requests as it takes to open its circuit, not the whole burst; once it answers, it takes
-any number again. A caller may also cap the requests in flight to a provider at any time
-(`admit(provider, limit)`, a provider's `max_concurrent`): over it, `AtCapacityError` too. A
-request holds its place from `admit` until its ticket is reported (`success`, `failure` or
-`release`), however it ends. Time to first chunk is tracked as an exponentially weighted moving
-average for `order="latency"`.
+any number again. A chain's last resort (`admit(..., last_resort=True)`: no other member left
+to ask) is not held back: refusing it would only fail requests, and at a cold start would fail
+those a healthy provider, merely unmeasured yet, would have served.
+
+A caller may also cap the requests in flight to a provider at any time (`admit(provider,
+limit)`, a provider's `max_concurrent`): over it, `AtCapacityError` too. A request holds its
+place from `admit` until its ticket is reported (`success`, `failure` or `release`), however it
+ends. Time to first chunk is tracked as an exponentially weighted moving average for
+`order="latency"`.
 
 Chains talk to the store only through `HealthStore`, keyed by provider name (the tickets in
 flight included), so a store shared by several gateway processes (e.g. Redis) can replace the
@@ -63,9 +67,12 @@ class HealthStore(Protocol):
     Every ticket `admit` gives is reported exactly once: `success`, `failure` or `release`.
     """
 
-    def admit(self, provider: str, limit: int | None = None) -> Ticket | Refusal:
+    def admit(
+        self, provider: str, limit: int | None = None, last_resort: bool = False
+    ) -> Ticket | Refusal:
         """A ticket to go ahead (maybe as the half-open probe), else why the provider is kept out
-        for now (returned, not raised). `limit` caps the requests in flight to the provider."""
+        for now (returned, not raised). `limit` caps the requests in flight to the provider;
+        `last_resort` says no other provider is left to ask (trials do not bound it)."""
         ...
 
     def first_chunk(self, provider: str, seconds: float) -> None:
@@ -143,7 +150,9 @@ class MemoryHealthStore:
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
-    def admit(self, provider: str, limit: int | None = None) -> Ticket | Refusal:
+    def admit(
+        self, provider: str, limit: int | None = None, last_resort: bool = False
+    ) -> Ticket | Refusal:
         with self._lock:
             state = self._states.setdefault(provider, _State())
             probe = False
@@ -160,7 +169,8 @@ class MemoryHealthStore:
                 probe = True
             if limit is not None and len(state.in_flight) >= limit:
                 return AtCapacityError(provider, limit)
-            if not (probe or state.answered) and len(state.trials) >= self.failure_threshold:
+            bounded = not (probe or last_resort or state.answered)
+            if bounded and len(state.trials) >= self.failure_threshold:
                 return AtCapacityError(provider, len(state.trials), unproven=True)
             ticket = Ticket(provider, probe=probe)
             if probe:
