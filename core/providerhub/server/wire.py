@@ -36,8 +36,19 @@ anything that recurses (decoding, copying, encoding for the upstream) can exhaus
 DONE = b"data: [DONE]\n\n"
 
 
+SHOULD_RETRY = "x-should-retry"
+"""The header saying whether asking again may help (the official openai SDK obeys it)."""
+RETRIED = frozenset({408, 409, 429})
+"""The 4xx statuses a client may retry; any other 4xx refusal is the request's own, so it says
+`x-should-retry: false`."""
+
+
 class RequestError(Exception):
-    """A request the gateway refuses: the status and the OpenAI error object's fields."""
+    """A request the gateway refuses: the status and the OpenAI error object's fields.
+
+    `should_retry` becomes the `x-should-retry` header; None leaves it out, except on a 4xx
+    outside RETRIED, which never heals by asking again.
+    """
 
     def __init__(
         self,
@@ -48,6 +59,7 @@ class RequestError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -56,6 +68,10 @@ class RequestError(Exception):
         self.param = param
         self.code = code
         self.headers = dict(headers or {})
+        if should_retry is None and 400 <= status < 500 and status not in RETRIED:
+            should_retry = False
+        if should_retry is not None:
+            self.headers[SHOULD_RETRY] = "true" if should_retry else "false"
 
     def body(self) -> dict[str, Any]:
         """The JSON body: `{"error": {"message", "type", "param", "code"}}`."""
