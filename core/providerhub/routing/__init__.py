@@ -6,7 +6,8 @@
     race.py    the race to a first chunk, hedged attempts in parallel
     policy.py  whether to ask a provider (skip), and how its failure is read: reason line,
                retry or not, health or not, backoff
-    health.py  per-provider circuit breaker, cooldowns and latency, behind `HealthStore`
+    health.py  per-provider circuit breaker, cooldowns, requests in flight and latency,
+               behind `HealthStore`
     options.py the one table of chain options, checked by the chain and the config alike
     stream.py  ChatStream: the caller's stream, reading the call's trace
 

@@ -1,15 +1,17 @@
 """FallbackChain: try providers in turn until one answers, and say exactly what happened.
 
 A chain skips providers that cannot serve (not working, model not supported, missing
-credentials, cooling down), fails over on anything that goes wrong before the first chunk
-(retrying retryable faults when asked), may hedge a slow provider with the next one, and never
-restarts an answer that was already flowing: a failure after the first chunk raises
-`StreamInterruptedError` with the text delivered, or, with `on_interrupt="continue"`, asks the
-next provider to continue it (never an answer that had begun a tool call or a refusal, which
-a continuation of the text cannot finish: that raises). A provider lacking a capability the
-request needs (tools, images, ...) is skipped. Every provider considered leaves an `Attempt`
-in the trace, one log line on logger "providerhub.routing" and, for a chain with a registry,
-a call of the registry's `attempt_finished` hooks.
+credentials, cooling down, at capacity: `Registry.set_max_concurrent`, or an unproven
+provider's trials, `providerhub.routing.health`), fails over on anything that goes wrong
+before the first chunk (retrying retryable faults when asked), may hedge a slow provider with
+the next one, and never restarts an answer that was already flowing: a failure after the
+first chunk raises `StreamInterruptedError` with the text delivered, or, with
+`on_interrupt="continue"`, asks the next provider to continue it (never an answer that had
+begun a tool call or a refusal, which a continuation of the text cannot finish: that raises).
+A provider lacking a capability the request needs (tools, images, ...) is skipped. Every
+provider considered leaves an `Attempt` in the trace, one log line on logger
+"providerhub.routing" and, for a chain with a registry, a call of the registry's
+`attempt_finished` hooks.
 
 The chain is the policy: it validates the request once and freezes what a call needs into a
 `Plan`; the call (`providerhub.routing.call`) does the work and keeps the trace.

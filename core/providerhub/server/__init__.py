@@ -31,8 +31,11 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
 Streaming (`"stream": true`): the gateway waits for the first chunk before sending headers, so a
 failure before it is a real status: every provider failed → 502 with one line per provider;
 every provider asked answered 429 → 429 (Retry-After: the shortest asked), nobody could be
-asked (not working, cooling down, missing credentials) → 503; every one timed out → 504; every
-one rejected the request (400/413/422) → 400. Then SSE exactly like OpenAI's: a first
+asked (not working, cooling down, at capacity, missing credentials) → 503; every one timed out
+→ 504; every one rejected the request (400/413/422) → 400. A 429 or 503 says `Retry-After`
+(seconds, rounded up) when a cooldown's time left is known; an answer no retry can heal (every
+provider skipped or failed for good, any other 4xx) says `x-should-retry: false`, which the
+openai SDK obeys (`status.py`). Then SSE exactly like OpenAI's: a first
 `chat.completion.chunk` with `role` (and `content` "" before text, null before a tool call or
 a refusal), content deltas, tool-call deltas (a call's first delta with `index`, `id`, `type`,
 `function.name` and empty arguments, then argument fragments by `index`; never the id or name
