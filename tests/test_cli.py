@@ -244,6 +244,30 @@ def test_version_and_usage_errors() -> None:
     )
 
 
+def test_a_name_only_a_config_defines_says_no_config_was_found(tmp_path: Path) -> None:
+    home = plugin_env()
+    del home["XDG_CONFIG_HOME"]
+    home["HOME"] = str(tmp_path)
+    looked = f"looked for {tmp_path}/.config/providerhub/providerhub.toml"
+    how = "($PROVIDERHUB_CONFIG is not set); name one with --config PATH or $PROVIDERHUB_CONFIG"
+    alias = run("chat", "-m", "fast", "hi", env=home)
+    assert (alias.returncode, alias.stdout) == (2, "")
+    assert alias.stderr == (
+        "providerhub: error: no config file found, so -m 'fast' cannot be a model alias: "
+        f"{looked} {how}, or say what to call: -p NAME or --chain A,B,C\n"
+    )
+    chain = run("chat", "--chain", "default", "hi", env=plugin_env(XDG_CONFIG_HOME=str(tmp_path)))
+    assert (chain.returncode, chain.stdout) == (3, "")
+    assert chain.stderr == (
+        "providerhub: error: no provider or chain named 'default'; no config file found, so no "
+        f"chain is configured: looked for {tmp_path}/providerhub/providerhub.toml {how}\n"
+    )
+    typo = run("chat", "--chain", "codelinkav", "hi")
+    assert typo.stderr == (
+        "providerhub: error: no provider or chain named 'codelinkav'; did you mean CodeLinkAva?\n"
+    )
+
+
 def test_chat_refusals_are_one_line_with_exit_code_3(zoo: dict[str, str]) -> None:
     cases = {
         ("-p", "codelinkava", "hi"): (

@@ -240,7 +240,12 @@ def test_chain_usage_errors(tmp_path: Path) -> None:
             3,
             "no provider or chain named 'LoclB'; did you mean LocalB, LocalC, LocalA?",
         ),
-        ("--chain", "nothing", "hi"): (3, "no provider or chain named 'nothing'"),
+        ("--chain", "nothing", "hi"): (
+            3,
+            "no provider or chain named 'nothing'; no config file found, so no chain is "
+            f"configured: looked for {env['XDG_CONFIG_HOME']}/providerhub/providerhub.toml "
+            "($PROVIDERHUB_CONFIG is not set); name one with --config PATH or $PROVIDERHUB_CONFIG",
+        ),
     }
     for args, (code, message) in cases.items():
         result = run("chat", *args, env=env)

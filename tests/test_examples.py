@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -65,3 +72,59 @@ def test_agent_loop_runs_the_local_function_and_answers() -> None:
             served,
             "the last request carried 3 messages: ['user', 'assistant', 'tool']",
         ]
+
+
+async def test_serve_fakes_runs_the_gateway_until_ctrl_c() -> None:
+    example = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "serve_fakes.py"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert example.stdout is not None and example.stderr is not None
+    try:
+        lines = []
+        while not lines or lines[-1] != "(Ctrl-C stops the gateway and the fakes)":
+            line = await asyncio.wait_for(example.stdout.readline(), 60)
+            assert line, "the example ended before it was ready"
+            lines.append(line.decode().rstrip("\n"))
+        fakes, command, serving, try_it, curl, sdk, _ = lines
+        flaky, local = re.findall(r"http://127\.0\.0\.1:\d+", fakes)
+        assert fakes == f"Fakes: flaky at {flaky} (HTTP 500), local at {local}"
+        assert re.fullmatch(r"Gateway: providerhub serve --config \S+ --port 0", command)
+        base_url = serving.split()[2]
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", base_url)
+        assert serving == f"providerhub: serving {base_url} (OpenAI base_url; Ctrl-C stops)"
+        assert try_it == "Try, from another terminal:"
+        assert curl.startswith(f"  curl -s {base_url}/chat/completions ")
+        assert f'OpenAI(base_url="{base_url}", api_key="unused")' in sdk
+
+        hello = [{"role": "user", "content": "Hi"}]
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as client:
+            raw = await client.chat.completions.with_raw_response.create(
+                model="fast", messages=hello
+            )
+            assert raw.headers["x-providerhub-route"] == "default > local"
+            assert raw.parse().choices[0].message.content == "Hello from the local fake."
+            stream = await client.chat.completions.create(model="fast", messages=hello, stream=True)
+            chunks = [chunk.choices[0].delta.content async for chunk in stream if chunk.choices]
+            assert "".join(filter(None, chunks)) == "Hello from the local fake."
+
+        example.send_signal(signal.SIGINT)
+        rest, err = await asyncio.wait_for(example.communicate(), 60)
+    finally:
+        if example.returncode is None:
+            example.kill()
+            await example.wait()
+    assert example.returncode == 0, err.decode()
+    assert rest == b""
+    log = err.decode()
+    access = [line.split(" INFO ", 1)[1] for line in log.splitlines() if "server INFO" in line]
+    assert [line.rsplit(" ", 1)[0] for line in access] == [
+        "POST /v1/chat/completions 200 provider=local"
+    ] * 2
+    assert "default: flaky: failed (HTTP 500 from" in log and "Traceback" not in log
+    for url in (flaky, local, base_url):  # the gateway and both fakes have stopped listening
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with aiohttp.ClientSession() as session, session.get(url):
+                pass

@@ -7,7 +7,8 @@ model or lacks credentials. `--chain` takes comma-separated names. A single name
 chain in the config is that chain (its configured options, with any --ignore-working,
 --retries, --hedge-after on top); otherwise every name is a provider or a configured chain,
 and the list is an ad-hoc chain of them, in order. Without -p and --chain, `-m ALIAS` routes
-through the chain of a `[models]` alias.
+through the chain of a `[models]` alias. A name that only a config could define (an alias, a
+configured chain) when no config file was found is refused saying so (`no_config`).
 
 Every run has a health store of its own (a fresh MemoryHealthStore), as a run in its own
 process has: failures of an earlier run in the same process never make a provider cool down.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import CONFIG_ENV, default_path
 from ..errors import (
     InvalidRequestError,
     MissingCredentialsError,
@@ -24,6 +26,7 @@ from ..errors import (
     ProviderHubError,
     ProviderNotFoundError,
     ProviderNotWorkingError,
+    TargetNotFoundError,
 )
 from ..provider import Provider
 from ..routing import FallbackChain, policy
@@ -46,6 +49,11 @@ def select(args: argparse.Namespace, setup: Setup) -> Target:
     if args.chain is not None:
         return Target(_chain(args.chain, args, targets), args.model)
     config = setup.config
+    if config is None and args.model:
+        raise UsageError(
+            f"{no_config(f'-m {args.model!r} cannot be a model alias')}, "
+            "or say what to call: -p NAME or --chain A,B,C"
+        )
     alias = config.resolve_model(args.model) if config is not None and args.model else None
     if alias is None:
         raise UsageError(
@@ -53,6 +61,15 @@ def select(args: argparse.Namespace, setup: Setup) -> Target:
             "or -m with a model alias from the config's [models]"
         )
     return Target(_configured(alias.chain, args, targets), alias.model)
+
+
+def no_config(consequence: str) -> str:
+    """What to say when a name only a config could define was given and no config file was
+    found: that, what it means for the name, where the file was looked for, how to name one."""
+    return (
+        f"no config file found, so {consequence}: looked for {default_path()} "
+        f"(${CONFIG_ENV} is not set); name one with --config PATH or ${CONFIG_ENV}"
+    )
 
 
 def _single(args: argparse.Namespace, targets: Targets) -> FallbackChain:
@@ -104,8 +121,15 @@ def _chain(spec: str, args: argparse.Namespace, targets: Targets) -> FallbackCha
 
 def _member(name: str, args: argparse.Namespace, targets: Targets) -> Provider:
     """A name in a --chain list: a configured chain (it nests, with --ignore-working), else a
-    provider (TargetNotFoundError when it is neither)."""
-    member = targets.member(name)
+    provider (TargetNotFoundError when it is neither; without a config, and with no close
+    name to suggest, it says no config file was found)."""
+    try:
+        member = targets.member(name)
+    except TargetNotFoundError as exc:
+        if targets.config is not None or exc.suggestions:
+            raise
+        note = no_config("no chain is configured")
+        raise TargetNotFoundError(name, f"{exc}; {note}", exc.suggestions) from None
     if isinstance(member, FallbackChain):
         return _override(member, args.ignore_working, None, None)
     return member

@@ -20,7 +20,7 @@ environment variable name; a literal key in the file is refused.
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .load import CONFIG_ENV, FILENAME, find_config, load_config, parse_config
+from .load import CONFIG_ENV, FILENAME, default_path, find_config, load_config, parse_config
 from .schema import Config
 from .spec import ChainSpec, ConfigSpec, ModelAlias, ProviderSpec, ServerSettings
 
@@ -34,6 +34,7 @@ __all__ = [
     "ModelAlias",
     "ProviderSpec",
     "ServerSettings",
+    "default_path",
     "find_config",
     "load_config",
     "parse_config",

@@ -57,11 +57,17 @@ def find_config(
         if not path.is_file():
             raise ConfigError(f"config file not found (named by ${CONFIG_ENV})", path=path)
         return path
+    path = default_path(env)
+    return path if path.is_file() else None
+
+
+def default_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the config is looked for when neither --config nor $PROVIDERHUB_CONFIG names one."""
+    env = os.environ if environ is None else environ
     base = env.get("XDG_CONFIG_HOME", "")
     if not os.path.isabs(base):
         base = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
-    path = Path(base) / "providerhub" / FILENAME
-    return path if path.is_file() else None
+    return Path(base) / "providerhub" / FILENAME
 
 
 def load_config(
