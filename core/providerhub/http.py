@@ -260,11 +260,12 @@ async def read_events(
 
 
 async def read_body(
-    response: aiohttp.ClientResponse, provider: str, limit: int = MAX_BODY
+    response: aiohttp.ClientResponse, provider: str, limit: int | None = None
 ) -> bytes:
-    """The whole body of `response`, or MalformedStreamError once it is over `limit` bytes:
-    refused by its Content-Length before reading anything, else as soon as what arrived passes
-    the limit, so an oversize answer never sits whole in memory."""
+    """The whole body of `response`, or MalformedStreamError once it is over `limit` bytes
+    (default MAX_BODY): refused by its Content-Length before reading anything, else as soon as
+    what arrived passes the limit, so an oversize answer never sits whole in memory."""
+    limit = MAX_BODY if limit is None else limit
     parts: list[bytes] = []
     size = response.content_length or 0
     if size <= limit:
