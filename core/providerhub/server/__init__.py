@@ -60,8 +60,9 @@ and log line (`providerhub.redaction`); answers pass unchanged.
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 `Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
 log line or a response (`providerhub serve` remembers it as a secret; a program calling
-`create_app` itself does so with `providerhub.redaction.remember`). Logging: one line per request on logger "providerhub.server" (method,
-path, status, provider, duration; 499 when the client went away), never headers or bodies.
+`create_app` itself does so with `providerhub.redaction.remember`). Logging: one line per
+request on logger "providerhub.server" (method, path, status, provider, duration; 499 when the
+client went away), never headers or bodies.
 Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight answers finish for up to `GRACE`
 seconds, then cancel them (closing their upstreams) and close everything.
 """
