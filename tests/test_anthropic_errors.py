@@ -72,7 +72,7 @@ async def test_error_statuses(
     error = caught.value
     assert (error.status, error.message) == (status, message)
     assert (error.retryable, error.auth_failed) == (retryable, auth_failed)
-    assert str(error) == f"claude: HTTP {status} from {up.url}/v1/messages: {message}"
+    assert str(error) == f"claude: HTTP {status}: {message}"
 
 
 async def test_429_carries_retry_after_and_cools_the_provider_in_a_chain(

@@ -86,7 +86,7 @@ async def test_chain_skips_not_working_fails_over_and_traces(local: Locals) -> N
     assert (code, out) == (0, "Hello, chain\n")
     assert outcomes(err) == [
         ("CodeLinkAva", "skipped", "not working"),
-        ("LocalA", "failed", f"HTTP 500 from {local.a.url}/api/chat: boom"),
+        ("LocalA", "failed", "HTTP 500: boom"),
         ("LocalB", "served", None),
     ]
     skipped, failed, served = trace(err)
@@ -127,8 +127,8 @@ async def test_every_provider_failing_exits_6_with_a_line_per_provider(local: Lo
         "  LocalB: stream ended without any text",
         f"  LocalC: {outcomes(err)[3][2]}",
     ]
-    assert str(outcomes(err)[1][2]).startswith(f"HTTP 500 from {local.a.url}/api/chat: ")
-    assert str(outcomes(err)[3][2]).startswith(f"HTTP 401 from {local.c.url}/api/chat: ")
+    assert str(outcomes(err)[1][2]).startswith("HTTP 500: ")
+    assert str(outcomes(err)[3][2]).startswith("HTTP 401: ")
 
     code, out, err = await chat("--chain", "CodeLinkAva", "hi", env=local.env)
     assert (code, out) == (6, "")
@@ -200,7 +200,7 @@ async def test_single_provider_verbose_trace(local: Locals) -> None:
     code, out, err = await chat("-p", "LocalA", "-v", "hi", env=local.env)
     assert (code, out) == (4, "")
     [attempt, error] = err.splitlines()
-    reason = f"HTTP 503 from {local.a.url}/api/chat: overloaded"
+    reason = "HTTP 503: overloaded"
     assert outcomes(attempt) == [("LocalA", "failed", reason)]
     assert error == f"providerhub: error: LocalA: {reason}"
 
@@ -291,4 +291,4 @@ async def test_verbose_trace_expands_nested_chains(fake_upstream: Any, inner_fai
             ("1.2", "good", "served"),
         ]
         assert parsed[0]["reason"] == "via good"
-    assert parsed[1]["reason"] == f"HTTP 500 from {bad.url}/api/chat: boom"
+    assert parsed[1]["reason"] == "HTTP 500: boom"

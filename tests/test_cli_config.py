@@ -93,7 +93,7 @@ async def test_configured_chain_via_config_option(setup: Setup) -> None:
         (
             "down",
             "failed",
-            f"HTTP 500 from {setup.down.url}/v1/chat/completions: down for maintenance",
+            "HTTP 500: down for maintenance",
         ),
         ("local", "served", None),
     ]
@@ -151,7 +151,7 @@ async def test_chain_list_mixes_configured_instances_and_chains(setup: Setup) ->
     )
     assert (code, out) == (0, "nested\n")
     assert outcomes(err) == [
-        ("down", "failed", f"HTTP 500 from {setup.down.url}/v1/chat/completions: no"),
+        ("down", "failed", "HTTP 500: no"),
         ("main", "served", "via local"),
     ]
 
@@ -164,13 +164,11 @@ async def test_a_failed_nested_chain_shows_its_own_attempts(setup: Setup) -> Non
     )
     assert (code, out) == (0, "second time lucky\n")
     lines = [line.partition(" [")[0] for line in err.splitlines()]
-    url = "{}/v1/chat/completions".format
     assert lines[0].startswith("providerhub: attempt 1: main: failed (all providers failed: ")
     assert lines[1:] == [
         "providerhub: attempt 1.1: CodeLinkAva: skipped (not working)",
-        f"providerhub: attempt 1.2: down: failed (HTTP 500 from {url(setup.down.url)}: first)",
-        f"providerhub: attempt 1.3: local: failed (HTTP 500 from {url(setup.local.url)}: "
-        "also down)",
+        "providerhub: attempt 1.2: down: failed (HTTP 500: first)",
+        "providerhub: attempt 1.3: local: failed (HTTP 500: also down)",
         "providerhub: attempt 2: down: served",
     ]
 

@@ -41,8 +41,7 @@ def test_demo_lists_selects_and_routes() -> None:
     assert "Hello, providerhub!" in lines
     trace = lines[lines.index("served by local-b; attempts:") + 1 :]
     assert trace[0] == "  CodeLinkAva: skipped (not working)"
-    assert trace[1].startswith("  local-a: failed (HTTP 500 from http://127.0.0.1:")
-    assert trace[1].endswith("/v1/chat/completions: model crashed)")
+    assert trace[1] == "  local-a: failed (HTTP 500: model crashed)"
     assert trace[2] == "  local-b: served"
     assert lines[lines.index("served by local-b; attempts:") - 1] == "Hello from the backup."
 
@@ -53,8 +52,7 @@ def test_chain_in_code_retries_the_local_endpoint_then_serves() -> None:
     assert "served by ollama; attempts:" in out
     trace = out.split("attempts:\n", 1)[1].splitlines()
     assert len(trace) == 2
-    assert trace[0].startswith("  ollama: failed (HTTP 503 from http://127.0.0.1:")
-    assert trace[0].endswith("/v1/chat/completions: model is loading)")
+    assert trace[0] == "  ollama: failed (HTTP 503: model is loading)"
     assert trace[1] == "  ollama: served"
 
 

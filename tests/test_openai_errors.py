@@ -56,9 +56,7 @@ async def test_error_bodies_become_the_message(
     assert error.provider == "local"
     assert error.retryable is retryable
     assert error.auth_failed is auth_failed
-    assert str(error) == (
-        f"local: HTTP {status} from {upstream.url}/v1/chat/completions: {message}"
-    )
+    assert str(error) == (f"local: HTTP {status}: {message}")
 
 
 async def test_429_retry_after_seconds(fake_upstream: Any) -> None:
@@ -86,7 +84,7 @@ async def test_429_ratelimit_reset_headers(fake_upstream: Any) -> None:
 async def test_non_json_error_body(fake_upstream: Any) -> None:
     upstream = await fake_upstream(Reply.error(502, body="<html>Bad gateway</html>"))
 
-    with pytest.raises(UpstreamHTTPError, match=r"HTTP 502 .*<html>Bad gateway</html>"):
+    with pytest.raises(UpstreamHTTPError, match=r"^local: HTTP 502: <html>Bad gateway</html>$"):
         await collect(endpoint(upstream))
 
 

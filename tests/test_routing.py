@@ -47,20 +47,20 @@ async def pair(make: MakeUpstream, fault: Reply) -> tuple[FakeUpstream, FakeUpst
 
 
 FAULTS = [
-    ("http 500", Reply.error(500), "HTTP 500 from {url}: upstream error", None),
-    ("http 503", Reply.error(503, "overloaded"), "HTTP 503 from {url}: overloaded", None),
+    ("http 500", Reply.error(500), "HTTP 500: upstream error", None),
+    ("http 503", Reply.error(503, "overloaded"), "HTTP 503: overloaded", None),
     (
         "http 429",
         Reply.error(429, "slow down", retry_after="30"),
-        "HTTP 429 from {url}: slow down",
+        "HTTP 429: slow down",
         None,
     ),
-    ("http 401", Reply.error(401, "bad key"), "HTTP 401 from {url}: bad key", None),
-    ("http 403", Reply.error(403, "forbidden"), "HTTP 403 from {url}: forbidden", None),
+    ("http 401", Reply.error(401, "bad key"), "HTTP 401: bad key", None),
+    ("http 403", Reply.error(403, "forbidden"), "HTTP 403: forbidden", None),
     (
         "http 404",
         Reply.error(404, body="no such route"),
-        "HTTP 404 from {url}: no such route",
+        "HTTP 404: no such route",
         None,
     ),
     ("hang before headers", Reply.hang(), "first chunk timeout after 0.3s", None),
@@ -74,7 +74,7 @@ FAULTS = [
     (
         "close before text",
         Reply.close_after_chunks(),
-        "connection closed before the response was complete ({url})",
+        "connection closed before the response was complete",
         None,
     ),
     ("malformed", Reply.malformed_after_chunks(), "malformed event: '{{not json'", None),
@@ -123,8 +123,9 @@ async def test_refused_connection_fails_over(fake_upstream: MakeUpstream) -> Non
     assert await consume(stream) == "ok"
     (name, outcome, reason), served = outcomes(stream)
     assert (name, outcome, served) == ("acme", "failed", ("good", "served", ""))
-    assert reason.startswith("cannot connect: ") and reason.endswith(f"({REFUSED})")
-    assert isinstance(stream.attempts[0].error, providerhub.UpstreamConnectionError)
+    assert reason == "cannot connect: Connection refused"
+    error = stream.attempts[0].error
+    assert isinstance(error, providerhub.UpstreamConnectionError) and error.url == REFUSED
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ async def test_awkward_but_valid_streams_are_served_by_the_first(
         (
             Reply.close_after_chunks("one ", "two "),
             "one two ",
-            "connection closed before the response was complete ({url})",
+            "connection closed before the response was complete",
         ),
         (Reply.hang_after_chunks("one ", "two "), "one two ", "idle timeout after 0.3s"),
         (Reply.malformed_after_chunks("one "), "one ", "malformed event: '{{not json'"),
@@ -318,7 +319,7 @@ async def test_all_failed_lists_every_provider(fake_upstream: MakeUpstream) -> N
     assert lines[0] == "all providers failed:"
     assert lines[1:3] == [
         "  CodeLinkAva: skipped (not working)",
-        f"  acme: HTTP 500 from {bad.url}/api/chat: boom",
+        "  acme: HTTP 500: boom",
     ]
     assert lines[3].startswith("  gone: cannot connect: ")
     assert [a.outcome for a in caught.value.attempts] == ["skipped", "failed", "failed"]
@@ -400,7 +401,7 @@ async def test_names_resolve_through_registry_and_hook_sees_attempts(
     lines = [r.getMessage() for r in caplog.records if r.name == "providerhub.routing"]
     assert len(lines) == 3
     assert lines[0] == "main: CodeLinkAva: skipped (not working)"
-    assert lines[1].startswith(f"main: acme: failed (HTTP 500 from {bad.url}/api/chat")
+    assert lines[1].startswith("main: acme: failed (HTTP 500")
     assert lines[2].startswith("main: good: served [first chunk ")
     with pytest.raises(ProviderNotFoundError, match="did you mean"):
         FallbackChain(["acmee"], registry=registry)

@@ -72,11 +72,11 @@ async def test_dns_reset_and_tls_failures_fail_over(
     stream = chain.stream("", MESSAGES)
     assert await consume(stream) == "ok"
     assert [(a.provider, a.outcome, a.try_number, a.reason) for a in stream.attempts] == [
-        ("tls", "failed", 1, f"TLS handshake failed ({tls_url})"),
-        ("dns", "failed", 1, "DNS lookup failed (http://no-such-host.invalid/api/chat)"),
-        ("dns", "failed", 2, "DNS lookup failed (http://no-such-host.invalid/api/chat)"),
-        ("reset", "failed", 1, f"connection error: Connection reset by peer ({resetting})"),
-        ("reset", "failed", 2, f"connection error: Connection reset by peer ({resetting})"),
+        ("tls", "failed", 1, "TLS handshake failed"),
+        ("dns", "failed", 1, "DNS lookup failed"),
+        ("dns", "failed", 2, "DNS lookup failed"),
+        ("reset", "failed", 1, "connection error: Connection reset by peer"),
+        ("reset", "failed", 2, "connection error: Connection reset by peer"),
         ("good", "served", 1, ""),
     ]
     assert not retryable(stream.attempts[0].error or Exception())
@@ -149,11 +149,11 @@ async def test_all_failed_lines_show_the_try(fake_upstream: MakeUpstream) -> Non
     )
     with pytest.raises(AllProvidersFailedError) as caught:
         await chain.create_async("", MESSAGES)
-    url = bad.url + "/api/chat"
+    bad.url + "/api/chat"
     assert str(caught.value) == (
         "all providers failed:\n"
-        f"  acme: HTTP 500 from {url}: upstream error\n"
-        f"  acme: HTTP 500 from {url}: upstream error (try 2)"
+        "  acme: HTTP 500: upstream error\n"
+        "  acme: HTTP 500: upstream error (try 2)"
     )
 
 

@@ -204,8 +204,8 @@ async def test_many_concurrent_streams_over_flaky_upstreams(fake_upstream: MakeU
     }
     good = Reply.text("The quick ", "brown ", "fox", split=40)
     reasons = {
-        "500": "HTTP 500 from ",
-        "429": "HTTP 429 from ",
+        "500": "HTTP 500: ",
+        "429": "HTTP 429: ",
         "empty": "stream ended without any text",
         "hang": "first chunk timeout after 1s",
         "cut": "connection closed before the response was complete",

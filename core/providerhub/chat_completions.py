@@ -26,6 +26,7 @@ from typing import Any, Final
 from ._deltas import Batch, CallNumbers, optional_strings
 from .errors import MalformedStreamError, UpstreamError
 from .events import Event
+from .redaction import redact
 from .sse import ServerSentEvent
 from .stream import ChunkStream
 
@@ -65,10 +66,11 @@ can recurse (an upstream's `[[[[...]]]]`)."""
 
 
 def excerpt(text: str | bytes) -> str:
-    """The first EXCERPT_CHARS characters of `text` (bytes are decoded leniently)."""
+    """The first EXCERPT_CHARS characters of `text` (bytes are decoded leniently), remembered
+    secrets redacted first, so a key the cut would halve cannot leave half of itself."""
     if isinstance(text, bytes):
         text = text[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
-    return text[:EXCERPT_CHARS]
+    return redact(text[: EXCERPT_CHARS * 4])[:EXCERPT_CHARS]
 
 
 def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:

@@ -32,6 +32,7 @@ aiohttp and no module it is imported by is imported back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -68,6 +69,7 @@ __all__ = [
     "UpstreamConnectionError",
     "UpstreamError",
     "UpstreamTimeoutError",
+    "os_error_text",
 ]
 
 
@@ -245,7 +247,13 @@ class AtCapacityError(ProviderHubError):
 
 
 class UpstreamError(ProviderHubError):
-    """An upstream misbehaved. `retryable` says whether the same request may succeed later."""
+    """An upstream misbehaved. `retryable` says whether the same request may succeed later.
+
+    The text names the provider and what went wrong, with the upstream's own message when it
+    sent one, never the upstream's URL or address (a gateway's clients must not learn internal
+    hosts): an error that knows the URL keeps it in `url`, and the provider's log line of the
+    failed request shows it.
+    """
 
     retryable: bool = True
 
@@ -265,11 +273,19 @@ class UpstreamTimeoutError(UpstreamError, TimeoutError):
 
 
 class UpstreamConnectionError(UpstreamError, ConnectionError):
-    """The connection could not be made (refused, DNS, TLS) or was cut."""
+    """The connection could not be made (refused, DNS, TLS) or was cut; `url`, when known,
+    is where it was going (kept out of the message)."""
 
     def __init__(self, provider: str, message: str, *, url: str | None = None) -> None:
         self.url = url
-        super().__init__(provider, f"{message} ({url})" if url else message)
+        super().__init__(provider, message)
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OS error in the words of its errno ("Connection refused"), never its own text, which
+    may carry the address ("Connect call failed ('10.0.0.5', 443)"); without an errno, its
+    type's name."""
+    return os.strerror(exc.errno) if exc.errno and exc.errno > 0 else type(exc).__name__
 
 
 class MalformedStreamError(UpstreamError, ValueError):

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from .errors import ProviderHubError, UpstreamConnectionError, UpstreamTimeoutError
+from .errors import ProviderHubError, UpstreamConnectionError, UpstreamTimeoutError, os_error_text
 from .events import Event
 from .stream import ChunkStream
 from .timeouts import Phase, Timeouts, Watchdog
@@ -131,5 +131,5 @@ def _classify(exc: Exception, provider: str) -> Exception:
 
         return classify(exc, provider)
     if isinstance(exc, OSError):
-        return UpstreamConnectionError(provider, f"connection failed: {exc}")
+        return UpstreamConnectionError(provider, f"connection failed: {os_error_text(exc)}")
     return exc

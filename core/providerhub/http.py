@@ -2,9 +2,11 @@
 
 What a plugin author uses: `request` (one request, its failures raised classified),
 `read_events` (the response's server-sent events, batched per network read, for
-`providerhub.chat_completions.parse_events`), `UpstreamHTTPError` (an error status, with the
-upstream's message and `retry_after`), and for a request made some other way `encode_json`,
-`http_error`, `classify`, `client_timeout` and `retry_after`.
+`providerhub.chat_completions.parse_events`), `read_body` (a non-streamed body, at most
+`MAX_BODY` bytes), `UpstreamHTTPError` (an error status, with the upstream's message and
+`retry_after`), and for a request made some other way `encode_json`, `http_error`,
+`classify`, `client_timeout` and `retry_after`. Error texts never carry the upstream's URL or
+address (errors that know it keep it in `url`).
 
 This module imports aiohttp, so import it inside the call, not at module level: listing
 providers never does. Headers that carry secrets (by `providerhub.redaction`) are redacted
@@ -35,17 +37,20 @@ from .errors import (
     UpstreamConnectionError,
     UpstreamError,
     UpstreamTimeoutError,
+    os_error_text,
 )
 from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
 
 __all__ = [
+    "MAX_BODY",
     "UpstreamHTTPError",
     "classify",
     "client_timeout",
     "encode_json",
     "http_error",
+    "read_body",
     "read_events",
     "request",
     "retry_after",
@@ -55,6 +60,9 @@ _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+MAX_BODY = 16 * 1024 * 1024
+"""The most bytes `read_body` reads of a non-streamed answer (16 MiB, as the gateway's own
+request bound and an event-stream line's, `SSEDecoder.max_line`)."""
 
 
 class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
@@ -62,7 +70,8 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
 
     `message` is the upstream's own explanation when its body has one (OpenAI-style
     `{"error": {"message": ...}}`), `body` a short excerpt, `retry_after` the seconds it asked
-    us to wait (from Retry-After or x-ratelimit-reset-*), or None.
+    us to wait (from Retry-After or x-ratelimit-reset-*), or None. Its text is "NAME: HTTP
+    STATUS: MESSAGE"; `url` (in the repr, not the text) says where the request went.
     """
 
     def __init__(
@@ -98,7 +107,7 @@ class UpstreamHTTPError(UpstreamError, aiohttp.ClientResponseError):
         return self.status in (401, 403)
 
     def __str__(self) -> str:
-        return f"{self.provider}: HTTP {self.status} from {self.url}: {self.message}"
+        return f"{self.provider}: HTTP {self.status}: {self.message}"
 
     def __repr__(self) -> str:
         return (
@@ -250,6 +259,30 @@ async def read_events(
         raise classify(exc, provider, str(response.url)) from exc
 
 
+async def read_body(
+    response: aiohttp.ClientResponse, provider: str, limit: int | None = None
+) -> bytes:
+    """The whole body of `response`, or MalformedStreamError once it is over `limit` bytes
+    (default MAX_BODY): refused by its Content-Length before reading anything, else as soon as
+    what arrived passes the limit, so an oversize answer never sits whole in memory."""
+    limit = MAX_BODY if limit is None else limit
+    parts: list[bytes] = []
+    size = response.content_length or 0
+    if size <= limit:
+        size = 0
+        try:
+            while chunk := await response.content.read(min(limit + 1 - size, 2**20)):
+                size += len(chunk)
+                if size > limit:
+                    break
+                parts.append(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise classify(exc, provider, str(response.url)) from exc
+    if size > limit:
+        raise MalformedStreamError(provider, f"response body larger than {limit} bytes")
+    return b"".join(parts)
+
+
 async def http_error(response: aiohttp.ClientResponse, provider: str) -> UpstreamHTTPError:
     """Build the UpstreamHTTPError for an error response, reading a bounded excerpt of its body."""
     try:
@@ -321,7 +354,11 @@ def _duration(value: str | None) -> float | None:
 def classify(
     exc: BaseException, provider: str, url: str | None = None, timeouts: Timeouts | None = None
 ) -> ProviderHubError:
-    """Map an aiohttp or socket error onto the taxonomy (refused, DNS, TLS, cut, timeout)."""
+    """Map an aiohttp or socket error onto the taxonomy (refused, DNS, TLS, cut, timeout).
+
+    The text names what failed without the host, address or URL (`url` keeps it); the
+    original error stays the cause, for logs.
+    """
     if isinstance(exc, ProviderHubError):
         return exc
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -333,11 +370,11 @@ def classify(
     elif isinstance(exc, aiohttp.ClientSSLError):
         reason = "TLS handshake failed"
     elif isinstance(exc, aiohttp.ClientConnectorError):
-        reason = f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+        reason = f"cannot connect: {os_error_text(exc.os_error)}"
     elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         reason = "connection closed before the response was complete"
     elif isinstance(exc, aiohttp.ClientOSError):
-        reason = f"connection error: {exc.strerror or exc}"
+        reason = f"connection error: {os_error_text(exc)}"
     else:
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = type(exc).__name__  # aiohttp's own text may name the host or the URL
     return UpstreamConnectionError(provider, reason, url=url)

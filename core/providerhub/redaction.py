@@ -1,4 +1,5 @@
-"""The redaction rule: which names carry secrets, and how a secret is named instead of given.
+"""The redaction rule: which names carry secrets, which values are secrets, and how a secret
+is named instead of given.
 
 Every surface (errors, `config check`, provider reprs, plugins) asks this module, so they all
 redact the same headers and options. A plugin author uses `is_secret_header` to decide which
@@ -6,25 +7,39 @@ header values to hide, `redact_headers` (or `redacted_items`, which keeps repeat
 show headers, and `REDACTED` in a repr. Secrets are configured only as the NAME of an
 environment variable (`api_key_env`, `headers_env`); `is_env_name` is the one rule for such
 names. `looks_secret` recognises a key by its value, whatever it is called (see its rule).
+
+The values themselves: whatever reads a configured secret (`endpoint.credentials` the keys and
+secret headers it sends, `providerhub serve` the gateway's own key) hands it to `remember`, and
+every place where text leaves the process applies `redact` (or `redact_error` to an error):
+error texts, the records of the "providerhub" loggers (`LogRedactor`, installed by the first
+`remember`), the gateway's error bodies and events, the command line's stderr. An answer's own
+text (content, tool-call arguments) is the model's and passes unchanged.
 No aiohttp import: plugins may use it at module level.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping
 
 __all__ = [
+    "MIN_SECRET_CHARS",
     "REDACTED",
+    "LogRedactor",
     "is_env_name",
     "is_secret_header",
     "is_secret_option",
     "is_secret_value",
     "looks_secret",
+    "redact",
+    "redact_error",
     "redact_headers",
     "redacted_items",
+    "remember",
 ]
 
 REDACTED = "<redacted>"
@@ -43,6 +58,14 @@ _SCHEME = re.compile(r"(Bearer|Basic|Token)\s+\S{8,}\Z", re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=\-]{32,}\Z")
 _MIN_BITS = 4.0
 """Shannon entropy per character above which a long token is taken for random."""
+MIN_SECRET_CHARS = 8
+"""Shorter values are not remembered: replacing them everywhere would mangle ordinary words
+("demo", "second"), and a value that short is no credential."""
+
+_secrets: frozenset[str] = frozenset()
+_known: re.Pattern[str] | None = None
+"""Every remembered value, longest first (so a value goes before a part of it); None: none."""
+_lock = threading.Lock()
 
 
 def is_secret_header(name: str) -> bool:
@@ -93,12 +116,101 @@ def is_secret_value(name: str, value: object) -> bool:
 
 def redacted_items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     """Every (name, value) of `headers` in order, repeated names kept (a multidict's
-    Set-Cookie lines), with the values of secret-bearing or secret-looking ones replaced."""
+    Set-Cookie lines), with the values of secret-bearing or secret-looking ones replaced and
+    remembered secrets redacted from the others (an upstream echoing a key in `X-Echo`)."""
     return [
-        (key, REDACTED if is_secret_value(key, value) else value) for key, value in headers.items()
+        (key, REDACTED if is_secret_value(key, value) else redact(value))
+        for key, value in headers.items()
     ]
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """A copy of `headers` with the values of secret-bearing or secret-looking ones replaced."""
+    """A copy of `headers` redacted as `redacted_items` does."""
     return dict(redacted_items(headers))
+
+
+def remember(*values: str) -> None:
+    """Redact these secret values (a key, a header's value) from now on, wherever `redact`
+    is applied; values shorter than MIN_SECRET_CHARS are ignored. Cheap when already known,
+    so a caller may remember a value at every request."""
+    global _secrets, _known
+    if all(value in _secrets or len(value) < MIN_SECRET_CHARS for value in values):
+        return
+    with _lock:
+        _secrets = _secrets.union(v for v in values if len(v) >= MIN_SECRET_CHARS)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _known = re.compile("|".join(map(re.escape, ordered)))
+    LogRedactor.install()
+
+
+def redact(text: str) -> str:
+    """`text` with every remembered secret value replaced by REDACTED."""
+    known = _known
+    return text if known is None else known.sub(REDACTED, text)
+
+
+def redact_error(error: BaseException) -> None:
+    """Redact the remembered secrets from `error` in place: its args (so its message, str and
+    repr) and its string attributes (an HTTP error's `message` and `body`, an excerpt)."""
+    if _known is None:
+        return
+    error.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in error.args)
+    for attribute, value in list(vars(error).items()):
+        if isinstance(value, str):
+            setattr(error, attribute, redact(value))
+
+
+class LogRedactor(logging.Handler):
+    """The first handler of logger "providerhub": it redacts each record in place (message,
+    traceback, stack), so every handler after it, up to the root's (pytest's caplog too), sees
+    the record redacted, whichever "providerhub.*" logger it came from. It emits nothing
+    itself, except that a record no other handler takes goes to `logging.lastResort`, as it
+    would without this handler. `install` adds it (once); the first `remember` does.
+    """
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        self.redact(record)
+        last = logging.lastResort
+        if (
+            last is not None
+            and record.levelno >= last.level
+            and not self._others(logging.getLogger(record.name))
+        ):
+            last.handle(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Nothing: `handle` did the work."""
+
+    @staticmethod
+    def redact(record: logging.LogRecord) -> None:
+        """Redact the remembered secrets from `record` in place."""
+        if _known is None:
+            return
+        message = record.getMessage()
+        if (clean := redact(message)) != message:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            shown = logging.Formatter().formatException(record.exc_info)
+            if (clean := redact(shown)) != shown:
+                record.exc_text = clean
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+
+    def _others(self, logger: logging.Logger | None) -> bool:
+        """Whether a handler other than this one sees records of `logger`."""
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+    @classmethod
+    def install(cls) -> None:
+        """Put a LogRedactor first among the handlers of logger "providerhub", if none is."""
+        logger = logging.getLogger("providerhub")
+        with _lock:
+            if not any(isinstance(handler, cls) for handler in logger.handlers):
+                logger.handlers.insert(0, cls())

@@ -19,9 +19,11 @@ Without -p and --chain, `-m ALIAS` routes through the chain of a `[models]` alia
 is a model name as given. `-v` prints the chain's attempts to stderr, one line each, once the
 stream has ended, however it ended.
 
-Only this package prints. An error is one line on stderr, `providerhub: error: ...` (when every
-provider of a chain failed, one indented line per provider follows it), and the exit code says
-what kind of error it was:
+Only this package prints. Whatever goes to stderr has every secret value the process read
+redacted (`common.RedactedText`, `providerhub.redaction`), and no error names an upstream's
+URL or address. An error is one line on stderr, `providerhub: error: ...` (when every provider
+of a chain failed, one indented line per provider follows it), and the exit code says what
+kind of error it was:
 
     0    success
     1    unexpected error (a bug in providerhub or in a plugin)
@@ -47,6 +49,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TextIO, cast
 
 from .. import __version__
 from ..errors import (
@@ -62,7 +65,7 @@ from ..errors import (
     UpstreamError,
 )
 from . import chat, configcmd, listing, serve
-from .common import PluginLoadError, UsageError, config_option
+from .common import PluginLoadError, RedactedText, UsageError, config_option
 
 USAGE = 2
 REFUSED = 3
@@ -105,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]) and return the exit code."""
+    stderr = sys.stderr
+    sys.stderr = cast("TextIO", RedactedText(stderr))
+    try:
+        return _run(argv)
+    finally:
+        sys.stderr = stderr
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

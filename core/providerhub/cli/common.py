@@ -1,13 +1,17 @@
 """What every subcommand shares: the config option, the registry (plugins plus configured
-instances), and the errors that pick exit codes 2 and 5.
+instances), the errors that pick exit codes 2 and 5, and `RedactedText`, the stderr every
+command writes to.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 from dataclasses import dataclass
+from typing import TextIO
 
 from ..config import Config, load_config
+from ..redaction import redact
 from ..registry import STRICT_ENV, Registry, default_registry
 
 
@@ -60,3 +64,33 @@ def load_registry() -> Registry:
         return default_registry()
     except Exception as exc:
         raise PluginLoadError(f"a plugin failed to load ({STRICT_ENV} is set): {exc}") from exc
+
+
+class RedactedText(io.TextIOBase):
+    """A text stream writing to `target` with the remembered secrets redacted (see
+    `providerhub.redaction`). `main` puts one in place of sys.stderr, so error lines, the -v
+    trace, serve's log lines and any traceback go through it, whoever writes them."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.target.encoding

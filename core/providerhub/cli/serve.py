@@ -21,6 +21,7 @@ import os
 import sys
 
 from ..config import ConfigError, ServerSettings
+from ..redaction import remember
 from .common import UsageError, config_option, load_setup
 
 
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _api_key(settings: ServerSettings, path: object) -> str | None:
-    """The gateway's key from the variable `[server] api_key_env` names, or None."""
+    """The gateway's key from the variable `[server] api_key_env` names (remembered as a
+    secret, so no log line or answer shows it), or None."""
     variable = settings.api_key_env
     if variable is None:
         return None
@@ -100,6 +102,7 @@ def _api_key(settings: ServerSettings, path: object) -> str | None:
             table="server",
             key="api_key_env",
         )
+    remember(value)
     return value
 
 

@@ -1,10 +1,11 @@
 """The request/answer loop of an endpoint that answers in JSON or server-sent events.
 
-`post` sends one request and yields the answer's events: a JSON body read whole, or SSE
-batches, each batch's events yielded before the error it ends with is raised, so the text
-received before an in-stream error still reaches the caller. A stream that ends before its
-format's last event is an UpstreamConnectionError, one that carried nothing an
-EmptyStreamError; every UpstreamError raised is scrubbed of the secrets sent first.
+`post` sends one request and yields the answer's events: a JSON body read whole (at most
+`providerhub.http.MAX_BODY` bytes), or SSE batches, each batch's events yielded before the
+error it ends with is raised, so the text received before an in-stream error still reaches
+the caller. A stream that ends before its format's last event is an UpstreamConnectionError,
+one that carried nothing an EmptyStreamError; every UpstreamError raised is scrubbed of the
+secrets sent first, and logged (INFO, on the plugin's logger) with the URL its text leaves out.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ async def post(
             provider, url, json_body=body, headers=headers, timeouts=timeouts, proxy=proxy
         ) as response:
             if not stream or response.content_type == "application/json":
-                events = answer.body(await response.read())
+                events = answer.body(await http.read_body(response, provider))
                 if not events:
                     raise EmptyStreamError(provider)
                 for event in events:
@@ -129,5 +130,12 @@ async def post(
         if not produced:
             raise EmptyStreamError(provider)
     except UpstreamError as exc:
-        credentials.scrub(exc, headers)
+        credentials.scrub(exc)
+        log.info("%s: POST %s failed: %s%s", provider, url, exc, _cause(exc))
         raise
+
+
+def _cause(error: BaseException) -> str:
+    """The transport error behind `error`, for the log line (it may name the host)."""
+    cause = error.__cause__
+    return "" if cause is None else f" ({type(cause).__name__}: {cause})"

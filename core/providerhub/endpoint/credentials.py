@@ -4,17 +4,27 @@
 the key header (`Authorization: Bearer <key>`, `x-api-key: <key>`, ...) filled from a literal
 or from an environment variable read at every call, literal extra headers (secret-looking
 values hidden from reprs), and headers filled from environment variables. A missing or
-unusable variable is named, never echoed; `scrub` removes every secret sent from an
-UpstreamError, should the upstream echo one back in an error body or an in-stream error.
+unusable variable is named, never echoed. Every secret value sent (the key, with and without
+its prefix, secret-bearing or secret-looking headers, every `headers_env` value) is handed to
+`providerhub.redaction.remember` as it is sent, so the process redacts it wherever text
+leaves; `scrub` applies that to an UpstreamError, should the upstream echo a secret back in an
+error body or an in-stream error.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from ..errors import InvalidRequestError, MissingCredentialsError, UpstreamError
-from ..redaction import REDACTED, is_secret_header, is_secret_value, redact_headers
+from ..redaction import (
+    REDACTED,
+    is_secret_header,
+    is_secret_value,
+    redact_error,
+    redact_headers,
+    remember,
+)
 from . import options
 
 __all__ = ["Credentials", "HeaderCheck"]
@@ -133,6 +143,12 @@ class Credentials:
         headers.update(
             (name, self._read(variable, provider)) for name, variable in self.headers_env.items()
         )
+        secrets = [
+            value
+            for name, value in headers.items()
+            if is_secret_value(name, value) or name in self.headers_env
+        ]
+        remember(*secrets, *(value.removeprefix(self.prefix) for value in secrets))
         return headers
 
     @staticmethod
@@ -146,39 +162,17 @@ class Credentials:
             )
         return value
 
-    def scrub(self, error: UpstreamError, sent: Mapping[str, str]) -> None:
-        """Replace every secret value of `sent` (and the key without its prefix) in the text
-        of `error` by "<redacted>": its message, its str and repr, an HTTP error's body.
+    def scrub(self, error: UpstreamError) -> None:
+        """Redact every secret sent (remembered by `sent`) from the text of `error`: its
+        message, its str and repr, an HTTP error's body and headers.
 
         Headers `headers_env` fills are redacted from an HTTP error's recorded request too,
         even when their names do not look secret to the rule providerhub.http applies.
         """
-        secrets = [
-            value
-            for name, value in sent.items()
-            if is_secret_value(name, value) or name in self.headers_env
-        ]
-        tokens = _tokens([*secrets, *(value.removeprefix(self.prefix) for value in secrets)])
-        error.args = tuple(_clean(arg, tokens) for arg in error.args)
-        for attribute, value in list(vars(error).items()):
-            if isinstance(value, str):
-                setattr(error, attribute, _clean(value, tokens))
+        redact_error(error)
         hidden = {name.lower() for name in self.headers_env if not is_secret_header(name)}
         if hidden:
             _hide_request_headers(error, hidden)
-
-
-def _tokens(values: Iterable[str]) -> list[str]:
-    """The non-empty values, longest first, so a value is replaced before a part of it."""
-    return sorted({value for value in values if value}, key=len, reverse=True)
-
-
-def _clean(value: object, tokens: list[str]) -> object:
-    if not isinstance(value, str):
-        return value
-    for token in tokens:
-        value = value.replace(token, REDACTED)
-    return value
 
 
 def _hide_request_headers(error: UpstreamError, hidden: set[str]) -> None:

@@ -55,10 +55,17 @@ OpenAI-compatible provider asks for it on every call); any failure is an error s
 partial text). Both carry `x-providerhub-provider` (who served) and
 `x-providerhub-route` (the path through nested chains, e.g. "default > local").
 
+Error messages name the provider, the status and the upstream's own message, never an
+upstream's URL or address (logs keep them), and every secret the process read (provider keys,
+`headers_env` values, the gateway's own key) is redacted from every error body, SSE error event
+and log line (`providerhub.redaction`); answers pass unchanged.
+
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 `Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
-log line or a response. Logging: one line per request on logger "providerhub.server" (method,
-path, status, provider, duration; 499 when the client went away), never headers or bodies.
+log line or a response (`providerhub serve` remembers it as a secret; a program calling
+`create_app` itself does so with `providerhub.redaction.remember`). Logging: one line per
+request on logger "providerhub.server" (method, path, status, provider, duration; 499 when the
+client went away), never headers or bodies.
 Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight answers finish for up to `GRACE`
 seconds, then cancel them (closing their upstreams) and close everything.
 """

@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import InvalidRequestError
 from ..events import Event, Logprobs, RefusalDelta, ToolCallDelta
 from ..messages import AssistantMessage, CheckedMessages, check_messages
+from ..redaction import redact
 from ..routing import CALL_OPTIONS
 
 HANDLED = frozenset({"model", "messages", "stream", "n"})
@@ -167,8 +168,9 @@ def error_body(
     param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
-    """An OpenAI-shaped error object."""
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+    """An OpenAI-shaped error object, remembered secrets redacted from its message (every
+    error the gateway sends, as a body or an event, is made here)."""
+    return {"error": {"message": redact(message), "type": type, "param": param, "code": code}}
 
 
 class Chunks:
