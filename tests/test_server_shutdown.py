@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from helpers import MakeUpstream
+from helpers import MakeUpstream, until
+from providerhub import Registry
+from providerhub.config import parse_config
+from providerhub.server import create_app, start
 from providerhub.testing import Reply
 from test_server import HELLO, contents, events
 from test_server_cli import URL, _serve
@@ -94,3 +97,37 @@ shutdown_grace = {GRACE}
     assert GRACE <= took < GRACE + 4, took  # a hang guard: the grace, then at most the cut
     assert "Traceback" not in err
     assert slow.disconnects == 2
+
+
+async def test_answers_not_begun_when_the_grace_ends_are_a_503(fake_upstream: MakeUpstream) -> None:
+    """A JSON answer, and a stream still waiting for its first chunk, have sent nothing when
+    the grace runs out: each gets a 503 `server_shutdown` (which SDKs retry), and the stop
+    takes the grace, not aiohttp's doubled timeout."""
+    upstream = await fake_upstream(default=Reply.text("never", hang_before_headers=True))
+    config = parse_config(
+        f'[providers.a]\nuse = "openai"\nbase_url = "{upstream.url}/v1"\ndefault_model = "m"\n'
+    )
+    app = create_app(config.build_registry(Registry.discover()), config)
+    runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
+    async with aiohttp.ClientSession() as session:
+
+        async def ask(stream: bool) -> tuple[int, Any]:
+            body = {"model": "a", "messages": HELLO, "stream": stream}
+            async with session.post(f"{url}/v1/chat/completions", json=body) as response:
+                return response.status, await response.json()
+
+        asked = [asyncio.create_task(ask(stream)) for stream in (False, True)]
+        await until(lambda: upstream.active == 2)
+        stopped = time.monotonic()
+        await runner.cleanup()
+        took = time.monotonic() - stopped
+        answers = await asyncio.gather(*asked)
+    error = {
+        "message": "the gateway shut down before the answer was complete; retry",
+        "type": "server_error",
+        "param": None,
+        "code": "server_shutdown",
+    }
+    assert answers == [(503, {"error": error})] * 2
+    assert 0.5 <= took < 3, took  # a hang guard
+    await until(lambda: upstream.disconnects == 2)
