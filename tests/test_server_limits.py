@@ -140,7 +140,7 @@ async def test_an_idle_keep_alive_connection_is_closed(
 async def test_requests_over_max_concurrent_requests_get_429_with_retry_after(
     fake_upstream: MakeUpstream,
 ) -> None:
-    upstream = await fake_upstream(default=Reply.text("a ", "slow ", "long ", "answer", delay=0.3))
+    upstream = await fake_upstream(default=Reply.text("a ", "slow ", "long ", "answer", delay=0.5))
     body = {"model": "a", "messages": HELLO, "stream": True}
     async with (
         serving(one_provider(upstream, "max_concurrent_requests = 2")) as (url, _),
@@ -176,7 +176,7 @@ async def test_bodies_in_flight_are_bounded_in_bytes(
     """Ten concurrent 1 MB bodies against a 4 MiB budget: four are answered, the rest refused
     at once, before their bodies are read (the real budget is 64 MiB for 16 MiB bodies)."""
     monkeypatch.setattr(gateway_app, "MAX_BODIES", 4 * 2**20)
-    upstream = await fake_upstream(default=Reply.text("ok", delay=0.5))
+    upstream = await fake_upstream(default=Reply.text("ok", delay=1.5))
     big = [{"role": "user", "content": "x" * 1_000_000}]
     async with serving(one_provider(upstream)) as (url, _), aiohttp.ClientSession() as session:
 
