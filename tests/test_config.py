@@ -239,3 +239,24 @@ deadline = 12
     assert chain.timeouts == Timeouts(connect=2, idle=7)
     assert (chain.hedge_after, chain.on_interrupt, chain.deadline) == (1.5, "continue", 12)
     assert parse_config(config.render(), "p.toml").chains == config.chains
+
+
+def test_server_limits_parse_and_config_check_shows_them() -> None:
+    config = parse_config(
+        "[server]\nrequest_timeout = 2.5\nmax_concurrent_requests = 8\nshutdown_grace = 1\n"
+        'cors_origins = ["https://app.example"]\n',
+        "p.toml",
+    )
+    server = config.server
+    assert (server.request_timeout, server.max_concurrent_requests) == (2.5, 8)
+    assert (server.shutdown_grace, server.cors_origins) == (1.0, ("https://app.example",))
+    shown = config.render()
+    assert shown.endswith(
+        '[server]\nhost = "127.0.0.1"\nport = 8080\nrequest_timeout = 2.5\n'
+        "max_concurrent_requests = 8\nshutdown_grace = 1.0\n"
+        'cors_origins = ["https://app.example"]\n'
+    )
+    assert parse_config(shown).server == server
+    defaults = parse_config("").server
+    assert (defaults.request_timeout, defaults.max_concurrent_requests) == (30.0, 256)
+    assert (defaults.shutdown_grace, defaults.cors_origins) == (5.0, ())

@@ -146,6 +146,35 @@ def fails_to_build(text: str) -> str:
         ),
         ("[server]\nhots = 'x'\n", "p.toml [server]: unknown key 'hots'; did you mean 'host'?"),
         (
+            "[server]\nrequest_timeout = 0\n",
+            "p.toml [server]: 'request_timeout' must be a positive number of seconds, not 0",
+        ),
+        (
+            "[server]\nrequest_timeout = '30'\n",
+            "p.toml [server]: 'request_timeout' must be a positive number of seconds, not '30'",
+        ),
+        (
+            "[server]\nshutdown_grace = -1\n",
+            "p.toml [server]: 'shutdown_grace' must be a positive number of seconds, not -1",
+        ),
+        (
+            "[server]\nshutdown_grace = inf\n",
+            "p.toml [server]: 'shutdown_grace' must be a positive number of seconds, not inf",
+        ),
+        (
+            "[server]\nmax_concurrent_requests = 0\n",
+            "p.toml [server]: 'max_concurrent_requests' must be a positive integer, not 0",
+        ),
+        (
+            "[server]\nmax_concurrent_requests = true\n",
+            "p.toml [server]: 'max_concurrent_requests' must be a positive integer, not a boolean",
+        ),
+        (
+            "[server]\nmax_concurent_requests = 9\n",
+            "p.toml [server]: unknown key 'max_concurent_requests'; "
+            "did you mean 'max_concurrent_requests'?",
+        ),
+        (
             "[server]\nchain = 'main'\n",
             "p.toml [server]: 'chain' names chain 'main', which is not defined",
         ),

@@ -93,7 +93,7 @@ def test_serve_refuses_to_start_when_its_key_variable_is_unset(tmp_path: Path) -
     )
 
 
-def test_serve_with_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
+def test_serve_with_a_port_in_use_exits_8_naming_the_address(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as taken:
@@ -101,7 +101,7 @@ def test_serve_with_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run("serve", "--port", str(port))
-    assert result.returncode == 2
+    assert result.returncode == 8
     assert result.stderr.startswith(f"providerhub: error: cannot listen on 127.0.0.1:{port}: ")
 
 

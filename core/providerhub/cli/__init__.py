@@ -37,6 +37,7 @@ kind of error it was:
     6    every provider of a chain was skipped or failed (AllProvidersFailedError)
     7    config error: the file is missing (when named), unreadable or invalid; the line names
          the file, table and key
+    8    `serve` cannot listen on its host:port (in use, not allowed)
     130  interrupted (Ctrl-C)
 
 Listing never imports aiohttp, so it stays fast however many plugins are installed.
@@ -65,7 +66,7 @@ from ..errors import (
     UpstreamError,
 )
 from . import chat, configcmd, listing, serve
-from .common import PluginLoadError, RedactedText, UsageError, config_option
+from .common import ListenError, PluginLoadError, RedactedText, UsageError, config_option
 
 USAGE = 2
 REFUSED = 3
@@ -73,6 +74,7 @@ UPSTREAM = 4
 PLUGIN = 5
 ALL_FAILED = 6
 CONFIG = 7
+LISTEN = 8
 INTERRUPTED = 130
 
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
@@ -128,6 +130,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return 0
     except UsageError as exc:
         return _error(str(exc), USAGE)
+    except ListenError as exc:
+        return _error(str(exc), LISTEN)
     except PluginLoadError as exc:
         traceback.print_exception(exc.__cause__ or exc)
         return _error(str(exc), PLUGIN)

@@ -1,5 +1,5 @@
 """What every subcommand shares: the config option, the registry (plugins plus configured
-instances), the errors that pick exit codes 2 and 5, and `RedactedText`, the stderr every
+instances), the errors that pick exit codes 2, 5 and 8, and `RedactedText`, the stderr every
 command writes to.
 """
 
@@ -17,6 +17,10 @@ from ..registry import STRICT_ENV, Registry, default_registry
 
 class UsageError(Exception):
     """Arguments that parse but make no sense together (exit code 2)."""
+
+
+class ListenError(Exception):
+    """The gateway cannot listen on its address: in use or not allowed (exit code 8)."""
 
 
 class PluginLoadError(Exception):

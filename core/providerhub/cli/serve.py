@@ -4,7 +4,9 @@ Host and port come from `--host`/`--port`, else `[server] host`/`port`, else 127
 `--port 0` picks a free port. Once listening, one line on stdout gives the base URL for OpenAI
 clients (`providerhub: serving http://127.0.0.1:PORT/v1 ...`). Access lines and the chains'
 attempt lines go to stderr. Stopping with SIGINT (Ctrl-C) or SIGTERM is the normal end of a
-server: in-flight answers get a short grace period, and the exit code is 0.
+server: in-flight answers get `[server] shutdown_grace` seconds (streams still running then end
+with an error event), and the exit code is 0. An address that cannot be bound (in use, not
+allowed) exits with code 8, naming host:port.
 
 With `[server] api_key_env`, the variable must be set when the gateway starts (exit code 7
 otherwise, naming the variable, never a value), and clients must send its value as a Bearer
@@ -22,7 +24,7 @@ import sys
 
 from ..config import ConfigError, ServerSettings
 from ..redaction import remember
-from .common import UsageError, config_option, load_setup
+from .common import ListenError, config_option, load_setup
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,11 +81,20 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     try:
-        asyncio.run(serve(app, host, port, ready=ready))
+        asyncio.run(
+            serve(
+                app,
+                host,
+                port,
+                grace=settings.shutdown_grace,
+                request_timeout=settings.request_timeout,
+                ready=ready,
+            )
+        )
     except OSError as exc:
         if listening:
             raise
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return 0
 
 

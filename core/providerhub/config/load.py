@@ -35,6 +35,11 @@ PROVIDER_KEYS = ("use", "max_concurrent")
 """The keys of a `[providers.NAME]` table that are not options of its provider type."""
 CHAIN_KEYS = ("providers", *options.NAMES)
 """The keys of a `[chains.NAME]` table: its members, then the chain options."""
+SERVER_LIMITS = ("request_timeout", "max_concurrent_requests", "shutdown_grace")
+SERVER_KEYS = ("host", "port", "chain", "api_key_env", *SERVER_LIMITS, "cors_origins")
+"""The keys of `[server]`."""
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\Z")
+"""A browser origin: scheme, host and an optional port, nothing after them."""
 MAX_NESTING = 100
 """How many chains deep chains may nest (a chain of providers only is 1 deep)."""
 
@@ -303,7 +308,7 @@ class _Parser:
         return aliases
 
     def server(self, body: dict[str, Any], by_lower: Mapping[str, ChainSpec]) -> ServerSettings:
-        self.known_keys("server", body, ("host", "port", "chain", "api_key_env"))
+        self.known_keys("server", body, SERVER_KEYS)
         defaults = ServerSettings()
         host = body.get("host", defaults.host)
         port = body.get("port", defaults.port)
@@ -333,7 +338,47 @@ class _Parser:
                 "PROVIDERHUB_API_KEY), not the key itself; the value is not shown",
                 "api_key_env",
             )
-        return ServerSettings(host, port, chain, api_key_env)
+        limits = {key: body.get(key, getattr(defaults, key)) for key in SERVER_LIMITS}
+        for key in ("request_timeout", "shutdown_grace"):
+            self.check("server", key, limits[key], _is_positive, "a positive number of seconds")
+        self.check(
+            "server",
+            "max_concurrent_requests",
+            limits["max_concurrent_requests"],
+            lambda v: _is_int(v) and v > 0,
+            "a positive integer",
+        )
+        return ServerSettings(
+            host,
+            port,
+            chain,
+            api_key_env,
+            float(limits["request_timeout"]),
+            limits["max_concurrent_requests"],
+            float(limits["shutdown_grace"]),
+            self.cors_origins(body.get("cors_origins", [])),
+        )
+
+    def cors_origins(self, value: Any) -> tuple[str, ...]:
+        """`cors_origins`: "*" (any origin) or a list of origins like "https://app.example"."""
+        if value == "*":
+            return ("*",)
+        self.check(
+            "server",
+            "cors_origins",
+            value,
+            lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+            '"*" or a list of origins like "https://app.example"',
+        )
+        for origin in value:
+            if not ORIGIN.match(origin):
+                raise self.error(
+                    "server",
+                    f"'cors_origins' lists {_shown('cors_origins', origin)}, which is not an "
+                    'origin: scheme://host[:port] with no path, like "https://app.example"',
+                    "cors_origins",
+                )
+        return tuple(value)
 
     def chain_name(self, table: str, key: str, name: str, by_lower: Mapping[str, ChainSpec]) -> str:
         known = by_lower.get(name.lower())
@@ -372,6 +417,10 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_positive(value: Any) -> bool:
+    return _is_number(value) and 0 < value < float("inf")
 
 
 def _floats(timeouts: float | dict[str, float]) -> float | dict[str, float]:

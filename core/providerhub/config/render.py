@@ -67,6 +67,14 @@ def render(config: ConfigSpec, registry: Registry | None = None) -> str:
         lines.append(f"chain = {_value(server.chain)}")
     if server.api_key_env is not None:
         lines.append(_variable("api_key_env", server.api_key_env))
+    lines += [
+        f"request_timeout = {_value(server.request_timeout)}",
+        f"max_concurrent_requests = {server.max_concurrent_requests}",
+        f"shutdown_grace = {_value(server.shutdown_grace)}",
+    ]
+    if server.cors_origins:
+        shown = "*" if server.cors_origins == ("*",) else list(server.cors_origins)
+        lines.append(f"cors_origins = {_value(shown)}")
     return "\n".join(lines) + "\n"
 
 

@@ -39,13 +39,21 @@ class ModelAlias:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """`[server]`: where the gateway listens, which chain answers by default, and the name of
-    the environment variable holding the key clients must send (`api_key_env`; None: no auth)."""
+    """`[server]`: where the gateway listens, which chain answers by default, the name of the
+    environment variable holding the key clients must send (`api_key_env`; None: no auth), and
+    its limits: seconds to receive a whole request (`request_timeout`), requests answered at
+    once (`max_concurrent_requests`), seconds in-flight answers get after a stop signal
+    (`shutdown_grace`), and the browser origins allowed by CORS (`cors_origins`; empty: no CORS
+    headers; `("*",)`: any origin)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     chain: str | None = None
     api_key_env: str | None = None
+    request_timeout: float = 30.0
+    max_concurrent_requests: int = 256
+    shutdown_grace: float = 5.0
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

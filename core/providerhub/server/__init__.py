@@ -65,9 +65,21 @@ Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 log line or a response (`providerhub serve` remembers it as a secret; a program calling
 `create_app` itself does so with `providerhub.redaction.remember`). Logging: one line per
 request on logger "providerhub.server" (method, path, status, provider, duration; 499 when the
-client went away), never headers or bodies.
-Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight answers finish for up to `GRACE`
-seconds, then cancel them (closing their upstreams) and close everything.
+client went away, also mid-write, with no error logged), never headers or bodies.
+
+Limits (`[server]`, see `run` and `limits`): a request must arrive whole (head and body) within
+`request_timeout` seconds (30) of its first byte, and a new connection must send one within
+that time, else 408 `request_timeout` and the connection is closed; an idle keep-alive
+connection is closed after `run.KEEPALIVE` (30 s). `/v1/` requests beyond
+`max_concurrent_requests` (256), or whose body would take the bytes held by requests in flight
+past `limits.MAX_BODIES` (64 MiB; a chunked body counts as `MAX_BODY`, 16 MiB), get 429
+`server_busy` with `Retry-After: 1` at once, before their body is read. CORS (`cors_origins`,
+off by default): see `cors`.
+
+Shutdown on SIGINT/SIGTERM: stop accepting and close idle connections, give in-flight answers
+exactly `shutdown_grace` seconds (`GRACE`, 5), then cut the rest (closing their upstreams): a
+stream ends with `data: {"error": {...}}` (code `server_shutdown`) and no `[DONE]`, an answer
+not begun is a 503 `server_shutdown`; stragglers get `limits.CUT_LIMIT` (1 s) more.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, auth, access log, and streaming answers as SSE.
+"""The aiohttp application: routes, auth, access log, admission, and streaming answers as SSE.
 
 See the package docstring for the behaviour; this module wires it to aiohttp.web.
 """
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .. import capabilities as capability
+from ..config import ServerSettings
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -23,7 +24,8 @@ from ..errors import (
 )
 from ..events import Event
 from ..routing.stream import ChatStream
-from . import status, wire
+from . import cors, status, wire
+from .limits import MAX_BODIES, MAX_BODY, Admission, Drain, ShutDown
 from .resolve import Target, Targets
 
 if TYPE_CHECKING:
@@ -35,9 +37,12 @@ log = logging.getLogger("providerhub.server")
 
 TARGETS = web.AppKey("targets", Targets)
 API_KEY = web.AppKey("api_key", bytes)
+ADMISSION = web.AppKey("admission", Admission)
+DRAIN = web.AppKey("drain", Drain)
+SSE = web.RequestKey("sse", web.StreamResponse)
+"""The SSE answer of a request once its headers went out (a cut stream ends inside it)."""
 PROVIDER_HEADER = "x-providerhub-provider"
 ROUTE_HEADER = "x-providerhub-route"
-MAX_BODY = 16 * 1024 * 1024
 SERVED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("served_by", default="-")
 """The provider serving the current request, for its access log line (same task)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,11 +60,19 @@ def create_app(
 
     `api_key` (the value, read by the caller from the variable `[server] api_key_env` names)
     makes every `/v1/` route require `Authorization: Bearer <api_key>`. `health` defaults to the
-    store shared by the process; `default_chain` overrides `[server] chain`. Chains are built
-    here, so a bad chain or default is a ConfigError before anything listens.
+    store shared by the process; `default_chain` overrides `[server] chain`. The config's
+    `[server]` limits and CORS origins apply (see `limits`, `cors`). Chains are built here, so
+    a bad chain or default is a ConfigError before anything listens.
     """
-    app = web.Application(middlewares=[_access_log, _errors, _auth], client_max_size=MAX_BODY)
+    settings = config.server if config is not None else ServerSettings()
+    app = web.Application(
+        middlewares=[_access_log, _errors, cors.preflight, _auth, _admit],
+        client_max_size=MAX_BODY,
+    )
     app[TARGETS] = Targets(registry, config, health=health, default_chain=default_chain)
+    app[ADMISSION] = Admission(settings.max_concurrent_requests, MAX_BODIES)
+    app[DRAIN] = Drain()
+    cors.install(app, settings.cors_origins)
     if api_key is not None:
         app[API_KEY] = api_key.encode()
     for method, path, handler in ROUTES:
@@ -135,8 +148,38 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+@web.middleware
+async def _admit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`/v1/` requests over `max_concurrent_requests`, or whose body would overrun the bytes
+    in flight, are a 429 before anything is read (`limits.Admission`)."""
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    size = request.content_length
+    if size is None:
+        size = MAX_BODY if request.body_exists else 0
+    async with request.app[ADMISSION].admit(min(size, MAX_BODY)):
+        return await handler(request)
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    """`POST /v1/chat/completions`: validate, resolve, then stream (SSE) or answer (JSON)."""
+    """`POST /v1/chat/completions`: validate, resolve, then stream (SSE) or answer (JSON).
+
+    The whole answer runs in the drain's scope: cut by a shutdown, a stream whose headers went
+    out ends with an error event (code `server_shutdown`, no `[DONE]`), anything else is a 503.
+    """
+    try:
+        async with request.app[DRAIN].scope():
+            return await _chat(request)
+    except ShutDown as exc:
+        if SSE not in request:
+            raise
+        response = request[SSE]
+        await response.write(exc.event())
+        await response.write_eof()
+        return response
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
     chat = wire.parse_chat(await request.read())
     target = request.app[TARGETS].resolve(chat.model)
     try:
@@ -174,6 +217,7 @@ async def _stream(
     )
     response.enable_chunked_encoding()
     await response.prepare(request)
+    request[SSE] = response
     chunks = wire.Chunks(chat.model)
     try:
         await response.write(chunks.first(first))

@@ -1,36 +1,74 @@
-"""Running the gateway until SIGINT or SIGTERM, then shutting down gracefully.
+"""Running the gateway until SIGINT or SIGTERM, then shutting down in exactly the grace.
+
+Connections are bounded in time: a request (its head and body) must arrive whole within
+`request_timeout` seconds of its first byte, and a new connection must send one within that
+time, else a 408 (OpenAI-shaped JSON while nothing was answered on it yet) and the connection
+is closed; an idle keep-alive connection is closed after `KEEPALIVE` seconds.
+
+A stop (`runner.cleanup()`) stops accepting and closes idle connections, gives the answers in
+flight exactly `grace` seconds (`limits.Drain`), then cuts the rest: a stream ends with an SSE
+error event, an answer not begun is a 503. aiohttp's own shutdown timeout then only bounds
+stragglers (`limits.CUT_LIMIT`): used as the grace, it is waited twice (once for handlers to
+finish, once more after cancelling them), which made a 5 s grace last 10 s.
 
 Errors aiohttp answers itself, before any handler or middleware runs (a request its parser
 refuses: oversize headers, Content-Length with Transfer-Encoding, a bad request line), get the
-OpenAI error shape too while the connection still allows an answer.
+OpenAI error shape too while the connection still allows an answer; a client gone while its
+answer was written is only the access line's 499, never an error traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web, web_protocol
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_request import BaseRequest
 
+from ..config import ServerSettings
+from .app import DRAIN
+from .limits import CUT_LIMIT, RequestTimeout
 from .wire import error_body
 
-GRACE = 5.0
-"""Seconds in-flight answers get to finish after a stop signal before they are cancelled."""
+log = logging.getLogger("providerhub.server")
+
+GRACE = ServerSettings().shutdown_grace
+"""Seconds in-flight answers get to finish after a stop signal before they are cut."""
+REQUEST_TIMEOUT = ServerSettings().request_timeout
+"""Seconds a request may take to arrive whole (head and body)."""
+KEEPALIVE = 30.0
+"""Seconds an idle keep-alive connection stays open: longer than clients keep theirs (httpx 5 s,
+aiohttp 15 s), so the client closes first and never sends on a connection being closed."""
 
 
 async def start(
-    app: web.Application, host: str = "127.0.0.1", port: int = 0, *, grace: float = GRACE
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    grace: float = GRACE,
+    request_timeout: float = REQUEST_TIMEOUT,
 ) -> tuple[web.AppRunner, str]:
     """Listen on host:port (0: any free port); the runner and the bound base URL.
 
     Handlers are cancelled when their client disconnects, which closes the upstream stream at
-    once. `runner.cleanup()` stops accepting, lets in-flight requests finish for up to `grace`
-    seconds, then cancels them and closes every connection.
+    once. `runner.cleanup()` stops accepting, gives in-flight answers `grace` seconds, then
+    cuts the rest (see the module docstring) and closes every connection.
     """
-    runner = _Runner(app, handler_cancellation=True, shutdown_timeout=grace, access_log=None)
+    runner = _Runner(
+        app,
+        grace=grace,
+        handler_cancellation=True,
+        shutdown_timeout=CUT_LIMIT,
+        access_log=None,
+        keepalive_timeout=KEEPALIVE,
+        request_timeout=request_timeout,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
@@ -49,10 +87,11 @@ async def serve(
     port: int = 0,
     *,
     grace: float = GRACE,
+    request_timeout: float = REQUEST_TIMEOUT,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve `app` until SIGINT or SIGTERM; `ready` gets the bound URL once it listens."""
-    runner, url = await start(app, host, port, grace=grace)
+    runner, url = await start(app, host, port, grace=grace, request_timeout=request_timeout)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -69,10 +108,67 @@ async def serve(
 
 
 class _Handler(web_protocol.RequestHandler):
-    """aiohttp's connection handler, answering the errors it raises itself as OpenAI-shaped
-    JSON instead of plain text (aiohttp logs them and closes the connection, as before)."""
+    """aiohttp's connection handler, with the request deadline, and answering the errors it
+    raises itself as OpenAI-shaped JSON instead of plain text.
 
-    __slots__ = ()
+    The deadline is armed at the first byte of a request (and when the connection opens), and
+    disarmed once the request's head and body have arrived (`_receiving` is the body still
+    arriving). On expiry a body still arriving fails the handler's read with `RequestTimeout`;
+    a head still arriving is answered 408 by the error path aiohttp uses for a bad request.
+    """
+
+    __slots__ = ("_deadline", "_receiving", "_request_timeout")
+
+    def __init__(self, manager: web.Server, *, request_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._request_timeout = request_timeout
+        self._deadline: asyncio.TimerHandle | None = None
+        self._receiving: StreamReader | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        count = self._request_count
+        super().data_received(data)
+        if self._request_count != count and self._messages:
+            self._receiving = self._messages[-1][1]
+        if self._receiving is not None and self._receiving.is_eof():
+            self._receiving = None
+            self._disarm()
+        elif data and self._deadline is None and not (self._close or self._force_close):
+            self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        self._receiving = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        """Start the request's clock; the connection is no longer idle (no keep-alive close)."""
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+            self._keepalive_handle = None
+        self._deadline = self._loop.call_later(self._request_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        log.info("request not received within %gs: closing the connection", self._request_timeout)
+        timeout = RequestTimeout(self._request_timeout)
+        if self._receiving is not None:
+            self._receiving.set_exception(timeout)
+            self._receiving = None
+        elif self._waiter is not None and not self._waiter.done():
+            error = web_protocol._ErrInfo(status=408, exc=timeout, message=timeout.message)
+            self._messages.append((error, EMPTY_PAYLOAD))
+            self._waiter.set_result(None)
+        self.close()
 
     def handle_error(
         self,
@@ -81,11 +177,15 @@ class _Handler(web_protocol.RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs; raises once bytes went out
+        if isinstance(exc, ConnectionError):
+            raise exc  # the client went away mid-answer: the access line says 499, that is all
+        if not isinstance(exc, RequestTimeout):
+            super().handle_error(request, status, exc, message)  # logs; raises once bytes went out
         client = status < 500
         reason = message if client and message else HTTPStatus(status).phrase
         kind = "invalid_request_error" if client else "server_error"
-        response = web.json_response(error_body(reason, kind), status=status)
+        code = exc.code if isinstance(exc, RequestTimeout) else None
+        response = web.json_response(error_body(reason, kind, None, code), status=status)
         response.force_close()
         return response
 
@@ -96,14 +196,23 @@ class _Server(web.Server):
 
 
 class _Runner(web.AppRunner):
-    """An AppRunner whose connections use `_Handler`.
+    """An AppRunner whose connections use `_Handler`, and whose shutdown drains the app.
 
     aiohttp has no public way to choose the connection handler's class: this one override of
     the runner's server factory is the whole hook (aiohttp builds the Server; only its class
     changes, to one that adds nothing but the handler it makes).
     """
 
+    def __init__(self, app: web.Application, *, grace: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._grace = grace
+
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _Server
         return server
+
+    async def shutdown(self) -> None:
+        """Called once the sites stopped accepting and idle connections closed."""
+        await super().shutdown()
+        await self.app[DRAIN].close(self._grace)

@@ -1,0 +1,239 @@
+"""The gateway's bounds on slow and many clients, over real sockets: the request deadline
+(slowloris), idle keep-alive connections, the concurrency and body-bytes admission, and
+clients that go away mid-answer (a 499 access line, never an error traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import struct
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import aiohttp
+import pytest
+from helpers import BOUND, MakeUpstream, until
+from providerhub import MemoryHealthStore, Registry
+from providerhub.config import parse_config
+from providerhub.server import app as gateway_app
+from providerhub.server import create_app, run, start
+from providerhub.testing import FakeUpstream, Reply
+from test_server import HELLO, events
+
+CHAT = "/v1/chat/completions"
+
+
+def one_provider(upstream: FakeUpstream, server: str = "") -> str:
+    return f"""
+[providers.a]
+use = "openai"
+base_url = "{upstream.url}/v1"
+default_model = "model-a"
+
+[server]
+{server}
+"""
+
+
+@asynccontextmanager
+async def serving(text: str, *, request_timeout: float = 30.0) -> AsyncIterator[tuple[str, Any]]:
+    """The gateway for config `text` on a free port: its URL and runner."""
+    config = parse_config(text)
+    app = create_app(config.build_registry(Registry.discover()), config, health=MemoryHealthStore())
+    runner, url = await start(app, "127.0.0.1", 0, grace=0.5, request_timeout=request_timeout)
+    try:
+        yield url, runner
+    finally:
+        await runner.cleanup()
+
+
+async def read_to_close(reader: asyncio.StreamReader) -> bytes:
+    """Everything the server sends until it closes the connection (bounded: a hang fails)."""
+    async with asyncio.timeout(BOUND):
+        return await reader.read()
+
+
+def status_and_error(raw: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, piece: bytes) -> None:
+    """Send `piece` every 50 ms until the server closes the connection."""
+    with suppress(ConnectionError):
+        while not reader.at_eof():
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+async def test_slowloris_connections_are_answered_408_and_closed_while_others_are_served(
+    fake_upstream: MakeUpstream,
+) -> None:
+    upstream = await fake_upstream(default=Reply.text("still ", "serving"))
+    head = f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    async with serving(one_provider(upstream), request_timeout=0.5) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+        trickles = []
+        for index, (reader, writer) in enumerate(opened):
+            if index % 3 == 0:  # a head that never ends
+                writer.write(head.encode())
+                trickles.append(asyncio.create_task(trickle(reader, writer, b"X-Slow: 1\r\n")))
+            elif index % 3 == 1:  # a whole head, then a body that never ends
+                writer.write(f"{head}Content-Length: 100000\r\n\r\n".encode())
+                trickles.append(asyncio.create_task(trickle(reader, writer, b" ")))
+            # else: silent, not a byte
+        answered = await asyncio.gather(*(read_to_close(reader) for reader, _ in opened))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{url}{CHAT}", json={"model": "a", "messages": HELLO, "stream": True}
+            ) as response,
+        ):
+            assert response.status == 200
+            found = events(await response.text())
+        await asyncio.gather(*trickles)
+        for _, writer in opened:
+            await close(writer)
+        await until(lambda: not runner.server.connections)
+    assert found[-1] == "[DONE]"
+    for raw in answered:
+        status, error = status_and_error(raw)
+        assert status == 408
+        assert error == {
+            "message": "the request was not received within 0.5 s ([server] request_timeout)",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "request_timeout",
+        }
+    assert len(upstream.requests) == 1
+
+
+async def test_an_idle_keep_alive_connection_is_closed(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "KEEPALIVE", 0.3)
+    upstream = await fake_upstream()
+    async with serving(one_provider(upstream)) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await read_to_close(reader)
+        await close(writer)
+        await until(lambda: not runner.server.connections)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.count(b"HTTP/1.1") == 1
+
+
+async def test_requests_over_max_concurrent_requests_get_429_with_retry_after(
+    fake_upstream: MakeUpstream,
+) -> None:
+    upstream = await fake_upstream(default=Reply.text("a ", "slow ", "long ", "answer", delay=0.5))
+    body = {"model": "a", "messages": HELLO, "stream": True}
+    async with (
+        serving(one_provider(upstream, "max_concurrent_requests = 2")) as (url, _),
+        aiohttp.ClientSession() as session,
+    ):
+        first = await session.post(f"{url}{CHAT}", json=body)
+        second = await session.post(f"{url}{CHAT}", json=body)
+        async with session.post(f"{url}{CHAT}", json=body) as refused:
+            assert refused.status == 429
+            assert refused.headers["Retry-After"] == "1"
+            error = (await refused.json())["error"]
+        async with session.get(f"{url}/healthz") as health:
+            assert health.status == 200
+        texts = [await first.text(), await second.text()]
+        first.release()
+        second.release()
+        async with session.post(f"{url}{CHAT}", json=body) as again:
+            assert again.status == 200
+            assert events(await again.text())[-1] == "[DONE]"
+    assert [events(text)[-1] for text in texts] == ["[DONE]", "[DONE]"]
+    assert error == {
+        "message": "the gateway is answering 2 requests already; retry in 1 s",
+        "type": "rate_limit_error",
+        "param": None,
+        "code": "server_busy",
+    }
+    assert len(upstream.requests) == 3
+
+
+async def test_bodies_in_flight_are_bounded_in_bytes(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten concurrent 1 MB bodies against a 4 MiB budget: four are answered, the rest refused
+    at once, before their bodies are read (the real budget is 64 MiB for 16 MiB bodies)."""
+    monkeypatch.setattr(gateway_app, "MAX_BODIES", 4 * 2**20)
+    upstream = await fake_upstream(default=Reply.text("ok", delay=1.5))
+    big = [{"role": "user", "content": "x" * 1_000_000}]
+    async with serving(one_provider(upstream)) as (url, _), aiohttp.ClientSession() as session:
+
+        async def send() -> tuple[int, str]:
+            async with session.post(f"{url}{CHAT}", json={"model": "a", "messages": big}) as r:
+                return r.status, await r.text()
+
+        answers = await asyncio.gather(*(send() for _ in range(10)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * 4 + [429] * 6
+    refused = [json.loads(text)["error"] for status, text in answers if status == 429]
+    assert {error["message"] for error in refused} == {
+        "request bodies in flight would exceed 4 MiB; retry in 1 s"
+    }
+    assert len(upstream.requests) == 4
+
+
+def of_fake(record: logging.LogRecord) -> bool:
+    """Whether an error record is the fake upstream's own (its aiohttp server meets the same
+    closing transport when the gateway drops it): its traceback ends in the kit's server."""
+    if not record.exc_info or record.exc_info[2] is None:
+        return False
+    frames = traceback.extract_tb(record.exc_info[2])
+    return any(frame.filename.endswith(os.path.join("testing", "_server.py")) for frame in frames)
+
+
+async def test_clients_gone_mid_stream_are_499_lines_and_never_an_error(
+    fake_upstream: MakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clients reset their connection (RST) as soon as the first chunk arrives while the
+    upstream streams as fast as it can: the gateway's next write meets a closing transport.
+    Each is one 499 access line; nothing is logged as an error."""
+    upstream = await fake_upstream(default=Reply.text(*(["word "] * 2000)))
+    caplog.set_level(logging.DEBUG)
+    body = json.dumps({"model": "a", "messages": HELLO, "stream": True}).encode()
+    request = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    clients = 40
+    async with serving(one_provider(upstream)) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+
+        async def reset_after_first_chunk() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            async with asyncio.timeout(BOUND):
+                await reader.readuntil(b"data: ")
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+        await asyncio.gather(*(reset_after_first_chunk() for _ in range(clients)))
+        await until(lambda: not runner.server.connections)
+        await until(lambda: upstream.active == 0)
+    access = [r.getMessage() for r in caplog.records if r.name == "providerhub.server"]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and not of_fake(r)]
+    assert [r.getMessage() for r in errors] == []
+    assert len(access) == clients
+    assert all(line.startswith(f"POST {CHAT} 499 provider=a ") for line in access), access
