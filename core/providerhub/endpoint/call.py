@@ -64,10 +64,9 @@ class Format:
     """How to read one call's answer; the callables fill that call's own answer state.
 
     `body` turns a JSON answer into its events; `batch` appends the events of a batch of event
-    data (`http.read_data`) to `out` and
-    says whether the answer is complete (stop reading); `finished` says, after the stream
-    ended, whether it had ended properly; `end` names what a complete stream ends with
-    ("data: [DONE]"), for the error when it did not.
+    data (`http.read_data`) to `out` and says whether the answer is complete (stop reading);
+    `finished` says, after the stream ended, whether it had ended properly; `end` names what a
+    complete stream ends with ("data: [DONE]"), for the error when it did not.
     """
 
     body: Callable[[bytes], list[Event]]
