@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import providerhub
 import pytest
 from plugin_dists import (
@@ -473,6 +474,7 @@ def module_plugin(name: str, source: str) -> types.ModuleType:
 
 
 MANY = """
+import pluggy
 import providerhub
 from providerhub import AsyncGeneratorProvider
 
@@ -508,6 +510,7 @@ def test_hundreds_of_module_plugins_load_in_order_with_one_rolled_back() -> None
 
 
 ORDERED = """
+import pluggy
 import providerhub
 
 
@@ -571,3 +574,22 @@ def test_an_object_that_is_not_an_async_generator_provider_still_needs_the_metad
         "registered an instance of 'Bare', which is not a provider: it lacks the provider metadata"
     )
     assert [p.name for p in registry.providers()] == ["Good"]
+
+
+def test_loading_never_asks_pluggy_to_scan_every_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pluggy's `get_hookcallers` and `is_registered` walk every registered plugin: asked once
+    per plugin, loading N plugins would cost N^2."""
+
+    def scan(*args: object) -> None:
+        raise AssertionError("a scan of every plugin while loading")
+
+    monkeypatch.setattr(pluggy.PluginManager, "get_hookcallers", scan)
+    monkeypatch.setattr(pluggy.PluginManager, "is_registered", scan)
+    plugins = [module_plugin(f"scan{index}", MANY.format(index=index)) for index in range(20)]
+
+    registry = Registry([*plugins, plugins[0]], entry_points=False)
+
+    assert len(registry.providers()) == 20
+    assert [f.reason for f in registry.errors] == [
+        "the same plugin object is already loaded as plugin 'scan0'"
+    ]
