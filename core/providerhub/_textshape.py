@@ -53,7 +53,7 @@ class TextShape:
             return
         start += 1
         end = data.find('"', start)
-        if data[start:end] != choices[0]["delta"]["content"]:
+        if end < 0 or data[start:end] != choices[0]["delta"]["content"]:
             return
         prefix, suffix = data[:start], data[end:]
         probe = {**chunk, "choices": [{**choices[0], "delta": {"content": _PROBE}}, *choices[1:]]}

@@ -1,9 +1,9 @@
 """Finding installed plugins without importing them: the entry points of a group, by name.
 
 A distribution on sys.path twice is read once (the first copy wins, as for imports, and as
-importlib-metadata's own listing does), so a plugin installed twice is declared once. Two declarations of one
-name (two distributions, or a name repeated in one entry_points.txt) are a clash for the registry
-to report: neither filesystem nor file order decides.
+importlib-metadata's own listing does), so a plugin installed twice is declared once. Two
+declarations of one name (two distributions, or a name repeated in one entry_points.txt) are a
+clash for the registry to report: neither filesystem nor file order decides.
 """
 
 from __future__ import annotations

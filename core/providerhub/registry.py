@@ -25,7 +25,7 @@ import pluggy
 
 from . import discovery, hookspecs, suggest
 from .errors import PluginError, ProviderNotFoundError
-from .provider import AsyncGeneratorProvider, Provider
+from .provider import Provider, has_base_stream
 
 if TYPE_CHECKING:
     from .attempt import Attempt
@@ -398,11 +398,7 @@ def _not_a_provider(obj: object) -> str | None:
 def _fulfils(obj: object) -> bool:
     """Whether `obj` has the `Provider` protocol's members; an `AsyncGeneratorProvider` (class
     or instance) has them by construction, so only other objects pay the protocol's check."""
-    if isinstance(obj, AsyncGeneratorProvider) or (
-        isinstance(obj, type) and issubclass(obj, AsyncGeneratorProvider)
-    ):
-        return True
-    return isinstance(obj, Provider)
+    return has_base_stream(obj) or isinstance(obj, Provider)
 
 
 _HOOKABLE = (FunctionType, MethodType, classmethod, staticmethod)
