@@ -1,5 +1,8 @@
 """Streaming throughput: CodeLinkAva through providerhub vs the seed's loop vs a raw reader.
 
+providerhub runs twice: with the JSON decoder it picks (msgspec's when the `fast` extra is
+installed) and with the standard library's (`providerhub.jsonload`).
+
 The upstream is a FakeUpstream in a separate process on 127.0.0.1 serving a pre-rendered body
 of N CodeLinkAva/OpenAI-style events, so only the client side is measured. Each round runs the
 three readers once, in rotating order; the report gives per-reader medians and ratios to the
@@ -17,6 +20,7 @@ from functools import partial
 
 import aiohttp
 from _common import RAW, Run, raw_read, streaming_main, timed
+from providerhub import jsonload
 from providerhub_codelinkava import CodeLinkAva
 
 TARGET = 1.15
@@ -40,6 +44,16 @@ async def providerhub_reader(url: str) -> int:
     async for chunk in CodeLinkAva.create_async_generator("gpt-3.5-turbo", MESSAGES):
         total += len(chunk)
     return total
+
+
+async def stdlib_reader(url: str) -> int:
+    """(a') The same with the standard library's JSON decoder."""
+    chosen = jsonload.loads
+    jsonload.loads = jsonload.stdlib_loads
+    try:
+        return await providerhub_reader(url)
+    finally:
+        jsonload.loads = chosen
 
 
 async def seed_reader(url: str) -> int:
@@ -69,6 +83,7 @@ async def raw_reader(url: str) -> int:
 
 READERS: dict[str, Callable[[str], Awaitable[int]]] = {
     PROVIDERHUB: providerhub_reader,
+    "providerhub, stdlib json": stdlib_reader,
     "seed loop": seed_reader,
     RAW: raw_reader,
 }

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import providerhub
 import pytest
 from plugin_dists import (
@@ -460,3 +461,135 @@ BAD_PLUGINS: dict[str, object] = {
     "exit": ExitHook(),
     "string": plugin_registering("a string"),
 }
+
+
+# Many plugins: each plugin's own hooks found without scanning every plugin's (issue 11).
+
+
+def module_plugin(name: str, source: str) -> types.ModuleType:
+    """A real module object made from `source`, as an entry point's import gives one."""
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
+MANY = """
+import pluggy
+import providerhub
+from providerhub import AsyncGeneratorProvider
+
+CONSTANT = 3
+helper = len
+
+
+class Many{index}(AsyncGeneratorProvider):
+    working = True
+
+
+@providerhub.hookimpl
+def register_providers(register):
+    register(Many{index})
+    if {index} == 150:
+        raise RuntimeError("plugin 150 breaks")
+"""
+
+
+def test_hundreds_of_module_plugins_load_in_order_with_one_rolled_back() -> None:
+    plugins = [module_plugin(f"many{index}", MANY.format(index=index)) for index in range(300)]
+
+    registry = Registry(plugins, entry_points=False)
+
+    assert [p.name for p in registry.providers()] == [
+        f"Many{index}" for index in range(300) if index != 150
+    ]
+    assert [(f.plugin, f.reason) for f in registry.errors] == [
+        ("many150", "register_providers raised RuntimeError: plugin 150 breaks")
+    ]
+    assert not registry.pm.is_registered(plugins[150])
+    assert registry.pm.is_registered(plugins[151])
+
+
+ORDERED = """
+import pluggy
+import providerhub
+
+
+@providerhub.hookimpl(specname="register_providers", trylast=True)
+def a_last(register):
+    register(ORDER["last"])
+
+
+@providerhub.hookimpl(specname="register_providers", tryfirst=True)
+def b_first(register):
+    register(ORDER["first"])
+
+
+@providerhub.hookimpl
+def register_providers(register):
+    register(ORDER["plain"])
+
+
+@providerhub.hookimpl(optionalhook=True)
+def not_a_hook_but_optional():
+    pass
+
+
+class register_provider_types:
+    providerhub_impl = {}  # a class is never a hook implementation, marked or not
+
+
+def c_unmarked(register):
+    raise AssertionError("an unmarked function is not a hook")
+"""
+
+
+def test_a_plugins_own_implementations_run_in_pluggys_order() -> None:
+    plugin = module_plugin("ordered", ORDERED)
+    plugin.ORDER = {key: Named(key.title()) for key in ("last", "first", "plain")}  # type: ignore[attr-defined]
+    before = plugin_registering(Named("Before"))
+
+    registry = Registry([before, plugin], entry_points=False)
+
+    impls = registry.pm.hook.register_providers.get_hookimpls()
+    pluggy_order = [impl.function.__name__ for impl in impls if impl.plugin is plugin]
+    assert pluggy_order == ["a_last", "register_providers", "b_first"]
+    assert [p.name for p in registry.providers()] == ["Before", "Last", "Plain", "First"]
+    assert registry.errors == []
+
+
+def test_an_object_that_is_not_an_async_generator_provider_still_needs_the_metadata() -> None:
+    class Bare:
+        name = "Bare"
+        working = True
+
+        def create_async_generator(self, model: str, messages: object) -> None: ...
+
+        def supports_model(self, model: str) -> bool:
+            return True
+
+    registry = Registry([plugin_registering(Bare(), Named("Good"))], entry_points=False)
+
+    [failure] = registry.errors
+    assert failure.reason == (
+        "registered an instance of 'Bare', which is not a provider: it lacks the provider metadata"
+    )
+    assert [p.name for p in registry.providers()] == ["Good"]
+
+
+def test_loading_never_asks_pluggy_to_scan_every_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pluggy's `get_hookcallers` and `is_registered` walk every registered plugin: asked once
+    per plugin, loading N plugins would cost N^2."""
+
+    def scan(*args: object) -> None:
+        raise AssertionError("a scan of every plugin while loading")
+
+    monkeypatch.setattr(pluggy.PluginManager, "get_hookcallers", scan)
+    monkeypatch.setattr(pluggy.PluginManager, "is_registered", scan)
+    plugins = [module_plugin(f"scan{index}", MANY.format(index=index)) for index in range(20)]
+
+    registry = Registry([*plugins, plugins[0]], entry_points=False)
+
+    assert len(registry.providers()) == 20
+    assert [f.reason for f in registry.errors] == [
+        "the same plugin object is already loaded as plugin 'scan0'"
+    ]

@@ -20,6 +20,11 @@ def datas(events: list[ServerSentEvent]) -> list[str]:
     return [event.data for event in events]
 
 
+def decode_data(*chunks: bytes) -> list[str]:
+    decoder = SSEDecoder()
+    return [data for chunk in chunks for data in decoder.feed_data(chunk)] + decoder.flush_data()
+
+
 @pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
 def test_line_endings(end: str) -> None:
     stream = f"data: one{end}{end}data: two{end}{end}".encode()
@@ -216,6 +221,7 @@ def test_any_split_yields_the_same_events(
     whole = decode(stream)
     assert whole == expected
     assert decode(*_split(stream, cuts)) == whole
+    assert decode_data(*_split(stream, cuts)) == datas(whole)
 
 
 @settings(max_examples=100, deadline=None)
@@ -223,3 +229,35 @@ def test_any_split_yields_the_same_events(
 def test_byte_by_byte_yields_the_same_events(encoded: tuple[list[ServerSentEvent], bytes]) -> None:
     expected, stream = encoded
     assert decode(*(stream[i : i + 1] for i in range(len(stream)))) == expected
+
+
+# feed_data: the same events' data, with no object per event (what http.read_data yields).
+
+
+def test_the_common_shape_is_framed_in_one_read() -> None:
+    stream = b'data: {"a": 1}\n\ndata: two words\n\ndata:  spaced\n\ndata: tail'
+    decoder = SSEDecoder()
+    assert decoder.feed_data(stream) == ['{"a": 1}', "two words", " spaced"]
+    assert decoder.flush_data() == ["tail"]
+    assert datas(decode(stream)) == ['{"a": 1}', "two words", " spaced", "tail"]
+
+
+def test_an_event_name_pending_from_the_last_read_names_the_next_event() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"id: 4\nevent: delta\n") == []
+    assert decoder.feed(b"data: a\n\ndata: b\n\n") == [
+        ServerSentEvent("a", "delta", "4"),
+        ServerSentEvent("b", "message", "4"),
+    ]
+
+
+def test_invalid_utf8_is_replaced_as_line_by_line_whatever_the_reads() -> None:
+    stream = b"data: a\xe2\x82\n\ndata: \xff\xfe b\n\nevent: \xc3\n" + b"data: \xac\n\n"
+    expected = ["a\ufffd", "\ufffd\ufffd b", "\ufffd"]
+    assert datas(decode(stream)) == expected
+    assert datas(decode(*(stream[i : i + 1] for i in range(len(stream))))) == expected
+    assert decode(stream)[2].event == "\ufffd"
+
+
+def test_a_retry_of_non_ascii_digits_is_ignored() -> None:
+    assert decode("retry: ٣\ndata: a\n\n".encode()) == [ServerSentEvent("a", retry=None)]

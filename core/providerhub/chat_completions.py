@@ -1,7 +1,7 @@
 """The chat-completions wire format (OpenAI's, which most upstreams speak), for plugin authors.
 
-A plugin whose upstream streams `chat.completion.chunk` events reads them in batches with
-`providerhub.http.read_events` and hands each batch to `parse_events`: out come providerhub
+A plugin whose upstream streams `chat.completion.chunk` events reads their data in batches
+with `providerhub.http.read_data` and hands each batch to `parse_events`: out come providerhub
 events (text, tool-call deltas, refusals, logprobs), while the `Completion` it fills keeps
 `finish_reason`, `usage`, `id` and `model`. `parse_completion` does the same for a non-streamed
 `chat.completion` body, and `CompletionStream` is a stream carrying its `Completion`. For other
@@ -9,7 +9,9 @@ JSON-over-SSE shapes: `event_payloads` (the documents of one event, `DONE` for `
 `error_text` and `error_message` (an upstream's own error message), `excerpt` (bounded text
 for errors).
 
-Parsing costs per event one `json.loads` and a few dict lookups. What one batch holds is
+Parsing costs per event one JSON decode (`providerhub.jsonload`: msgspec's with the `fast`
+extra) and a few dict lookups; a text delta shaped like the stream's first one costs no decode
+at all (`_textshape`). What one batch holds is
 emitted in order with neighbours of a kind merged (text joined, a tool call's argument
 fragments joined), so the events describe the same answer however TCP split the bytes. A bad
 event, or an error the upstream sent in the stream, raises only after everything before it
@@ -18,16 +20,17 @@ was handed out. No aiohttp import: plugins may import this module at module leve
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from . import jsonload
 from ._deltas import Batch, CallNumbers, optional_strings
+from ._textshape import TRIES, TextShape
 from .errors import MalformedStreamError, UpstreamError
 from .events import Event
 from .redaction import redact
-from .sse import ServerSentEvent
+from .sse import ServerSentEvent, data_of
 from .stream import ChunkStream
 
 __all__ = [
@@ -59,9 +62,8 @@ class _Done:
 DONE: Final[Any] = _Done()
 """Stands for `data: [DONE]`, the end marker of an OpenAI-style stream, in `event_payloads`."""
 _ONLY_DONE = (DONE,)
-_loads = json.loads
 NOT_JSON = (ValueError, RecursionError)
-"""What `json.loads` raises for text that is not JSON, or JSON nested deeper than Python
+"""What `jsonload.loads` raises for text that is not JSON, or JSON nested deeper than Python
 can recurse (an upstream's `[[[[...]]]]`)."""
 
 
@@ -73,8 +75,9 @@ def excerpt(text: str | bytes) -> str:
     return redact(text[: EXCERPT_CHARS * 4])[:EXCERPT_CHARS]
 
 
-def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:
-    """The JSON documents an event carries, in order, with `DONE` standing for `[DONE]`.
+def event_payloads(event: str | ServerSentEvent, provider: str) -> Iterable[Any]:
+    """The JSON documents an event (its data, or a ServerSentEvent) carries, in order, with
+    `DONE` standing for `[DONE]`.
 
     An event normally carries one document. A line-oriented upstream that never sends the blank
     line ending an event gets its data lines joined into one event (`{a}\n{b}\n[DONE]`); when
@@ -83,7 +86,7 @@ def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:
     nothing after `[DONE]` is parsed. Anything else raises MalformedStreamError naming the
     provider.
     """
-    data = event.data
+    data = event if isinstance(event, str) else event.data
     if data == "[DONE]":
         return _ONLY_DONE
     return (payload for _, payload in _payloads(data, provider))
@@ -92,7 +95,7 @@ def event_payloads(event: ServerSentEvent, provider: str) -> Iterable[Any]:
 def _payloads(data: str, provider: str) -> Iterable[tuple[str, Any]]:
     """Each document of an event's `data` with the text it came from (`event_payloads`)."""
     try:
-        return ((data, _loads(data)),)
+        return ((data, jsonload.loads(data)),)
     except NOT_JSON:
         if "\n" not in data:
             raise MalformedStreamError(provider, "malformed event", excerpt=excerpt(data)) from None
@@ -106,7 +109,7 @@ def _line_payloads(data: str, provider: str) -> Iterator[tuple[str, Any]]:
             return
         if line.strip():
             try:
-                payload = _loads(line)
+                payload = jsonload.loads(line)
             except NOT_JSON:
                 raise MalformedStreamError(
                     provider, "malformed event", excerpt=excerpt(line)
@@ -124,7 +127,7 @@ def error_text(error: Any) -> str:
 def error_message(body: str) -> str:
     """The upstream's own explanation from an error body (`{"error": {...}}`), else an excerpt."""
     try:
-        document = json.loads(body)
+        document = jsonload.loads(body)
     except NOT_JSON:
         document = None
     if isinstance(document, dict):
@@ -152,6 +155,8 @@ class Completion:
     usage: dict[str, Any] | None = None
     calls: CallNumbers = field(default_factory=CallNumbers, repr=False, compare=False)
     """How the stream's tool-call deltas map to calls (kept across network reads)."""
+    shape: TextShape = field(default_factory=TextShape, repr=False, compare=False)
+    """The stream's common text chunk, once one was seen (kept across network reads)."""
 
 
 BAD_PAYLOAD = (*NOT_JSON, AttributeError, TypeError, IndexError, KeyError)
@@ -167,11 +172,15 @@ def _malformed(
 
 
 def parse_events(
-    events: Sequence[ServerSentEvent], completion: Completion, provider: str, out: list[Event]
+    events: Sequence[str] | Sequence[ServerSentEvent],
+    completion: Completion,
+    provider: str,
+    out: list[Event],
 ) -> bool:
     """Append the events of a batch of chat.completion.chunk events to `out`; True once
     `[DONE]` ended the stream.
 
+    `events` is a batch of the events' data (`http.read_data`) or of `ServerSentEvent`s.
     Role-only and empty deltas add nothing; `finish_reason`, `usage`, `id` and `model` go to
     `completion`. An event that is not JSON or not chunk-shaped raises MalformedStreamError,
     an error object sent inside the stream UpstreamError with the upstream's message; either
@@ -179,38 +188,52 @@ def parse_events(
     """
     batch = Batch(out, completion.calls)
     add_text = batch.text.append
-    loads = json.loads
+    loads = jsonload.loads
+    shape = completion.shape
+    prefix, suffix, least = shape.prefix, shape.suffix, shape.least
     data = ""
     try:
-        for event in events:
-            data = event.data
+        for data in data_of(events):
+            if data.startswith(prefix) and data.endswith(suffix) and len(data) >= least:
+                text = data[len(prefix) : len(data) - len(suffix)]
+                if '"' not in text and "\\" not in text and text.isprintable():
+                    if batch.tool is None:
+                        if text:
+                            add_text(text)  # the common case: no JSON decoded (`_textshape`)
+                    else:
+                        batch.delta({"content": text})
+                    continue
             if data == "[DONE]":
                 return True
             try:
                 chunks: Iterable[tuple[str, Any]] = ((data, loads(data)),)
             except NOT_JSON:
                 chunks = _payloads(data, provider)
-            for data, chunk in chunks:  # noqa: B007 (`data` is what an error quotes)
+            for data, chunk in chunks:  # `data` is what an error quotes
                 if chunk is DONE:
                     return True
+                plain = False
                 choices = chunk.get("choices")
                 if choices:
                     choice = choices[0]
                     delta = choice.get("delta")
                     if delta:
                         content = delta.get("content")
-                        if content.__class__ is str and len(delta) == 1 and batch.tool is None:
+                        plain = content.__class__ is str and len(delta) == 1
+                        if plain and batch.tool is None:
                             if content:
-                                add_text(content)  # the common case, a text delta alone
+                                add_text(content)  # a text delta alone
                         else:
                             batch.delta(delta)
                     logprobs = choice.get("logprobs")
                     if logprobs:
+                        plain = False
                         batch.add_logprobs(logprobs)
                     reason = choice.get("finish_reason")
                     if reason:
                         if not isinstance(reason, str):
                             raise TypeError(reason)
+                        plain = False
                         completion.finish_reason = reason
                 elif "error" in chunk:
                     message = error_text(chunk["error"])
@@ -219,10 +242,14 @@ def parse_events(
                 if usage:
                     if not isinstance(usage, dict):
                         raise TypeError(usage)
+                    plain = False
                     completion.usage = usage
                 if completion.id is None:
                     completion.id = chunk.get("id")
                     completion.model = chunk.get("model")
+                if plain and shape.tries < TRIES:
+                    shape.learn(data, chunk, loads)
+                    prefix, suffix, least = shape.prefix, shape.suffix, shape.least
         return False
     except MalformedStreamError:
         raise
@@ -239,7 +266,7 @@ def parse_completion(raw: bytes, completion: Completion, provider: str) -> list[
     out: list[Event] = []
     batch = Batch(out, completion.calls)
     try:
-        document = json.loads(raw)
+        document = jsonload.loads(raw)
         choice = document["choices"][0]
         message = choice["message"]
         content = message.get("content") or ""

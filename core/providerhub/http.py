@@ -1,12 +1,12 @@
 """aiohttp plumbing for plugins whose provider makes HTTP requests.
 
 What a plugin author uses: `request` (one request, its failures raised classified),
-`read_events` (the response's server-sent events, batched per network read, for
-`providerhub.chat_completions.parse_events`), `read_body` (a non-streamed body, at most
-`MAX_BODY` bytes), `UpstreamHTTPError` (an error status, with the upstream's message and
-`retry_after`), and for a request made some other way `encode_json`, `http_error`,
-`classify`, `client_timeout` and `retry_after`. Error texts never carry the upstream's URL or
-address (errors that know it keep it in `url`).
+`read_data` (the data of the response's server-sent events, batched per network read, for
+`providerhub.chat_completions.parse_events`; `read_events` for whole events), `read_body` (a
+non-streamed body, at most `MAX_BODY` bytes), `UpstreamHTTPError` (an error status, with the
+upstream's message and `retry_after`), and for a request made some other way `encode_json`,
+`http_error`, `classify`, `client_timeout` and `retry_after`. Error texts never carry the
+upstream's URL or address (errors that know it keep it in `url`).
 
 This module imports aiohttp, so import it inside the call, not at module level: listing
 providers never does. Headers that carry secrets (by `providerhub.redaction`) are redacted
@@ -21,9 +21,9 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -51,6 +51,7 @@ __all__ = [
     "encode_json",
     "http_error",
     "read_body",
+    "read_data",
     "read_events",
     "request",
     "retry_after",
@@ -59,6 +60,7 @@ __all__ = [
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_Item = TypeVar("_Item")
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 MAX_BODY = 16 * 1024 * 1024
 """The most bytes `read_body` reads of a non-streamed answer (16 MiB, as the gateway's own
@@ -235,24 +237,42 @@ def _json_problem(exc: Exception) -> str:
     return text
 
 
-async def read_events(
-    response: aiohttp.ClientResponse, provider: str
-) -> AsyncGenerator[list[ServerSentEvent], None]:
-    """Yield the server-sent events of `response`, batched by what each network read completed.
+def read_data(response: aiohttp.ClientResponse, provider: str) -> AsyncGenerator[list[str], None]:
+    """Yield the data of the server-sent events of `response`, batched by network read.
 
+    What `providerhub.chat_completions.parse_events` reads: no object per event, the event
+    names dropped (a JSON-over-SSE format whose documents say their own type needs no more).
     Batching keeps the per-event cost at the decoder's, which is what makes streaming cheap.
     A reader that stops early (at `[DONE]`) should close it, e.g. with `contextlib.aclosing`.
     """
     decoder = SSEDecoder()
+    return _batches(response, provider, decoder.feed_data, decoder.flush_data)
+
+
+def read_events(
+    response: aiohttp.ClientResponse, provider: str
+) -> AsyncGenerator[list[ServerSentEvent], None]:
+    """Yield the server-sent events of `response` (with names, ids), batched like `read_data`."""
+    decoder = SSEDecoder()
+    return _batches(response, provider, decoder.feed, decoder.flush)
+
+
+async def _batches(
+    response: aiohttp.ClientResponse,
+    provider: str,
+    feed: Callable[[bytes], list[_Item]],
+    flush: Callable[[], list[_Item]],
+) -> AsyncGenerator[list[_Item], None]:
+    """What `feed` makes of each network read of `response`, then what `flush` makes."""
     content = response.content
     try:
         while chunk := await content.readany():
-            events = decoder.feed(chunk)
-            if events:
-                yield events
-        events = decoder.flush()
-        if events:
-            yield events
+            items = feed(chunk)
+            if items:
+                yield items
+        items = flush()
+        if items:
+            yield items
     except ValueError as exc:
         raise MalformedStreamError(provider, str(exc)) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:

@@ -233,10 +233,13 @@ def _guarded(impl: Any, *, events: bool) -> Any:
     """
     is_classmethod = isinstance(impl, classmethod)
     func = impl.__func__ if is_classmethod or isinstance(impl, hybridmethod) else impl
-    clashes = _clashes(func)
+    clashes: frozenset[str] | None = None  # worked out on the first call, not at import
 
     @functools.wraps(func)
     def guarded(this: Any, model: str, messages: Messages, /, **kwargs: Any) -> AsyncIterator[Any]:
+        nonlocal clashes
+        if clashes is None:
+            clashes = _clashes(func)
         request_params(kwargs, clashes)
         model = validate_model(model)
         checked = adapt(this, check_messages(messages), kwargs)

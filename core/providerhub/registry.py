@@ -18,13 +18,14 @@ import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import FunctionType, MethodType, ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from . import discovery, hookspecs, suggest
 from .errors import PluginError, ProviderNotFoundError
-from .provider import Provider
+from .provider import Provider, has_base_stream
 
 if TYPE_CHECKING:
     from .attempt import Attempt
@@ -94,8 +95,10 @@ class Registry:
     """Providers by name, from plugins found through entry points or given as objects."""
 
     def __init__(self, plugins: Sequence[object] = (), *, entry_points: bool = True) -> None:
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm = _Manager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        self._loaded: dict[int, str] = {}
+        """id of each plugin object registered with `pm` -> its plugin name."""
         self.plugins: list[PluginInfo] = []
         self.errors: list[PluginFailure] = []
         self._providers: dict[str, Registered] = {}
@@ -155,10 +158,11 @@ class Registry:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             info = PluginInfo(name=name)
         self.plugins.append(info)
-        if self.pm.is_registered(plugin):
-            other = (self.pm.get_name(plugin) or "").rpartition("#")[0]
+        other = self._loaded.get(id(plugin))
+        if other is not None:
             self._fail(info, f"the same plugin object is already loaded as plugin {other!r}", None)
             return info
+        self.pm.found = []
         try:
             self.pm.register(plugin, name=f"{info.name}#{len(self.plugins)}")
         except pluggy.PluginValidationError as exc:
@@ -167,9 +171,12 @@ class Registry:
         except Exception as exc:
             self._fail(info, f"cannot register: {type(exc).__name__}: {exc}", exc)
             return info
-        self._check_hooks(plugin, info)
-        if not self._run_hooks(plugin, info):
+        self._loaded[id(plugin)] = info.name
+        hooks = self._hooks_of(plugin, self.pm.found)
+        self._check_hooks(hooks, info)
+        if not self._run_hooks(hooks, info):
             self.pm.unregister(plugin)
+            del self._loaded[id(plugin)]
         return info
 
     def provider_types(self) -> dict[str, Callable[..., Provider]]:
@@ -256,21 +263,47 @@ class Registry:
         expected = f" (the hookspec is {hook}({', '.join(spec.argnames)}))" if spec else ""
         return f"invalid hook {definition}: {detail[:1].lower()}{detail[1:]}{expected}"
 
-    def _check_hooks(self, plugin: object, info: PluginInfo) -> None:
+    def _hooks_of(
+        self, plugin: object, found: Sequence[str]
+    ) -> dict[str, tuple[pluggy.HookCaller, list[pluggy.HookImpl]]]:
+        """The hooks `plugin` implements (`found`: one name per implementation) and its
+        implementations of each, in pluggy's order of hooks and of their implementations.
+
+        Linear in the plugin's own hooks: a new implementation sits at the end of its hook's
+        list in all but unusual cases (tryfirst/trylast), so the search from the end stops at
+        once, where pluggy's `get_hookcallers` would scan every plugin's.
+        """
+        order = {name: index for index, name in enumerate(vars(self.pm.hook))}
+        hooks = {}
+        for name in sorted(set(found), key=order.__getitem__):
+            caller: pluggy.HookCaller = getattr(self.pm.hook, name)
+            wanted = found.count(name)
+            impls = []
+            for impl in reversed(caller.get_hookimpls()):
+                if impl.plugin is plugin:
+                    impls.append(impl)
+                    if len(impls) == wanted:
+                        break
+            hooks[name] = caller, impls[::-1]
+        return hooks
+
+    def _check_hooks(
+        self, hooks: dict[str, tuple[pluggy.HookCaller, list[pluggy.HookImpl]]], info: PluginInfo
+    ) -> None:
         """Report a plugin without hooks, and hooks that match no spec (pluggy ignores those)."""
-        callers = self.pm.get_hookcallers(plugin) or []
-        if not callers:
+        if not hooks:
             hint = "decorate register_providers with @providerhub.hookimpl"
             self._fail(info, f"no hook implementations found ({hint})", None)
-        known = [name for name, hook in vars(self.pm.hook).items() if hook.has_spec()]
-        for caller in callers:
-            impls = [impl for impl in caller.get_hookimpls() if impl.plugin is plugin]
+        for caller, impls in hooks.values():
             if caller.has_spec() or all(impl.optionalhook for impl in impls):
                 continue
+            known = [name for name, hook in vars(self.pm.hook).items() if hook.has_spec()]
             hint = suggest.best(caller.name, known)
             self._fail(info, f"unknown hook {caller.name!r}{hint}", None)
 
-    def _run_hooks(self, plugin: object, info: PluginInfo) -> bool:
+    def _run_hooks(
+        self, hooks: dict[str, tuple[pluggy.HookCaller, list[pluggy.HookImpl]]], info: PluginInfo
+    ) -> bool:
         """Run the plugin's registration hooks: all of them take effect, or none does.
 
         When a hook raises, every provider and provider type the plugin registered, by any of
@@ -281,9 +314,7 @@ class Registry:
             "register_provider_types": lambda name, factory: self._add_type(name, factory, info),
         }
         for hook, register in registers.items():
-            for impl in getattr(self.pm.hook, hook).get_hookimpls():
-                if impl.plugin is not plugin:
-                    continue
+            for impl in hooks.get(hook, (None, []))[1]:
                 try:
                     _call_plain(impl, register=register)
                 except (Exception, SystemExit) as exc:
@@ -309,7 +340,7 @@ class Registry:
         if problem:
             self._fail(info, problem, None)
             return
-        assert isinstance(provider, Provider)
+        provider = cast("Provider", provider)
         existing = self._providers.get(provider.name.lower())
         if existing is not None:
             source = existing.plugin.source
@@ -385,9 +416,44 @@ def _not_a_provider(obj: object) -> str | None:
     for attr in ("create_async_generator", "supports_model"):
         if not callable(getattr(obj, attr, None)):
             return f"registered {label}, which is not a provider: it has no {attr}()"
-    if not isinstance(obj, Provider):
+    if not _fulfils(obj):
         return f"registered {label}, which is not a provider: it lacks the provider metadata"
     return None
+
+
+def _fulfils(obj: object) -> bool:
+    """Whether `obj` has the `Provider` protocol's members; an `AsyncGeneratorProvider` (class
+    or instance) has them by construction, so only other objects pay the protocol's check."""
+    return has_base_stream(obj) or isinstance(obj, Provider)
+
+
+_HOOKABLE = (FunctionType, MethodType, classmethod, staticmethod)
+"""What pluggy takes a hook implementation from; any other attribute it skips."""
+_ABSENT = object()
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, remembering what each registration found and finding it faster.
+
+    pluggy looks at every attribute of a plugin with `inspect.getattr_static`, some
+    microseconds each: for a module, an attribute in its namespace that is not a function (or
+    method, classmethod, staticmethod) is skipped at once, as pluggy would skip it. `found`
+    gets the hook name of each implementation the last `register` took.
+    """
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.found: list[str] = []
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> pluggy.HookimplOpts | None:
+        if isinstance(plugin, ModuleType):
+            value = plugin.__dict__.get(name, _ABSENT)
+            if value is not _ABSENT and not isinstance(value, _HOOKABLE):
+                return None
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is not None:
+            self.found.append(opts.get("specname") or name)
+        return opts
 
 
 _default: Registry | None = None

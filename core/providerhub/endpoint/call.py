@@ -23,7 +23,6 @@ from ..errors import (
     UpstreamError,
 )
 from ..events import Event
-from ..sse import ServerSentEvent
 from ..timeouts import Timeouts
 from .credentials import Credentials
 
@@ -65,14 +64,14 @@ def choose(
 class Format:
     """How to read one call's answer; the callables fill that call's own answer state.
 
-    `body` turns a JSON answer into its events; `batch` appends a batch's events to `out` and
-    says whether the answer is complete (stop reading); `finished` says, after the stream
-    ended, whether it had ended properly; `end` names what a complete stream ends with
-    ("data: [DONE]"), for the error when it did not.
+    `body` turns a JSON answer into its events; `batch` appends the events of a batch of event
+    data (`http.read_data`) to `out` and says whether the answer is complete (stop reading);
+    `finished` says, after the stream ended, whether it had ended properly; `end` names what a
+    complete stream ends with ("data: [DONE]"), for the error when it did not.
     """
 
     body: Callable[[bytes], list[Event]]
-    batch: Callable[[list[ServerSentEvent], list[Event]], bool]
+    batch: Callable[[list[str], list[Event]], bool]
     finished: Callable[[], bool]
     end: str
 
@@ -106,7 +105,7 @@ async def post(
                 for event in events:
                     yield event
                 return
-            batches = http.read_events(response, provider)
+            batches = http.read_data(response, provider)
             out: list[Event] = []
             try:
                 async for batch in batches:

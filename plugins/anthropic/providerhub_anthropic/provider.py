@@ -26,7 +26,6 @@ from providerhub.endpoint.options import flags as check_flags
 from providerhub.endpoint.options import optional_string, string, strings
 from providerhub.endpoint.provider import EndpointProvider
 from providerhub.events import Event
-from providerhub.sse import ServerSentEvent
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 from . import options
@@ -183,7 +182,7 @@ class AnthropicProvider(EndpointProvider):
         proxy: str | None,
         answer: Answer,
     ) -> AsyncIterator[Event]:
-        def batch(events: list[ServerSentEvent], out: list[Event]) -> bool:
+        def batch(events: list[str], out: list[Event]) -> bool:
             parse_events(events, answer, self.name, out)
             return answer.done
 

@@ -22,10 +22,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from providerhub import MalformedStreamError, UpstreamError
+from providerhub import MalformedStreamError, UpstreamError, jsonload
 from providerhub.chat_completions import BAD_PAYLOAD, NOT_JSON, Completion, excerpt
 from providerhub.events import Event, ToolCallDelta
-from providerhub.sse import ServerSentEvent
+from providerhub.sse import ServerSentEvent, data_of
 
 from .errors import stream_error
 
@@ -159,9 +159,13 @@ class _Batch:
 
 
 def parse_events(
-    events: Sequence[ServerSentEvent], answer: Answer, provider: str, out: list[Event]
+    events: Sequence[str] | Sequence[ServerSentEvent],
+    answer: Answer,
+    provider: str,
+    out: list[Event],
 ) -> bool:
-    """Append the events of a batch to `out`; True once `message_stop` ended the answer.
+    """Append the events of a batch (their data, or `ServerSentEvent`s) to `out`; True once
+    `message_stop` ended the answer.
 
     An event that is not JSON or not shaped as Anthropic's raises MalformedStreamError, an
     `error` event the UpstreamError `providerhub_anthropic.errors.stream_error` makes; either
@@ -169,11 +173,10 @@ def parse_events(
     """
     batch = _Batch(out)
     add_text = batch.text.append
-    loads = json.loads
+    loads = jsonload.loads
     data = ""
     try:
-        for event in events:
-            data = event.data
+        for data in data_of(events):
             payload = loads(data)
             kind = payload["type"]
             if kind == "content_block_delta":
@@ -241,7 +244,7 @@ def parse_message(raw: bytes, answer: Answer, provider: str) -> list[Event]:
     """The events of a non-streamed message body; the rest goes to `answer.completion`."""
     out: list[Event] = []
     try:
-        message = json.loads(raw)
+        message = jsonload.loads(raw)
         if message["type"] != "message":
             raise TypeError(message["type"])
         answer.start(message)

@@ -68,7 +68,7 @@ class CodeLinkAva(AsyncGeneratorProvider):
                 timeouts=timeout,
                 proxy=proxy,
             ) as response,
-            aclosing(http.read_events(response, cls.name)) as reads,
+            aclosing(http.read_data(response, cls.name)) as reads,
         ):
             completion = Completion()
             async for events in reads:

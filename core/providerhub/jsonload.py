@@ -1,0 +1,51 @@
+"""JSON text to Python values for the stream parsers: msgspec's decoder when it is installed
+(the `providerhub[fast]` extra), the standard library's otherwise, with the same values.
+
+`loads` is what the parsers call (look it up as `jsonload.loads` at call time: it is chosen on
+first use, so importing this module costs nothing). msgspec decodes the documents it accepts
+to the values `json.loads` gives (big integers stay integers, floats round alike); for anything
+it refuses (malformed text, NaN, infinities, lone surrogates, deep nesting) the standard
+library decides, so what is accepted, and what an error says, never depends on the decoder.
+Tests and benches pick one by setting `loads` to `stdlib_loads` or `fast_loads()`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["fast_loads", "loads", "stdlib_loads"]
+
+Loads = Callable[[str | bytes], Any]
+
+stdlib_loads: Loads = json.loads
+"""The standard library's decoder: the reference every path is held to."""
+
+
+def fast_loads() -> Loads | None:
+    """msgspec's decoder (the standard library's deciding what it refuses), or None without it."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    decode = msgspec.json.Decoder().decode
+
+    def fast(text: str | bytes) -> Any:
+        try:
+            return decode(text)
+        except (ValueError, RecursionError):
+            return json.loads(text)
+
+    return fast
+
+
+def _first(text: str | bytes) -> Any:
+    global loads
+    if loads is _first:
+        loads = fast_loads() or stdlib_loads
+    return loads(text)
+
+
+loads: Loads = _first
+"""JSON text (str, or UTF-8 bytes) to its value; ValueError or RecursionError if it is not JSON."""
