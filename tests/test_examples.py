@@ -121,7 +121,7 @@ async def test_serve_fakes_runs_the_gateway_until_ctrl_c() -> None:
     assert [line.rsplit(" ", 1)[0] for line in access] == [
         "POST /v1/chat/completions 200 provider=local"
     ] * 2
-    assert "default: flaky: failed (HTTP 500 from" in log and "Traceback" not in log
+    assert "default: flaky: failed (HTTP 500: " in log and "Traceback" not in log
     for url in (flaky, local, base_url):  # the gateway and both fakes have stopped listening
         with pytest.raises(aiohttp.ClientConnectionError):
             async with aiohttp.ClientSession() as session, session.get(url):

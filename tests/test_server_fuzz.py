@@ -9,8 +9,6 @@ the bodies are sent from a worker thread, one connection each. Every answer is a
 complete chat.completion or SSE stream, or a 4xx with an OpenAI-shaped error body sent before
 any upstream call; never a 5xx. The gateway serves normally afterwards. (Removing the
 gateway's object or recursion check in wire.parse_chat makes the sweep fail with a 500.)
-
-A body that does not decode as its Content-Encoding is a 500 today: strict xfail below.
 """
 
 from __future__ import annotations
@@ -387,11 +385,6 @@ async def test_generated_bodies_get_a_200_or_an_openai_shaped_4xx() -> None:
     assert upstream.requests[-1].json["model"] == "fast-model"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: aiohttp's RequestPayloadError from request.read() (a body that does not "
-    "decode as its Content-Encoding) is not caught in server/app.py, so it is a 500",
-)
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_body_not_in_its_content_encoding_is_a_400(encoding: str) -> None:
     async with (
@@ -401,3 +394,4 @@ async def test_a_body_not_in_its_content_encoding_is_a_400(encoding: str) -> Non
         status, _, text = await post(url, VALID, headers={"Content-Encoding": encoding})
     assert (status, upstream.requests) == (400, [])
     check_answer(status, "application/json", text.encode(), called=False)
+    assert json.loads(text)["error"]["message"].startswith("request body cannot be read: ")

@@ -23,7 +23,6 @@ import os
 import sys
 
 from ..config import ConfigError, ServerSettings
-from ..redaction import remember
 from .common import ListenError, config_option, load_setup
 
 
@@ -99,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _api_key(settings: ServerSettings, path: object) -> str | None:
-    """The gateway's key from the variable `[server] api_key_env` names (remembered as a
-    secret, so no log line or answer shows it), or None."""
+    """The gateway's key from the variable `[server] api_key_env` names, or None."""
     variable = settings.api_key_env
     if variable is None:
         return None
@@ -113,7 +111,6 @@ def _api_key(settings: ServerSettings, path: object) -> str | None:
             table="server",
             key="api_key_env",
         )
-    remember(value)
     return value
 
 

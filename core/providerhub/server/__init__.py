@@ -25,8 +25,10 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
   SDK's `models.retrieve`): one of them (any case), or for a model a chat request would route,
   an object with `kind` "routed" naming the chain; else 404 `model_not_found`.
 - Any other endpoint: 404 `unknown_url`, naming the routes this gateway serves.
-- `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate.
-- `GET /healthz`: `{"status": "ok"}` with counts; open even when auth is on.
+- `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate (never
+  an upstream's URL: clients of a gateway do not learn internal hosts).
+- `GET /healthz` (and `HEAD`, like every GET route): `{"status": "ok"}` with counts; open even
+  when auth is on.
 
 Streaming (`"stream": true`): the gateway waits for the first chunk before sending headers, so a
 failure before it is a real status: every provider failed → 502 with one line per provider;
@@ -62,8 +64,7 @@ and log line (`providerhub.redaction`); answers pass unchanged.
 
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 `Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
-log line or a response (`providerhub serve` remembers it as a secret; a program calling
-`create_app` itself does so with `providerhub.redaction.remember`). Logging: one line per
+log line or a response (`create_app` remembers it as a secret). Logging: one line per
 request on logger "providerhub.server" (method, path, status, provider, duration; 499 when the
 client went away, also mid-write, with no error logged), never headers or bodies.
 

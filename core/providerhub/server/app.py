@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from .. import capabilities as capability
 from ..config import ServerSettings
@@ -23,6 +24,7 @@ from ..errors import (
     UnsupportedCapabilityError,
 )
 from ..events import Event
+from ..redaction import remember
 from ..routing.stream import ChatStream
 from . import cors, status, wire
 from .limits import MAX_BODIES, MAX_BODY, Admission, Drain, ShutDown
@@ -59,7 +61,8 @@ def create_app(
     """The gateway for `registry` (plugins plus the config's instances) and `config`.
 
     `api_key` (the value, read by the caller from the variable `[server] api_key_env` names)
-    makes every `/v1/` route require `Authorization: Bearer <api_key>`. `health` defaults to the
+    makes every `/v1/` route require `Authorization: Bearer <api_key>`; it is remembered as a
+    secret (`redaction.remember`), so no log line or answer shows it. `health` defaults to the
     store shared by the process; `default_chain` overrides `[server] chain`. The config's
     `[server]` limits and CORS origins apply (see `limits`, `cors`). Chains are built here, so
     a bad chain or default is a ConfigError before anything listens.
@@ -74,9 +77,13 @@ def create_app(
     app[DRAIN] = Drain()
     cors.install(app, settings.cors_origins)
     if api_key is not None:
+        remember(api_key)
         app[API_KEY] = api_key.encode()
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        if method == "GET":
+            app.router.add_get(path, handler)  # HEAD too, as load balancers probe with it
+        else:
+            app.router.add_route(method, path, handler)
     return app
 
 
@@ -180,7 +187,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
-    chat = wire.parse_chat(await request.read())
+    try:
+        body = await request.read()
+    except RequestPayloadError as exc:  # e.g. not in the Content-Encoding it claims
+        raise wire.RequestError(400, f"request body cannot be read: {exc}") from None
+    chat = wire.parse_chat(body)
     target = request.app[TARGETS].resolve(chat.model)
     try:
         stream = target.chain.stream(target.model, chat.messages, **chat.params)
@@ -319,7 +330,6 @@ async def providers(request: web.Request) -> web.Response:
                 "supports_gpt_4": bool(getattr(provider, "supports_gpt_4", False)),
                 "needs_auth": bool(provider.needs_auth),
                 "credentials": "ok" if missing is None else f"missing: {missing}",
-                "url": getattr(provider, "url", None),
                 "latency_ms": None if latency is None else round(latency * 1000, 1),
             }
         )

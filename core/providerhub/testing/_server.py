@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ._render import DIALECTS, Pause, Stop, response
+from ._render import DIALECTS, Pause, Piece, Stop, response
 from ._reply import Reply, WireFormat
 
 
@@ -104,7 +104,7 @@ class FakeUpstream:
         self.active += 1
         try:
             return await self._answer(request, reply, payload if isinstance(payload, dict) else {})
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             self.disconnects += 1
             raise
         finally:
@@ -132,7 +132,16 @@ class FakeUpstream:
         answer = web.StreamResponse(
             status=reply.status, headers={"Content-Type": content_type, **reply.headers}
         )
-        await answer.prepare(request)
+        try:
+            await answer.prepare(request)
+            await self._write(request, answer, pieces)
+        except ConnectionResetError:  # the client went away mid-answer: counted, not logged
+            self.disconnects += 1
+        return answer
+
+    async def _write(
+        self, request: web.Request, answer: web.StreamResponse, pieces: Iterable[Piece]
+    ) -> None:
         for piece in pieces:
             if isinstance(piece, Pause):
                 if self._release.is_set():
@@ -145,10 +154,9 @@ class FakeUpstream:
                     await self._release.wait()
                 assert request.transport is not None
                 request.transport.close()
-                return answer
+                return
             await answer.write(piece)
         await answer.write_eof()
-        return answer
 
 
 class UpstreamFactory:
