@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .. import capabilities as capability
+from .. import pool
 from ..errors import (
     AllProvidersFailedError,
     InvalidRequestError,
@@ -64,7 +65,13 @@ def create_app(
         app[API_KEY] = api_key.encode()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    app.on_cleanup.append(_close_pools)
     return app
+
+
+async def _close_pools(app: web.Application) -> None:
+    """Shutting down closes the upstream connections kept alive on this loop."""
+    await pool.close_all()
 
 
 @web.middleware
