@@ -1,6 +1,7 @@
 """aiohttp plumbing for plugins whose provider makes HTTP requests.
 
-What a plugin author uses: `request` (one request, its failures raised classified),
+What a plugin author uses: `request` (one request on a kept-alive connection of the caller's
+`providerhub.pool.Pool`, its failures raised classified),
 `read_events` (the response's server-sent events, batched per network read, for
 `providerhub.chat_completions.parse_events`), `UpstreamHTTPError` (an error status, with the
 upstream's message and `retry_after`), and for a request made some other way `encode_json`,

@@ -57,7 +57,8 @@ Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 log line or a response. Logging: one line per request on logger "providerhub.server" (method,
 path, status, provider, duration; 499 when the client went away), never headers or bodies.
 Shutdown on SIGINT/SIGTERM: stop accepting, let in-flight answers finish for up to `GRACE`
-seconds, then cancel them (closing their upstreams) and close everything.
+seconds, then cancel them (closing their upstreams) and close everything, the upstream
+connections kept alive between requests (`providerhub.pool`) too.
 """
 
 from __future__ import annotations
