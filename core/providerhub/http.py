@@ -202,7 +202,7 @@ async def request(
     if session is None:
         session = _session(pool.max_connections)
         await pool.put(session)
-    pool.requests += 1
+    pool.began()
     try:
         response = await _send(session, method, url, body, headers, proxy, provider, limits)
         async with response:
@@ -215,7 +215,7 @@ async def request(
                 response.close()
                 raise
     finally:
-        pool.requests -= 1
+        pool.ended()
 
 
 DRAIN_BYTES = 65536

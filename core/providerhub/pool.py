@@ -19,6 +19,7 @@ never sends a request): the sessions are made by `providerhub.http`.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import AsyncGenerator
 from typing import Protocol
@@ -45,10 +46,21 @@ class Pool:
         self.requests = 0
         """Requests made through this pool whose answer is still open (on any loop)."""
         self._sessions: dict[asyncio.AbstractEventLoop, Session] = {}
+        self._counting = threading.Lock()  # loops in several threads may share the pool
         _POOLS.add(self)
 
     def __repr__(self) -> str:
         return f"Pool(max_connections={self.max_connections})"
+
+    def began(self) -> None:
+        """A request's answer opened (`http.request` counts them)."""
+        with self._counting:
+            self.requests += 1
+
+    def ended(self) -> None:
+        """A request's answer closed."""
+        with self._counting:
+            self.requests -= 1
 
     def get(self) -> Session | None:
         """The running loop's session, or None before the first request on it."""
@@ -115,12 +127,12 @@ async def close_all() -> None:
 
 def open_requests() -> int:
     """Requests made through any pool whose answer is still open."""
-    return sum(pool.requests for pool in _POOLS)
+    return sum(pool.requests for pool in list(_POOLS))
 
 
 def _forget_closed_loops() -> None:
     """Drop what loops closed without shutting down left (their sessions cannot be closed)."""
-    for loop in [loop for loop in _LOOPS if loop.is_closed()]:
-        held = _LOOPS.pop(loop)
-        for pool, _ in held.sessions:
+    for loop in [loop for loop in list(_LOOPS) if loop.is_closed()]:
+        held = _LOOPS.pop(loop, None)
+        for pool, _ in held.sessions if held is not None else ():
             pool._sessions.pop(loop, None)
