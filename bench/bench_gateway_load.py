@@ -3,9 +3,9 @@
 Upstreams: FakeUpstreams in a child process on 127.0.0.1, four of them: 200-event and 5-event
 answers, each either batched (the whole body in one write) or one event per write (a model
 generating, the loop yielding between events). The gateway is a real `providerhub serve`
-subprocess (log level warning) whose config names one openai provider per upstream; with
-`--base DIR` a second one runs the code of another checkout (PYTHONPATH=DIR/core:DIR/plugins/
-openai, same interpreter), for an A/B in the same run.
+subprocess (log level warning) whose config names one openai provider per upstream; each
+`--base DIR` (repeatable) adds one running another checkout's code (PYTHONPATH=DIR/core:
+DIR/plugins/openai, same interpreter), for an A/B in the same run.
 
 The client is the same everywhere: aiohttp, one keep-alive session per target, every stream
 read whole (64 KiB reads, split, `json.loads`) and checked for its exact text and `[DONE]`; any
@@ -107,11 +107,16 @@ def peak_rss_mib(pid: int) -> float:
     return math.nan
 
 
+SERVER_LIMIT = "[server]\nmax_concurrent_requests = 2000\n\n"
+"""Lifts a checkout's gateway limit on concurrent requests above C (one with no such key
+refuses the table: it runs without it)."""
+
+
 @contextmanager
 def gateway(upstreams: dict[str, str], source: str | None) -> Iterator[Target]:
     """`providerhub serve` in front of the upstreams, from this checkout or `source`'s code."""
     names = {shape: "u" + shape.replace(" ", "") for shape in upstreams}
-    config = "".join(
+    providers = "".join(
         f'[providers.{names[shape]}]\nuse = "openai"\nbase_url = "{url}/v1"\n'
         f'default_model = "fake-model"\n\n'
         for shape, url in upstreams.items()
@@ -119,26 +124,30 @@ def gateway(upstreams: dict[str, str], source: str | None) -> Iterator[Target]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = f"{source}/core:{source}/plugins/openai"
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as file:
-        file.write(config)
-    command = [sys.executable, "-m", "providerhub", "serve", "--config", file.name]
-    command += ["--port", "0", "--log-level", "warning"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if "serving " not in line:
+    with tempfile.TemporaryDirectory() as scratch:
+        for config in (SERVER_LIMIT + providers, providers):
+            path = Path(scratch) / "providerhub.toml"
+            path.write_text(config)
+            command = [sys.executable, "-m", "providerhub", "serve", "--config", str(path)]
+            command += ["--port", "0", "--log-level", "warning"]
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+            )
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if "serving " in line:
+                break
+            process.wait(timeout=15)
+        else:
             raise SystemExit(f"the gateway did not start: {line!r}")
-        base = line.split("serving ")[1].split()[0]
-        urls = {shape: f"{base}/chat/completions" for shape in upstreams}
-        name = "gateway" if source is None else f"gateway ({Path(source).name})"
-        yield Target(name, urls, names, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        os.unlink(file.name)
+        try:
+            base = line.split("serving ")[1].split()[0]
+            urls = {shape: f"{base}/chat/completions" for shape in upstreams}
+            name = "gateway" if source is None else f"gateway ({Path(source).name})"
+            yield Target(name, urls, names, process)
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
 
 
 async def one_stream(
@@ -322,7 +331,7 @@ def report(
                     ratio >= limit,
                 )
             )
-        for shape in ("5 batched", "5 per write"):
+        for shape in ("5 batched", "5 per write") if 1 in levels else ():
             added = (ttfc[(1, shape, target.name)] - ttfc[(1, shape, DIRECT)]) * 1000
             checks.append(
                 (
@@ -339,7 +348,12 @@ def main() -> int:
     parser.add_argument("--levels", default="1,50,200,500")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--streams", type=int, default=60, help="streams per run (at least C)")
-    parser.add_argument("--base", help="a checkout whose gateway runs beside this one (A/B)")
+    parser.add_argument(
+        "--base",
+        action="append",
+        default=[],
+        help="a checkout whose gateway runs beside this one (A/B); may be repeated",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: C=1,20, few streams")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -357,8 +371,8 @@ def main() -> int:
             {shape: "fake-model" for shape in upstreams},
         )
         targets = [direct, stack.enter_context(gateway(upstreams, None))]
-        if args.base:
-            targets.append(stack.enter_context(gateway(upstreams, args.base)))
+        for base in args.base:
+            targets.append(stack.enter_context(gateway(upstreams, base)))
         started = time.perf_counter()
         results = asyncio.run(measure(targets, levels, rounds, streams))
         elapsed = time.perf_counter() - started
