@@ -138,6 +138,15 @@ async def test_calls_reuse_one_connection(server: Server) -> None:
     assert (server.connections, server.requests) == (1, 3)
 
 
+async def test_closing_a_pool_closes_its_connections(server: Server) -> None:
+    provider = provider_for(server)
+    assert await ask(provider) == "Hello"
+    await provider.pool.close()
+    await until(lambda: server.open == 0)  # the server saw the kept connection close
+    assert await ask(provider) == "Hello"
+    assert (server.connections, server.requests) == (2, 2)
+
+
 async def test_each_provider_instance_has_its_own_pool(server: Server) -> None:
     one, two = provider_for(server), provider_for(server)
     assert [await ask(one), await ask(two), await ask(one), await ask(two)] == ["Hello"] * 4

@@ -278,7 +278,8 @@ async def _send(
     """Send the request, once more when a reused connection was found closed before it
     answered anything (the upstream closed it while idle; nothing of the answer is lost)."""
     timeout = client_timeout(limits)
-    for last in (False, True):
+    retried = False
+    while True:
         mark = _connection.set(None)
         try:
             return await session.request(
@@ -286,13 +287,13 @@ async def _send(
             )
         except _CLOSED as exc:
             handler = _connection.get()
-            if last or handler is None or not handler.reused or handler.answered:
+            if retried or handler is None or not handler.reused or handler.answered:
                 raise classify(exc, provider, url, limits) from exc
+            retried = True
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc, provider, url, limits) from exc
         finally:
             _connection.reset(mark)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 _CLOSED = (
