@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from providerhub import default_health_store
+from providerhub import default_health_store, pool
 
 pytest_plugins = ["providerhub.testing"]
 
@@ -28,16 +28,26 @@ def _open_sockets() -> int:
 
 @pytest_asyncio.fixture(autouse=True)
 async def no_leaks() -> AsyncIterator[None]:
-    """Fail a test that leaves a task running or a socket open."""
+    """Fail a test that leaves a task running, a request's answer open, or a socket open.
+
+    Keep-alive connections are legitimately open between requests: once nothing runs and no
+    answer is open, the test loop's pools are closed, and then every socket must be.
+    """
     sockets = _open_sockets()
     yield
     current = asyncio.current_task()
     for _ in range(100):
         tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-        if not tasks and _open_sockets() <= sockets:
+        if not tasks and not pool.open_requests():
             break
         await asyncio.sleep(0.01)
     assert not tasks, f"tasks left running: {tasks}"
+    assert not pool.open_requests(), f"answers left open: {pool.open_requests()}"
+    await pool.close_all()
+    for _ in range(100):
+        if _open_sockets() <= sockets:
+            break
+        await asyncio.sleep(0.01)
     assert _open_sockets() <= sockets, f"sockets left open: {_open_sockets() - sockets}"
 
 

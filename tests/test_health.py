@@ -181,7 +181,8 @@ async def test_retry_after_skips_without_request_then_probes(fake_upstream: Make
     skip = stream.attempts[0]
     assert skip.outcome == "skipped"
     assert skip.reason == (
-        "cooling down, 30.0s left (rate limited, Retry-After 30s; last failure: HTTP 429: slow down)"
+        "cooling down, 30.0s left (rate limited, Retry-After 30s; "
+        "last failure: HTTP 429: slow down)"
     )
     assert len(limited.requests) == 1
     clock.now += 30

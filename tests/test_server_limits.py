@@ -196,9 +196,10 @@ async def test_clients_gone_mid_stream_are_499_lines_and_never_an_error(
     fake_upstream: MakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Clients reset their connection (RST) as soon as the first chunk arrives while the
-    upstream streams as fast as it can: the gateway's next write meets a closing transport.
-    Each is one 499 access line; nothing is logged as an error."""
-    upstream = await fake_upstream(default=Reply.text(*(["word "] * 2000)))
+    upstream streams (paced, so the answer cannot all fit in socket buffers before the reset):
+    the gateway's next write meets a closing transport. Each is one 499 access line; nothing
+    is logged as an error."""
+    upstream = await fake_upstream(default=Reply.text(*(["word "] * 2000), delay=0.0005))
     caplog.set_level(logging.DEBUG)
     body = json.dumps({"model": "a", "messages": HELLO, "stream": True}).encode()
     request = (

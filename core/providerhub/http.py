@@ -1,7 +1,8 @@
 """aiohttp plumbing for plugins whose provider makes HTTP requests.
 
-What a plugin author uses: `request` (one request, its failures raised classified),
-`read_data` (the data of the response's server-sent events, batched per network read, for
+What a plugin author uses: `request` (one request on a kept-alive connection of the caller's
+`providerhub.pool.Pool`, its failures raised classified), `read_data` (the data of the
+response's server-sent events, batched per network read, for
 `providerhub.chat_completions.parse_events`; `read_events` for whole events), `read_body` (a
 non-streamed body, at most `MAX_BODY` bytes), `UpstreamHTTPError` (an error status, with the
 upstream's message and `retry_after`), and for a request made some other way `encode_json`,
@@ -17,15 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import math
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -39,6 +46,7 @@ from .errors import (
     UpstreamTimeoutError,
     os_error_text,
 )
+from .pool import DEFAULT_POOL, Pool
 from .redaction import redacted_items
 from .sse import ServerSentEvent, SSEDecoder
 from .timeouts import Timeouts
@@ -182,11 +190,16 @@ async def request(
     timeouts: Timeouts | None = None,
     proxy: str | None = None,
     method: str = "POST",
+    pool: Pool | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """Send one request and yield the response once its status is a success.
 
-    The session, its connector and the connection are closed when the block exits, also on
-    cancellation. Failures are raised classified: UpstreamHTTPError for an error status,
+    The connection comes from `pool` (the caller's provider's; `DEFAULT_POOL` when None), kept
+    alive for the next request: an answer read to its end (its last bytes after the block
+    exits, up to `DRAIN_BYTES` within `DRAIN_SECONDS`) returns it to the pool; any other exit,
+    also a cancellation, closes it at once. A reused connection the upstream had closed while
+    idle is retried once on another, when not one byte of an answer had come; never after.
+    Failures are raised classified: UpstreamHTTPError for an error status,
     UpstreamConnectionError, UpstreamTimeoutError. `json_body` is encoded first, so a value JSON
     cannot carry (NaN, an arbitrary object) is an InvalidRequestError before any network I/O.
     """
@@ -195,15 +208,127 @@ async def request(
     if body is not None:
         headers = CIMultiDict(headers or ())
         headers.setdefault("Content-Type", "application/json")
-    async with aiohttp.ClientSession(timeout=client_timeout(limits)) as session:
+    pool = pool or DEFAULT_POOL
+    session = cast("aiohttp.ClientSession | None", pool.get())
+    if session is None:
+        session = _session(pool.max_connections)
+        await pool.put(session)
+    pool.began()
+    try:
+        response = await _send(session, method, url, body, headers, proxy, provider, limits)
+        async with response:
+            try:
+                if response.status >= 400:
+                    raise await http_error(response, provider)
+                yield response
+                await _drain(response)
+            except BaseException:
+                response.close()
+                raise
+    finally:
+        pool.ended()
+
+
+DRAIN_BYTES = 65536
+DRAIN_SECONDS = 0.5
+"""What is left of an answer after its caller stopped reading (an SSE stream's chunked
+terminator after `[DONE]`) is read, up to these bounds, so its connection can be reused."""
+
+_connection: ContextVar[_Handler | None] = ContextVar("providerhub_connection", default=None)
+"""The connection the current task's request went out on (set by `_Connector.connect`)."""
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's connection protocol, noting whether the connection served a request before
+    (`reused`) and whether any byte of the current request's answer came (`answered`)."""
+
+    served = reused = answered = False
+
+    def data_received(self, data: bytes) -> None:
+        self.answered = True
+        super().data_received(data)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A TCPConnector whose connections are `_Handler`s, each noted in `_connection` when a
+    request takes it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        handler = functools.partial(_Handler, loop=self._loop)
+        self._factory = cast("functools.partial[ResponseHandler]", handler)
+
+    async def connect(
+        self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        connection = await super().connect(req, traces, timeout)
+        handler = connection.protocol
+        if isinstance(handler, _Handler):
+            handler.reused, handler.served, handler.answered = handler.served, True, False
+            _connection.set(handler)
+        return connection
+
+
+def _session(max_connections: int) -> aiohttp.ClientSession:
+    """A pool's session: at most `max_connections` connections per host, and no cookie jar, so
+    one caller's cookies never reach another's request."""
+    connector = _Connector(limit=0, limit_per_host=max_connections)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def _send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: Mapping[str, str] | None,
+    proxy: str | None,
+    provider: str,
+    limits: Timeouts,
+) -> aiohttp.ClientResponse:
+    """Send the request, once more when a reused connection was found closed before it
+    answered anything (the upstream closed it while idle; nothing of the answer is lost)."""
+    timeout = client_timeout(limits)
+    retried = False
+    while True:
+        mark = _connection.set(None)
         try:
-            response = await session.request(method, url, data=body, headers=headers, proxy=proxy)
+            return await session.request(
+                method, url, data=body, headers=headers, proxy=proxy, timeout=timeout
+            )
+        except _CLOSED as exc:
+            handler = _connection.get()
+            if retried or handler is None or not handler.reused or handler.answered:
+                raise classify(exc, provider, url, limits) from exc
+            retried = True
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc, provider, url, limits) from exc
-        async with response:
-            if response.status >= 400:
-                raise await http_error(response, provider)
-            yield response
+        finally:
+            _connection.reset(mark)
+
+
+_CLOSED = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    aiohttp.ClientConnectionResetError,
+)
+"""How a connection the upstream closed fails a request sent on it."""
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read the rest of an answer whose caller is done, within the bounds; else close it."""
+    content = response.content
+    if content.at_eof():
+        return
+    left = DRAIN_BYTES
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0 and (piece := await content.readany()):
+                left -= len(piece)
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    if not content.at_eof():
+        response.close()
 
 
 def encode_json(body: Any) -> bytes:

@@ -23,6 +23,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..events import Event
+from ..pool import Pool
 from ..timeouts import Timeouts
 from .credentials import Credentials
 
@@ -87,8 +88,10 @@ async def post(
     credentials: Credentials,
     answer: Format,
     log: logging.Logger,
+    pool: Pool | None = None,
 ) -> AsyncIterator[Event]:
-    """POST `body` (its "stream" and "model" fields say what is asked) and yield the answer."""
+    """POST `body` (its "stream" and "model" fields say what is asked) and yield the answer,
+    on a connection from `pool` (the provider's)."""
     from .. import http  # imports aiohttp: only when a request is made
 
     stream = body["stream"]
@@ -96,7 +99,13 @@ async def post(
     produced = done = False
     try:
         async with http.request(
-            provider, url, json_body=body, headers=headers, timeouts=timeouts, proxy=proxy
+            provider,
+            url,
+            json_body=body,
+            headers=headers,
+            timeouts=timeouts,
+            proxy=proxy,
+            pool=pool,
         ) as response:
             if not stream or response.content_type == "application/json":
                 events = answer.body(await http.read_body(response, provider))

@@ -24,6 +24,7 @@ __all__ = [
     "headers_env",
     "key",
     "kind",
+    "max_connections",
     "optional_string",
     "string",
     "strings",
@@ -61,6 +62,13 @@ def unusable(holder: str) -> str:
         f"{holder} holds a key with a control character (a stray newline?), which an HTTP "
         "header cannot carry; the value is not shown"
     )
+
+
+def max_connections(value: object) -> int:
+    """The `max_connections` option: connections open to the endpoint's host at once."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("option 'max_connections' must be a positive integer")
+    return value
 
 
 def optional_string(option: str, value: object) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..pool import Pool
 from ..provider import AsyncGeneratorProvider
 from .call import serves
 from .credentials import Credentials
@@ -11,10 +12,12 @@ __all__ = ["EndpointProvider"]
 
 class EndpointProvider(AsyncGeneratorProvider):
     """A configured endpoint: its `credentials`, and the models it serves (`models`, or any
-    model when none are listed; `default_model` when a call names none). Subclasses set those
-    in their constructor and implement `create_event_generator`."""
+    model when none are listed; `default_model` when a call names none), and its `pool` of
+    keep-alive connections (`max_connections` per host: `options.max_connections`). Subclasses
+    set those in their constructor and implement `create_event_generator`."""
 
     credentials: Credentials
+    pool: Pool
 
     def supports_model(self, model: str) -> bool:
         """With `models` configured, those (and the default); with none, any model."""

@@ -80,7 +80,8 @@ off by default): see `cors`.
 Shutdown on SIGINT/SIGTERM: stop accepting and close idle connections, give in-flight answers
 exactly `shutdown_grace` seconds (`GRACE`, 5), then cut the rest (closing their upstreams): a
 stream ends with `data: {"error": {...}}` (code `server_shutdown`) and no `[DONE]`, an answer
-not begun is a 503 `server_shutdown`; stragglers get `limits.CUT_LIMIT` (1 s) more.
+not begun is a 503 `server_shutdown`; stragglers get `limits.CUT_LIMIT` (1 s) more. Then the
+upstream connections kept alive between requests (`providerhub.pool`) are closed too.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .. import capabilities as capability
+from .. import pool
 from ..config import ServerSettings
 from ..errors import (
     AllProvidersFailedError,
@@ -84,7 +85,13 @@ def create_app(
             app.router.add_get(path, handler)  # HEAD too, as load balancers probe with it
         else:
             app.router.add_route(method, path, handler)
+    app.on_cleanup.append(_close_pools)
     return app
+
+
+async def _close_pools(app: web.Application) -> None:
+    """Shutting down closes the upstream connections kept alive on this loop."""
+    await pool.close_all()
 
 
 @web.middleware

@@ -23,9 +23,11 @@ from providerhub.endpoint.call import Format, choose, post
 from providerhub.endpoint.credentials import Credentials
 from providerhub.endpoint.options import base_url as check_base_url
 from providerhub.endpoint.options import flags as check_flags
+from providerhub.endpoint.options import max_connections as max_connections_option
 from providerhub.endpoint.options import optional_string, string, strings
 from providerhub.endpoint.provider import EndpointProvider
 from providerhub.events import Event
+from providerhub.pool import MAX_CONNECTIONS, Pool
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 from . import options
@@ -75,6 +77,7 @@ class AnthropicProvider(EndpointProvider):
         max_tokens: int = DEFAULT_MAX_TOKENS,
         headers: Mapping[str, str] | None = None,
         headers_env: Mapping[str, str] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
         working: bool = True,
         supports_stream: bool = True,
         supports_message_history: bool = True,
@@ -108,6 +111,7 @@ class AnthropicProvider(EndpointProvider):
         self.headers = self.credentials.headers
         self.headers_env = self.credentials.headers_env
         self.needs_auth = self.credentials.needs_auth
+        self.pool = Pool(max_connections_option(max_connections))
         self.anthropic_version = options.version(anthropic_version)
         self.models = strings("models", models)
         self.default_model = optional_string("default_model", default_model)
@@ -202,4 +206,5 @@ class AnthropicProvider(EndpointProvider):
             credentials=self.credentials,
             answer=reader,
             log=log,
+            pool=self.pool,
         )

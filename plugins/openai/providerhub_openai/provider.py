@@ -34,6 +34,7 @@ from providerhub.endpoint.call import Format, choose, post
 from providerhub.endpoint.credentials import Credentials
 from providerhub.endpoint.provider import EndpointProvider
 from providerhub.events import Event
+from providerhub.pool import MAX_CONNECTIONS, Pool
 from providerhub.timeouts import DEFAULT_TIMEOUTS
 
 log = logging.getLogger("providerhub.openai")
@@ -76,6 +77,7 @@ class OpenAICompatible(EndpointProvider):
         default_model: str | None = None,
         headers: Mapping[str, str] | None = None,
         headers_env: Mapping[str, str] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
         organization: str | None = None,
         working: bool = True,
         supports_stream: bool = True,
@@ -109,6 +111,7 @@ class OpenAICompatible(EndpointProvider):
         self.headers = self.credentials.headers
         self.headers_env = self.credentials.headers_env
         self.needs_auth = self.credentials.needs_auth
+        self.pool = Pool(options.max_connections(max_connections))
         self.models = options.strings("models", models)
         self.default_model = options.optional_string("default_model", default_model)
         self.organization = options.optional_string("organization", organization)
@@ -203,4 +206,5 @@ class OpenAICompatible(EndpointProvider):
             credentials=self.credentials,
             answer=answer,
             log=log,
+            pool=self.pool,
         )
