@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from helpers import BOUND
-from providerhub import ChatStream, HealthStore, MemoryHealthStore, Timeouts
+from providerhub import ChatStream, MemoryHealthStore, Timeouts
 from providerhub.routing.health import Ticket
 from providerhub.testing import FakeUpstream
 from providerhub_codelinkava import CodeLinkAva
