@@ -39,7 +39,7 @@ from redis.exceptions import RedisError
 from ..errors import AtCapacityError, CoolingDownError
 from .health import MemoryHealthStore, ProviderHealth, Refusal, Ticket, circuit_state
 
-__all__ = ["BACKOFF", "TICKET_TTL", "TIMEOUT", "RedisHealthStore"]
+__all__ = ["BACKOFF", "CONNECTIONS", "TICKET_TTL", "TIMEOUT", "RedisHealthStore"]
 
 log = logging.getLogger("providerhub.routing")
 
@@ -49,6 +49,9 @@ BACKOFF = 1.0
 """Seconds after a failed operation before Redis is tried again."""
 TICKET_TTL = 600.0
 """Seconds a ticket holds its place (and the probe) unless reported first."""
+CONNECTIONS = 16
+"""Connections a store opens to Redis at most (per event loop); more callers wait their turn,
+within `TIMEOUT`."""
 
 _PRELUDE = """
 local t = redis.call('TIME')
@@ -162,7 +165,8 @@ class RedisHealthStore:
 
     The breaker settings are those of `MemoryHealthStore` (which is also this process's
     fallback while Redis cannot be reached); every process sharing a prefix should use the
-    same ones.
+    same ones. `ticket_ttl`: seconds a ticket not reported holds its place; `timeout`: seconds
+    an operation may wait for Redis.
     """
 
     def __init__(
@@ -175,6 +179,8 @@ class RedisHealthStore:
         max_cooldown: float = 300.0,
         max_retry_after: float = 600.0,
         latency_weight: float = 0.3,
+        ticket_ttl: float = TICKET_TTL,
+        timeout: float = TIMEOUT,
     ) -> None:
         self.local = MemoryHealthStore(
             failure_threshold=failure_threshold,
@@ -186,6 +192,8 @@ class RedisHealthStore:
         """This process's own view, served while Redis is down."""
         self.url = url
         self.prefix = prefix
+        self.ticket_ttl = ticket_ttl
+        self.timeout = timeout
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, Any] = {}
@@ -210,7 +218,7 @@ class RedisHealthStore:
             "1" if last_resort else "0",
             local.failure_threshold,
             token,
-            int(TICKET_TTL * 1000),
+            int(self.ticket_ttl * 1000),
         ]
         reply = await self._run("admit", provider, args)
         if reply is None:
@@ -306,7 +314,9 @@ class RedisHealthStore:
         try:
             while self._queue:
                 name, provider, args = self._queue.popleft()
-                await self._run(name, provider, args)
+                reply = await self._run(name, provider, args)
+                if name == "first_chunk" and reply is not None:
+                    self._remember(provider, reply)
         finally:
             self._sender = None
 
@@ -319,7 +329,7 @@ class RedisHealthStore:
         script = self._script(name)
         keys = [f"{self.prefix}{kind}:{provider}" for kind in ("state", "flight", "trials")]
         try:
-            async with asyncio.timeout(TIMEOUT):
+            async with asyncio.timeout(self.timeout):
                 reply = await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._retry_at = time.monotonic() + BACKOFF
@@ -342,9 +352,14 @@ class RedisHealthStore:
         """The registered script `name`, on a client of the running loop."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_connect_timeout=TIMEOUT, socket_timeout=TIMEOUT
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=CONNECTIONS,
+                timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                socket_timeout=self.timeout,
             )
+            self._client = aioredis.Redis.from_pool(pool)
             self._loop = loop
             self._scripts = {key: self._client.register_script(text) for key, text in _SCRIPTS}
         return self._scripts[name]
