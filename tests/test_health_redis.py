@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -50,7 +49,7 @@ async def settled(*stores: RedisHealthStore) -> None:
 
 async def until_circuit(store: RedisHealthStore, provider: str, circuit: str) -> ProviderHealth:
     async with asyncio.timeout(BOUND):
-        while (seen := await store.snapshot(provider)).circuit != circuit:
+        while (seen := await store.snapshot(provider)).circuit != circuit:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
     return seen
 
@@ -136,7 +135,7 @@ async def test_a_ticket_never_reported_frees_its_place_when_it_expires(stores: S
     assert isinstance(await dead.admit("p", 1), Ticket)
     assert isinstance(await alive.admit("p", 1), AtCapacityError)
     async with asyncio.timeout(BOUND):
-        while not isinstance(answer := await alive.admit("p", 1), Ticket):
+        while not isinstance(answer := await alive.admit("p", 1), Ticket):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
     alive.release(answer)
     await settled(alive)
@@ -167,19 +166,22 @@ async def test_many_tasks_in_several_processes_lose_no_update(
     stores: Stores, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     """4 processes x 100 concurrent tasks, half reporting a failure (which frees its place),
-    half holding their place: every failure counted, every place held counted, none lost (a generous timeout: this is about atomicity, not speed)."""
+    half holding their place: every failure counted, every place held counted, none lost (a
+    generous timeout: this is about atomicity, not speed)."""
     script = tmp_path / "counter.py"
     script.write_text(COUNTER)
     processes = [
-        subprocess.Popen([sys.executable, str(script), redis_server.url, "100"]) for _ in range(4)
+        await asyncio.create_subprocess_exec(sys.executable, str(script), redis_server.url, "100")
+        for _ in range(4)
     ]
     try:
-        codes = [process.wait(60) for process in processes]
+        async with asyncio.timeout(60):
+            codes = [await process.wait() for process in processes]
     finally:
         for process in processes:
-            if process.poll() is None:
+            if process.returncode is None:
                 process.kill()
-                process.wait()
+                await process.wait()
     assert codes == [0, 0, 0, 0]
     shown = await stores().snapshot("p")
     assert shown.in_flight == 4 * 50
