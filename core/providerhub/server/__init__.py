@@ -55,6 +55,10 @@ OpenAI-compatible provider asks for it on every call); any failure is an error s
 partial text). Both carry `x-providerhub-provider` (who served) and
 `x-providerhub-route` (the path through nested chains, e.g. "default > local").
 
+Health: every chain of the gateway shares one store, the one `[health]` configures (`resolve`):
+this process's own, or Redis shared by every gateway pointed at it
+(`providerhub.routing.redis_health`).
+
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 `Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
 log line or a response. Logging: one line per request on logger "providerhub.server" (method,
