@@ -23,10 +23,10 @@ from providerhub import FallbackChain, MemoryHealthStore, Timeouts
 from providerhub.routing.redis_health import RedisHealthStore
 from providerhub.testing import Reply
 
+# The tests' real redis-server on a free loopback port.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_helpers import RedisServer, redis_binary  # noqa: E402 - the tests' real server
-
-from bench_routing import MESSAGES, first_chunk, provider  # noqa: E402
+from bench_routing import MESSAGES, first_chunk, provider
+from redis_helpers import RedisServer, redis_binary
 
 TARGET_MS = 1.0
 
