@@ -231,11 +231,11 @@ def test_config_builds_the_store_it_names(monkeypatch: pytest.MonkeyPatch) -> No
     memory = build_health_store(parse_config("[health]\nfailure_threshold = 5\ncooldown = 2\n"))
     assert isinstance(memory, MemoryHealthStore)
     assert (memory.failure_threshold, memory.cooldown, memory.max_cooldown) == (5, 2.0, 300.0)
-    text = '[health]\nstore = "redis"\nurl_env = "HEALTH_URL"\nprefix = "team:"\n'
+    text = '[health]\nstore = "redis"\nurl_env = "HEALTH_URL"\nprefix = "team:"\ntimeout = 0.2\n'
     monkeypatch.setenv("HEALTH_URL", "redis://:hunter2@127.0.0.1:1/2")
     shared = build_health_store(parse_config(text))
     assert isinstance(shared, RedisHealthStore)
-    assert (shared.prefix, shared.local.failure_threshold) == ("team:", 3)
+    assert (shared.prefix, shared.timeout, shared.local.failure_threshold) == ("team:", 0.2, 3)
     assert "hunter2" not in repr(shared)
     monkeypatch.delenv("HEALTH_URL")
     with pytest.raises(ConfigError) as caught:
@@ -256,6 +256,7 @@ def test_config_builds_the_store_it_names(monkeypatch: pytest.MonkeyPatch) -> No
         ("cooldown = -1", "'cooldown' must be seconds (>= 0), not -1"),
         ("cooldown = 10\nmax_cooldown = 5", "'max_cooldown' (5) must be at least 'cooldown' (10)"),
         ("cooldwn = 1", "unknown key 'cooldwn'; did you mean 'cooldown'?"),
+        ("timeout = 0", "'timeout' must be seconds (more than 0, at most 10), not 0"),
     ],
 )
 def test_health_table_errors(body: str, message: str) -> None:

@@ -30,7 +30,8 @@ def config(upstreams: dict[str, FakeUpstream], redis_url: str) -> str:
     )
     return (
         f'{providers}[health]\nstore = "redis"\nurl = "{redis_url}"\nfailure_threshold = 2\n'
-        "cooldown = 1\n"
+        # Generous: these tests are about sharing; a loaded machine must not make them fall back.
+        "cooldown = 1\ntimeout = 2\n"
     )
 
 

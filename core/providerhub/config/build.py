@@ -73,7 +73,9 @@ def build_health_store(config: ConfigSpec, environ: Mapping[str, str] | None = N
     except ImportError:
         message = "store = \"redis\" needs redis-py: pip install 'providerhub[redis]'"
         raise _error(config, "health", message, "store") from None
-    return RedisHealthStore(url, prefix=settings.prefix, **_breaker(settings))
+    return RedisHealthStore(
+        url, prefix=settings.prefix, timeout=settings.timeout, **_breaker(settings)
+    )
 
 
 def memory_health_store(settings: HealthSettings) -> MemoryHealthStore:

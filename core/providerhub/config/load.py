@@ -42,6 +42,7 @@ HEALTH_KEYS = (
     "cooldown",
     "max_cooldown",
     "max_retry_after",
+    "timeout",
 )
 """The keys of a `[providers.NAME]` table that are not options of its provider type."""
 CHAIN_KEYS = ("providers", *options.NAMES)
@@ -385,6 +386,14 @@ class _Parser:
             lambda v: _is_int(v) and v >= 1,
             "a whole number of at least 1",
         )
+        self.check(
+            "health",
+            "timeout",
+            values["timeout"],
+            lambda v: _is_number(v) and 0 < v <= 10,
+            "seconds (more than 0, at most 10)",
+        )
+        values["timeout"] = float(values["timeout"])
         for key in ("cooldown", "max_cooldown", "max_retry_after"):
             self.check(
                 "health", key, values[key], lambda v: _is_number(v) and v >= 0, "seconds (>= 0)"

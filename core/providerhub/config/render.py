@@ -79,7 +79,7 @@ def _health(health: HealthSettings) -> list[str]:
         lines.append(_variable("url_env", health.url_env))
     lines.append(f"prefix = {_value(health.prefix)}")
     lines.append(f"failure_threshold = {health.failure_threshold}")
-    for key in ("cooldown", "max_cooldown", "max_retry_after"):
+    for key in ("cooldown", "max_cooldown", "max_retry_after", "timeout"):
         lines.append(f"{key} = {getattr(health, key):g}")
     return lines
 

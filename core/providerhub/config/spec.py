@@ -66,6 +66,8 @@ class HealthSettings:
     cooldown: float = 30.0
     max_cooldown: float = 300.0
     max_retry_after: float = 600.0
+    timeout: float = 0.075
+    """Seconds a Redis operation may take before the process serves from its own view."""
 
 
 @dataclass(frozen=True, slots=True)

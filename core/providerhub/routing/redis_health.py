@@ -36,6 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from ..config.spec import HealthSettings
 from ..errors import AtCapacityError, CoolingDownError
 from .health import MemoryHealthStore, ProviderHealth, Refusal, Ticket, circuit_state
 
@@ -43,8 +44,9 @@ __all__ = ["BACKOFF", "CONNECTIONS", "TICKET_TTL", "TIMEOUT", "RedisHealthStore"
 
 log = logging.getLogger("providerhub.routing")
 
-TIMEOUT = 0.075
-"""Seconds an operation may wait for Redis before this process falls back to its own view."""
+TIMEOUT = HealthSettings().timeout
+"""Seconds an operation may wait for Redis before this process falls back to its own view
+(`[health] timeout`, 75 ms)."""
 BACKOFF = 1.0
 """Seconds after a failed operation before Redis is tried again."""
 TICKET_TTL = 600.0
@@ -293,8 +295,9 @@ class RedisHealthStore:
 
     async def aclose(self) -> None:
         """Send the reports still queued (bounded by `TIMEOUT` each), then close the client."""
-        if self._sender is not None:
-            await asyncio.shield(self._sender)
+        sender = self._sender
+        if sender is not None and sender.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(sender)
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.aclose()
         self._client = self._loop = None
@@ -307,8 +310,9 @@ class RedisHealthStore:
     def _send(self, name: str, provider: str, args: list[Any]) -> None:
         """Queue a report for the background sender (started when none is running)."""
         self._queue.append((name, provider, args))
-        if self._sender is None:
-            self._sender = asyncio.get_running_loop().create_task(self._drain())
+        loop, sender = asyncio.get_running_loop(), self._sender
+        if sender is None or sender.done() or sender.get_loop() is not loop:
+            self._sender = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
@@ -318,7 +322,8 @@ class RedisHealthStore:
                 if name == "first_chunk" and reply is not None:
                     self._remember(provider, reply)
         finally:
-            self._sender = None
+            if self._sender is asyncio.current_task():
+                self._sender = None
 
     async def _run(self, name: str, provider: str, args: list[Any]) -> Any:
         """Run script `name` for `provider`; None when Redis cannot answer now (then its
