@@ -19,7 +19,7 @@ from providerhub import (
     StreamInterruptedError,
     default_health_store,
 )
-from providerhub.routing.health import Ticket
+from providerhub.routing.health import ProviderHealth, Ticket
 from providerhub.routing.policy import unhealthy
 from providerhub.testing import Reply
 from routing_helpers import MESSAGES, Clock, ProviderObject, admitted, provider
@@ -340,3 +340,37 @@ async def test_nested_members_are_counted_once(fake_upstream: MakeUpstream) -> N
     assert admitted(health, "bad")
     assert health.latency(inner.name) is None
     assert outer.latency() == health.latency("good")
+
+
+def test_snapshot_shows_the_circuit_its_cooldown_last_failure_latency_and_in_flight() -> None:
+    """The read-only view a listing shows: closed, open (seconds left, why, last failure),
+    half-open once the cooldown is over, closed again after the probe's success."""
+    clock = Clock()
+    store = MemoryHealthStore(failure_threshold=1, cooldown=10, clock=clock)
+    held = store.admit_now("a")
+    assert isinstance(held, Ticket)
+    store.first_chunk("a", 0.25)
+    assert store.snapshot_now("a") == ProviderHealth("a", "closed", None, "", "", 0.25, 1, 0)
+    failed = store.admit_now("a")
+    assert isinstance(failed, Ticket)
+    store.failure(failed, reason="HTTP 500: model crashed")
+    opened = ProviderHealth(
+        "a",
+        "open",
+        10.0,
+        "circuit open after 1 consecutive failures",
+        "HTTP 500: model crashed",
+        0.25,
+        1,
+        1,
+    )
+    assert store.snapshot_now("a") == opened
+    clock.now += 10
+    assert store.snapshot_now("a").circuit == "half-open"
+    probe = store.admit_now("a")
+    assert isinstance(probe, Ticket) and probe.probe
+    store.success(probe)
+    assert store.snapshot_now("a") == ProviderHealth("a", "closed", None, "", "", 0.25, 1, 0)
+    assert asyncio.run(store.snapshot("b")) == ProviderHealth(
+        "b", "closed", None, "", "", None, 0, 0
+    )
