@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from providerhub import default_health_store, pool
+from redis_helpers import RedisServer, serve_redis
 
 pytest_plugins = ["providerhub.testing"]
 
@@ -74,3 +75,10 @@ def message_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(providerhub.messages, "_check_fields", counted)
     return checks
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free loopback port (skipped locally, failed in CI, without
+    redis-server installed)."""
+    yield from serve_redis()

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from helpers import BOUND
-from providerhub import ChatStream, HealthStore, Timeouts
+from providerhub import ChatStream, MemoryHealthStore, Timeouts
 from providerhub.routing.health import Ticket
 from providerhub.testing import FakeUpstream
 from providerhub_codelinkava import CodeLinkAva
@@ -41,9 +41,9 @@ class ProviderObject:
         return None
 
 
-def admitted(store: HealthStore, name: str) -> bool:
+def admitted(store: MemoryHealthStore, name: str) -> bool:
     """Whether the store lets a request to `name` through (taking the probe slot if half-open)."""
-    return isinstance(store.admit(name), Ticket)
+    return isinstance(store.admit_now(name), Ticket)
 
 
 async def consume(stream: ChatStream) -> str:

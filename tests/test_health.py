@@ -19,7 +19,7 @@ from providerhub import (
     StreamInterruptedError,
     default_health_store,
 )
-from providerhub.routing.health import Ticket
+from providerhub.routing.health import ProviderHealth, Ticket
 from providerhub.routing.policy import unhealthy
 from providerhub.testing import Reply
 from routing_helpers import MESSAGES, Clock, ProviderObject, admitted, provider
@@ -34,25 +34,25 @@ def test_circuit_opens_after_consecutive_failures_then_lets_one_probe() -> None:
     assert admitted(store, "a")
     store.failure(Ticket("a"))
     assert (
-        str(store.admit("a"))
+        str(store.admit_now("a"))
         == "cooling down, 10.0s left (circuit open after 3 consecutive failures)"
     )
     clock.now += 10
-    probe = store.admit("a")
+    probe = store.admit_now("a")
     assert isinstance(probe, Ticket) and probe.probe
-    assert str(store.admit("a")) == (
+    assert str(store.admit_now("a")) == (
         "cooling down, probe in flight (circuit open after 3 consecutive failures)"
     )
     store.failure(probe)
     assert (
-        str(store.admit("a"))
+        str(store.admit_now("a"))
         == "cooling down, 20.0s left (circuit open after 4 consecutive failures)"
     )
     clock.now += 20
-    probe = store.admit("a")
+    probe = store.admit_now("a")
     assert isinstance(probe, Ticket) and probe.probe
     store.success(probe)
-    first, second = store.admit("a"), store.admit("a")
+    first, second = store.admit_now("a"), store.admit_now("a")
     assert isinstance(first, Ticket) and isinstance(second, Ticket)
     assert not first.probe and not second.probe
 
@@ -70,7 +70,7 @@ def test_released_probe_lets_the_next_caller_probe() -> None:
     store = MemoryHealthStore(failure_threshold=1, cooldown=5, clock=clock)
     store.failure(Ticket("a"))
     clock.now += 5
-    probe = store.admit("a")
+    probe = store.admit_now("a")
     assert isinstance(probe, Ticket) and probe.probe
     store.release(probe)
     assert admitted(store, "a")
@@ -79,15 +79,15 @@ def test_released_probe_lets_the_next_caller_probe() -> None:
 def test_only_the_probe_frees_the_probe_slot() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=1, cooldown=5, clock=clock)
-    early = store.admit("a")
+    early = store.admit_now("a")
     assert isinstance(early, Ticket) and not early.probe
     store.failure(Ticket("a"))
     clock.now += 5
-    probe = store.admit("a")
+    probe = store.admit_now("a")
     assert isinstance(probe, Ticket) and probe.probe
     store.release(early)
     store.failure(early)
-    refusal = store.admit("a")
+    refusal = store.admit_now("a")
     assert isinstance(refusal, CoolingDownError) and refusal.seconds_left is None
     assert (
         str(refusal) == "cooling down, probe in flight (circuit open after 1 consecutive failures)"
@@ -100,17 +100,17 @@ def test_failures_while_open_do_not_extend_the_cooldown() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=1, cooldown=10, clock=clock)
     store.first_chunk("a", 0.1)  # it answers, so it takes any number of requests
-    tickets = [store.admit("a") for _ in range(4)]
+    tickets = [store.admit_now("a") for _ in range(4)]
     for ticket in tickets:
         assert isinstance(ticket, Ticket)
         store.failure(ticket)
     assert (
-        str(store.admit("a"))
+        str(store.admit_now("a"))
         == "cooling down, 10.0s left (circuit open after 1 consecutive failures)"
     )
     clock.now += 5
     assert (
-        str(store.admit("a"))
+        str(store.admit_now("a"))
         == "cooling down, 5.0s left (circuit open after 1 consecutive failures)"
     )
 
@@ -119,7 +119,7 @@ def test_retry_after_sets_the_cooldown_capped() -> None:
     clock = Clock()
     store = MemoryHealthStore(max_retry_after=60, clock=clock)
     store.failure(Ticket("a"), retry_after=2.5)
-    refusal = store.admit("a")
+    refusal = store.admit_now("a")
     assert isinstance(refusal, CoolingDownError) and refusal.rate_limited
     assert (refusal.provider, refusal.seconds_left) == ("a", 2.5)
     assert str(refusal) == "cooling down, 2.5s left (rate limited, Retry-After 2.5s)"
@@ -132,15 +132,15 @@ def test_cooldown_doubles_up_to_the_maximum() -> None:
     clock = Clock()
     store = MemoryHealthStore(failure_threshold=1, cooldown=10, max_cooldown=25, clock=clock)
     waits = []
-    ticket = store.admit("a")
+    ticket = store.admit_now("a")
     for _ in range(4):
         assert isinstance(ticket, Ticket)
         store.failure(ticket)
-        refusal = store.admit("a")
+        refusal = store.admit_now("a")
         assert isinstance(refusal, CoolingDownError) and not refusal.rate_limited
         waits.append(str(refusal).split(", ")[1])
         clock.now += 100
-        ticket = store.admit("a")
+        ticket = store.admit_now("a")
         assert isinstance(ticket, Ticket) and ticket.probe
     assert waits == ["10.0s left (circuit open after 1 consecutive failures)"] + [
         f"{s}s left (circuit open after {n} consecutive failures)"
@@ -291,7 +291,7 @@ async def test_a_provider_that_always_cuts_opens_its_circuit(fake_upstream: Make
         with pytest.raises(StreamInterruptedError):
             await chain.create_async("", MESSAGES)
     assert health.latency("cutter") is not None
-    refusal = health.admit("cutter")
+    refusal = health.admit_now("cutter")
     assert isinstance(refusal, CoolingDownError)
     assert "(circuit open after 3 consecutive failures; last failure: connection closed" in str(
         refusal
@@ -314,7 +314,7 @@ async def test_retries_stop_at_an_open_circuit(fake_upstream: MakeUpstream) -> N
         ("g", "served", 1),
     ]
     assert len(bad.requests) == 1
-    assert str(health.admit("p")).startswith(
+    assert str(health.admit_now("p")).startswith(
         "cooling down, 5.0s left (circuit open after 1 consecutive failures; last failure: HTTP 503"
     )
     clock.now += 5
@@ -325,7 +325,7 @@ async def test_retries_stop_at_an_open_circuit(fake_upstream: MakeUpstream) -> N
         ("g", "served", 1),
     ]
     assert len(bad.requests) == 2
-    assert str(health.admit("p")).startswith(
+    assert str(health.admit_now("p")).startswith(
         "cooling down, 10.0s left (circuit open after 2 consecutive failures; last failure: HTTP"
     )
 
@@ -340,3 +340,37 @@ async def test_nested_members_are_counted_once(fake_upstream: MakeUpstream) -> N
     assert admitted(health, "bad")
     assert health.latency(inner.name) is None
     assert outer.latency() == health.latency("good")
+
+
+def test_snapshot_shows_the_circuit_its_cooldown_last_failure_latency_and_in_flight() -> None:
+    """The read-only view a listing shows: closed, open (seconds left, why, last failure),
+    half-open once the cooldown is over, closed again after the probe's success."""
+    clock = Clock()
+    store = MemoryHealthStore(failure_threshold=1, cooldown=10, clock=clock)
+    held = store.admit_now("a")
+    assert isinstance(held, Ticket)
+    store.first_chunk("a", 0.25)
+    assert store.snapshot_now("a") == ProviderHealth("a", "closed", None, "", "", 0.25, 1, 0)
+    failed = store.admit_now("a")
+    assert isinstance(failed, Ticket)
+    store.failure(failed, reason="HTTP 500: model crashed")
+    opened = ProviderHealth(
+        "a",
+        "open",
+        10.0,
+        "circuit open after 1 consecutive failures",
+        "HTTP 500: model crashed",
+        0.25,
+        1,
+        1,
+    )
+    assert store.snapshot_now("a") == opened
+    clock.now += 10
+    assert store.snapshot_now("a").circuit == "half-open"
+    probe = store.admit_now("a")
+    assert isinstance(probe, Ticket) and probe.probe
+    store.success(probe)
+    assert store.snapshot_now("a") == ProviderHealth("a", "closed", None, "", "", 0.25, 1, 0)
+    assert asyncio.run(store.snapshot("b")) == ProviderHealth(
+        "b", "closed", None, "", "", None, 0, 0
+    )

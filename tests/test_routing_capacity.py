@@ -64,7 +64,7 @@ async def test_a_burst_at_a_failing_provider_sends_it_only_its_trials(
         isinstance(skip.error, AtCapacityError) and skip.error.unproven and skip.error.limit == 3
         for skip in skips
     )
-    refusal = health.admit("failing")
+    refusal = health.admit_now("failing")
     assert isinstance(refusal, CoolingDownError)
     assert health.in_flight("failing") == health.in_flight("backup") == 0
 
@@ -84,11 +84,11 @@ async def test_a_provider_that_answered_takes_the_whole_burst(fake_upstream: Mak
     assert texts == ["first"] * 20
     assert len(first.requests) == 22
     health.failure(Ticket("p"), reason="HTTP 500: model crashed")
-    tickets = [health.admit("p") for _ in range(3)]
+    tickets = [health.admit_now("p") for _ in range(3)]
     assert [type(ticket) for ticket in tickets] == [Ticket, Ticket, AtCapacityError]
-    assert isinstance(health.admit("p", last_resort=True), Ticket)
+    assert isinstance(health.admit_now("p", last_resort=True), Ticket)
     health.first_chunk("p", 0.01)
-    assert isinstance(health.admit("p"), Ticket)
+    assert isinstance(health.admit_now("p"), Ticket)
 
 
 async def test_max_concurrent_skips_a_full_provider_at_capacity(
@@ -214,7 +214,7 @@ async def test_every_ending_frees_the_place(fake_upstream: MakeUpstream, ending:
         assert health.in_flight("p") == 0
         upstream.script(*replies)
     assert health.in_flight("fast") == 0
-    assert isinstance(health.admit("p", 1), Ticket)
+    assert isinstance(health.admit_now("p", 1), Ticket)
 
 
 def test_set_max_concurrent_checks_its_arguments() -> None:

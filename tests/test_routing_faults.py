@@ -182,4 +182,4 @@ async def test_a_stray_cancelled_error_is_a_provider_failure() -> None:
             "quitter raised CancelledError without being cancelled",
         )
     ]
-    assert isinstance(health.admit("quitter"), CoolingDownError)
+    assert isinstance(health.admit_now("quitter"), CoolingDownError)

@@ -592,7 +592,7 @@ async def test_tool_call_answers_never_open_the_circuit(
     assert not [line for line in lines if "skipped" in line or "failed" in line]
     assert sum("vision: blind: served" in line for line in lines) == 2 * rounds + 1
     used = health if health is not None else default_health_store()
-    assert isinstance(used.admit("blind"), Ticket)
+    assert isinstance(used.admit_now("blind"), Ticket)
 
 
 async def test_tool_calls_with_scripted_ids_and_no_finish_reason(ups: Ups) -> None:

@@ -10,8 +10,9 @@ and the list is an ad-hoc chain of them, in order. Without -p and --chain, `-m A
 through the chain of a `[models]` alias. A name that only a config could define (an alias, a
 configured chain) when no config file was found is refused saying so (`no_config`).
 
-Every run has a health store of its own (a fresh MemoryHealthStore), as a run in its own
-process has: failures of an earlier run in the same process never make a provider cool down.
+Every run has a health store of its own (a fresh MemoryHealthStore with the `[health]` breaker
+settings), as a run in its own process has: failures of an earlier run in the same process
+never make a provider cool down. A one-shot run does not join a shared (Redis) store.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import CONFIG_ENV, default_path
+from ..config.build import memory_health_store
+from ..config.spec import HealthSettings
 from ..errors import (
     InvalidRequestError,
     MissingCredentialsError,
@@ -30,7 +33,6 @@ from ..errors import (
 )
 from ..provider import Provider
 from ..routing import FallbackChain, policy
-from ..routing.health import MemoryHealthStore
 from ..targets import Target, Targets
 from .common import Setup, UsageError
 
@@ -40,7 +42,8 @@ CHAIN_ONLY = (("retries", "--retries"), ("hedge_after", "--hedge-after"))
 
 def select(args: argparse.Namespace, setup: Setup) -> Target:
     """The chain the arguments name (`single` for -p), and the model to ask it for."""
-    targets = Targets(setup.registry, setup.config, health=MemoryHealthStore())
+    settings = setup.config.health if setup.config is not None else HealthSettings()
+    targets = Targets(setup.registry, setup.config, health=memory_health_store(settings))
     if args.provider is not None:
         for dest, flag in CHAIN_ONLY:
             if getattr(args, dest) is not None:

@@ -6,6 +6,7 @@ Its chains are built by `providerhub.targets`, the resolver of every name to wha
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -13,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from .. import suggest
 from ..errors import ConfigError
 from ..targets import unknown_member
-from .spec import ConfigSpec, ProviderSpec
+from .spec import ConfigSpec, HealthSettings, ProviderSpec
 
 if TYPE_CHECKING:
     from ..registry import Registry
+    from ..routing.health import HealthStore, MemoryHealthStore
 
 
 def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Registry:
@@ -50,6 +52,46 @@ def build_registry(config: ConfigSpec, registry: Registry | None = None) -> Regi
                 unknown = unknown_member(member, registry, config)
                 raise _error(config, f"chains.{chain.name}", f"'providers': {unknown}", "providers")
     return registry
+
+
+def build_health_store(config: ConfigSpec, environ: Mapping[str, str] | None = None) -> HealthStore:
+    """A new store as `[health]` says: a `MemoryHealthStore` or a `RedisHealthStore` (its url
+    from `url`, or from the variable `url_env` names in `environ`, default os.environ), with
+    the breaker settings. ConfigError when the variable is unset or redis-py is missing."""
+    settings = config.health
+    if settings.store == "memory":
+        return memory_health_store(settings)
+    url = settings.url
+    if settings.url_env is not None:
+        url = (os.environ if environ is None else environ).get(settings.url_env)
+        if not url:
+            message = f"'url_env' names {settings.url_env}, which is not set"
+            raise _error(config, "health", message, "url_env")
+    assert url is not None
+    try:
+        from ..routing.redis_health import RedisHealthStore
+    except ImportError:
+        message = "store = \"redis\" needs redis-py: pip install 'providerhub[redis]'"
+        raise _error(config, "health", message, "store") from None
+    return RedisHealthStore(
+        url, prefix=settings.prefix, timeout=settings.timeout, **_breaker(settings)
+    )
+
+
+def memory_health_store(settings: HealthSettings) -> MemoryHealthStore:
+    """A new in-process store with the breaker settings of `[health]`."""
+    from ..routing.health import MemoryHealthStore
+
+    return MemoryHealthStore(**_breaker(settings))
+
+
+def _breaker(settings: HealthSettings) -> dict[str, Any]:
+    return {
+        "failure_threshold": settings.failure_threshold,
+        "cooldown": settings.cooldown,
+        "max_cooldown": settings.max_cooldown,
+        "max_retry_after": settings.max_retry_after,
+    }
 
 
 def _register(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import suggest
 from ..errors import ConfigError
@@ -20,7 +21,7 @@ from ..registry import MAX_CONCURRENT, valid_max_concurrent
 from ..routing import options
 from ..timeouts import PHASES
 from .schema import Config
-from .spec import ChainSpec, ModelAlias, ProviderSpec, ServerSettings
+from .spec import HEALTH_STORES, ChainSpec, HealthSettings, ModelAlias, ProviderSpec, ServerSettings
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
@@ -32,6 +33,17 @@ LITERAL_SECRET_WHY = (
 )
 LITERAL_SECRET = LITERAL_SECRET_WHY + 'api_key_env = "OPENAI_API_KEY"'
 PROVIDER_KEYS = ("use", "max_concurrent")
+HEALTH_KEYS = (
+    "store",
+    "url",
+    "url_env",
+    "prefix",
+    "failure_threshold",
+    "cooldown",
+    "max_cooldown",
+    "max_retry_after",
+    "timeout",
+)
 """The keys of a `[providers.NAME]` table that are not options of its provider type."""
 CHAIN_KEYS = ("providers", *options.NAMES)
 """The keys of a `[chains.NAME]` table: its members, then the chain options."""
@@ -111,7 +123,7 @@ class _Parser:
         return ConfigError(message, path=self.path or "<string>", table=table, key=key)
 
     def config(self, document: dict[str, Any]) -> Config:
-        self.known_keys(None, document, ("providers", "chains", "models", "server"))
+        self.known_keys(None, document, ("providers", "chains", "models", "server", "health"))
         providers = {
             name: self.provider(name, body)
             for name, body in self.tables(document, "providers").items()
@@ -129,7 +141,8 @@ class _Parser:
         self.check_cycles(by_lower)
         models = self.models(self.table(document, "models", None), by_lower)
         server = self.server(self.table(document, "server", None), by_lower)
-        return Config(self.path, providers, chains, models, server)
+        health = self.health(self.table(document, "health", None))
+        return Config(self.path, providers, chains, models, server, health)
 
     def table(self, body: Mapping[str, Any], key: str, parent: str | None) -> dict[str, Any]:
         value = body.get(key, {})
@@ -380,6 +393,66 @@ class _Parser:
                 )
         return tuple(value)
 
+    def health(self, body: dict[str, Any]) -> HealthSettings:
+        """`[health]`: the store, where Redis is (never a password in `url`), the breaker."""
+        self.known_keys("health", body, HEALTH_KEYS)
+        defaults = HealthSettings()
+        values = {key: body.get(key, getattr(defaults, key)) for key in HEALTH_KEYS}
+        self.check(
+            "health", "store", values["store"], lambda v: v in HEALTH_STORES, '"memory" or "redis"'
+        )
+        url, url_env = values["url"], values["url_env"]
+        if url is not None:
+            self.check("health", "url", url, lambda v: isinstance(v, str), "a string")
+            if "@" in url:
+                raise self.error(
+                    "health",
+                    "'url' must not carry a password (the value is not shown); put the whole "
+                    "url in an environment variable and name it with url_env",
+                    "url",
+                )
+            self.check("health", "url", url, _is_redis_url, "a redis://host:port/db url")
+        if url_env is not None and not is_env_name(url_env):
+            raise self.error(
+                "health",
+                "'url_env' must be the NAME of an environment variable (like "
+                "PROVIDERHUB_REDIS_URL), not the url itself; the value is not shown",
+                "url_env",
+            )
+        if url is not None and url_env is not None:
+            raise self.error("health", "give 'url' or 'url_env', not both", "url_env")
+        if values["store"] == "redis" and url is None and url_env is None:
+            raise self.error("health", "store = \"redis\" needs 'url' or 'url_env'", "store")
+        self.check("health", "prefix", values["prefix"], lambda v: isinstance(v, str), "a string")
+        self.check(
+            "health",
+            "failure_threshold",
+            values["failure_threshold"],
+            lambda v: _is_int(v) and v >= 1,
+            "a whole number of at least 1",
+        )
+        self.check(
+            "health",
+            "timeout",
+            values["timeout"],
+            lambda v: _is_number(v) and 0 < v <= 10,
+            "seconds (more than 0, at most 10)",
+        )
+        values["timeout"] = float(values["timeout"])
+        for key in ("cooldown", "max_cooldown", "max_retry_after"):
+            self.check(
+                "health", key, values[key], lambda v: _is_number(v) and v >= 0, "seconds (>= 0)"
+            )
+            values[key] = float(values[key])
+        if values["max_cooldown"] < values["cooldown"]:
+            raise self.error(
+                "health",
+                f"'max_cooldown' ({values['max_cooldown']:g}) must be at least 'cooldown' "
+                f"({values['cooldown']:g})",
+                "max_cooldown",
+            )
+        return HealthSettings(**values)
+
     def chain_name(self, table: str, key: str, name: str, by_lower: Mapping[str, ChainSpec]) -> str:
         known = by_lower.get(name.lower())
         if known is not None:
@@ -409,6 +482,10 @@ def literal_secret_header(header: str) -> str:
         f"header {header!r}: {LITERAL_SECRET_WHY}"
         f'headers_env = {{ {json.dumps(header)} = "{variable}" }}'
     )
+
+
+def _is_redis_url(value: str) -> bool:
+    return urlsplit(value).scheme in ("redis", "rediss", "unix")
 
 
 def _is_int(value: Any) -> bool:

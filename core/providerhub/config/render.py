@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..redaction import REDACTED, is_env_name, is_secret_option, looks_secret, redact_headers
-from .spec import ConfigSpec
+from .spec import ConfigSpec, HealthSettings
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -75,7 +75,21 @@ def render(config: ConfigSpec, registry: Registry | None = None) -> str:
     if server.cors_origins:
         shown = "*" if server.cors_origins == ("*",) else list(server.cors_origins)
         lines.append(f"cors_origins = {_value(shown)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _health(config.health)) + "\n"
+
+
+def _health(health: HealthSettings) -> list[str]:
+    """The `[health]` table (the url only when it has no password: the parser refuses any)."""
+    lines = ["", "[health]", f"store = {_value(health.store)}"]
+    if health.url is not None:
+        lines.append(f"url = {_value(health.url if '@' not in health.url else REDACTED)}")
+    if health.url_env is not None:
+        lines.append(_variable("url_env", health.url_env))
+    lines.append(f"prefix = {_value(health.prefix)}")
+    lines.append(f"failure_threshold = {health.failure_threshold}")
+    for key in ("cooldown", "max_cooldown", "max_retry_after", "timeout"):
+        lines.append(f"{key} = {getattr(health, key):g}")
+    return lines
 
 
 def _variable(key: str, name: Any) -> str:

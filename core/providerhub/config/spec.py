@@ -56,6 +56,28 @@ class ServerSettings:
     cors_origins: tuple[str, ...] = ()
 
 
+HEALTH_STORES = ("memory", "redis")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """`[health]`: which store keeps provider health (`store`: "memory", this process's own,
+    or "redis", shared by every process using the same Redis `url` and `prefix`; a url with a
+    password only through `url_env`, the name of the variable holding it) and the circuit
+    breaker's settings, read by either store."""
+
+    store: str = "memory"
+    url: str | None = None
+    url_env: str | None = None
+    prefix: str = "providerhub:health:"
+    failure_threshold: int = 3
+    cooldown: float = 30.0
+    max_cooldown: float = 300.0
+    max_retry_after: float = 600.0
+    timeout: float = 0.075
+    """Seconds a Redis operation may take before the process serves from its own view."""
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigSpec:
     """A validated providerhub.toml as data: what `Config` builds providers and chains from."""
@@ -65,6 +87,7 @@ class ConfigSpec:
     chains: Mapping[str, ChainSpec] = field(default_factory=dict)
     models: Mapping[str, ModelAlias] = field(default_factory=dict)
     server: ServerSettings = field(default_factory=ServerSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     _by_lower: dict[str, ChainSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

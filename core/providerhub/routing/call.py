@@ -135,7 +135,7 @@ class Call:
     def _out_of_time(self) -> bool:
         return self.deadline is not None and self.deadline.passed()
 
-    def next_run(self, hedged: bool) -> Run | None:
+    async def next_run(self, hedged: bool) -> Run | None:
         """Start the next eligible provider (recording skips on the way), or None if none left."""
         if self._out_of_time():
             self._skip_rest()
@@ -155,7 +155,7 @@ class Call:
             refusal: Refusal | None = None
             ticket = None
             if why is None and not member.nested:
-                admitted = self._admit(provider.name)
+                admitted = await self._admit(provider.name)
                 if isinstance(admitted, Ticket):
                     ticket = admitted
                 else:
@@ -167,12 +167,12 @@ class Call:
             return self._start(provider, 1, hedged, 0.0, ticket)
         return None
 
-    def _admit(self, provider: str) -> Ticket | Refusal:
+    async def _admit(self, provider: str) -> Ticket | Refusal:
         """The health store's leave to ask `provider`, within its cap on requests in flight
         (and its trials, unless no other member is left to ask)."""
         limit = self.plan.limit
         cap = None if limit is None else limit(provider)
-        return self.plan.health.admit(provider, cap, last_resort=not self.queue)
+        return await self.plan.health.admit(provider, cap, last_resort=not self.queue)
 
     def _skip_rest(self) -> None:
         assert self.deadline is not None
@@ -210,14 +210,14 @@ class Call:
 
         return send
 
-    def retry(self, run: Run, error: BaseException) -> Run | None:
+    async def retry(self, run: Run, error: BaseException) -> Run | None:
         """Start a retry of a failed attempt when its error and the plan allow one."""
         number = run.attempt.try_number
         if number > self.plan.retries or not policy.retryable(error) or self._out_of_time():
             return None
         ticket = None
         if run.ticket is not None:
-            admitted = self._admit(run.attempt.provider)
+            admitted = await self._admit(run.attempt.provider)
             if not isinstance(admitted, Ticket):
                 return None
             ticket = admitted

@@ -24,8 +24,12 @@ ends. Time to first chunk is tracked as an exponentially weighted moving average
 `order="latency"`.
 
 Chains talk to the store only through `HealthStore`, keyed by provider name (the tickets in
-flight included), so a store shared by several gateway processes (e.g. Redis) can replace the
-in-memory one; a limit then caps the requests of all of them together.
+flight included), so a store shared by several gateway processes (`RedisHealthStore`,
+`providerhub.routing.redis_health`) can replace the in-memory one; a limit then caps the
+requests of all of them together. Only `admit` and `snapshot` are awaited (a shared store
+answers them with a round trip); the reports are plain calls a shared store sends on in the
+background, so no request waits on them. `snapshot` is the read-only view of one provider
+(`ProviderHealth`) for whoever shows it.
 """
 
 from __future__ import annotations
@@ -34,11 +38,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 from ..errors import AtCapacityError, CoolingDownError
 
-__all__ = ["HealthStore", "MemoryHealthStore", "Refusal", "Ticket", "default_health_store"]
+__all__ = [
+    "HealthStore",
+    "MemoryHealthStore",
+    "ProviderHealth",
+    "Refusal",
+    "Ticket",
+    "default_health_store",
+]
+
+Circuit: TypeAlias = Literal["closed", "open", "half-open"]
 
 Refusal: TypeAlias = CoolingDownError | AtCapacityError
 """Why `HealthStore.admit` keeps a provider out for now."""
@@ -60,6 +73,28 @@ class Ticket:
     """An identifier a shared store may give its tickets."""
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """What a store knows of one provider now, from `HealthStore.snapshot` (read-only)."""
+
+    provider: str
+    circuit: Circuit
+    """"open" while cooling down; "half-open" once the cooldown is over (a probe may go, or is
+    out); "closed" otherwise."""
+    seconds_left: float | None
+    """Of the cooldown, while the circuit is open."""
+    reason: str
+    """Why the circuit is open ("" when closed)."""
+    last_failure: str
+    """The reason line of the latest failure since the last success ("" if none)."""
+    latency: float | None
+    """Estimated seconds to the first chunk, or None before any sample."""
+    in_flight: int
+    """Admitted requests not reported yet (of every process sharing the store)."""
+    failures: int
+    """Consecutive failures."""
+
+
 @runtime_checkable
 class HealthStore(Protocol):
     """What a chain asks of and tells about each provider, by name.
@@ -67,7 +102,7 @@ class HealthStore(Protocol):
     Every ticket `admit` gives is reported exactly once: `success`, `failure` or `release`.
     """
 
-    def admit(
+    async def admit(
         self, provider: str, limit: int | None = None, last_resort: bool = False
     ) -> Ticket | Refusal:
         """A ticket to go ahead (maybe as the half-open probe), else why the provider is kept out
@@ -94,7 +129,12 @@ class HealthStore(Protocol):
         ...
 
     def latency(self, provider: str) -> float | None:
-        """Estimated seconds to the first chunk, or None before any sample."""
+        """Estimated seconds to the first chunk, or None before any sample (this process's
+        latest view: never waits)."""
+        ...
+
+    async def snapshot(self, provider: str) -> ProviderHealth:
+        """The provider's circuit, cooldown, last failure, latency and requests in flight."""
         ...
 
 
@@ -150,9 +190,15 @@ class MemoryHealthStore:
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
 
-    def admit(
+    async def admit(
         self, provider: str, limit: int | None = None, last_resort: bool = False
     ) -> Ticket | Refusal:
+        return self.admit_now(provider, limit, last_resort)
+
+    def admit_now(
+        self, provider: str, limit: int | None = None, last_resort: bool = False
+    ) -> Ticket | Refusal:
+        """`admit` without awaiting (this store never waits)."""
         with self._lock:
             state = self._states.setdefault(provider, _State())
             probe = False
@@ -228,6 +274,25 @@ class MemoryHealthStore:
             state = self._states.get(provider)
             return None if state is None else state.latency
 
+    async def snapshot(self, provider: str) -> ProviderHealth:
+        return self.snapshot_now(provider)
+
+    def snapshot_now(self, provider: str) -> ProviderHealth:
+        """`snapshot` without awaiting."""
+        with self._lock:
+            state = self._states.get(provider) or _State()
+            left = None if state.open_until is None else state.open_until - self.clock()
+            return ProviderHealth(
+                provider,
+                circuit_state(left),
+                left if left is not None and left > 0 else None,
+                state.why if left is not None else "",
+                state.last,
+                state.latency,
+                len(state.in_flight),
+                state.failures,
+            )
+
     def in_flight(self, provider: str) -> int:
         """How many admitted requests to `provider` have not been reported yet."""
         with self._lock:
@@ -257,6 +322,13 @@ class MemoryHealthStore:
     def _answered(state: _State) -> None:
         state.answered = True
         state.trials.clear()
+
+
+def circuit_state(left: float | None) -> Circuit:
+    """The circuit of a provider whose cooldown has `left` seconds (None: not cooling down)."""
+    if left is None:
+        return "closed"
+    return "open" if left > 0 else "half-open"
 
 
 _default: MemoryHealthStore | None = None

@@ -158,11 +158,11 @@ class Racer(Protocol):
     hedge_after: float | None
     deadline: Deadline | None
 
-    def next_run(self, hedged: bool) -> Run | None:
+    async def next_run(self, hedged: bool) -> Run | None:
         """Start the next eligible provider (recording skips on the way), or None if none left."""
         ...
 
-    def retry(self, run: Run, error: BaseException) -> Run | None:
+    async def retry(self, run: Run, error: BaseException) -> Run | None:
         """Start a retry of a failed attempt when its error and the call allow one."""
         ...
 
@@ -181,7 +181,7 @@ async def race(call: Racer) -> tuple[Run, list[Run]] | None:
     try:
         while True:
             if not running:
-                first = None if exhausted else call.next_run(hedged=False)
+                first = None if exhausted else await call.next_run(hedged=False)
                 if first is None:
                     return None
                 running.append(first)
@@ -204,7 +204,7 @@ async def race(call: Racer) -> tuple[Run, list[Run]] | None:
                         call.ended(run, DeadlinePassed(deadline.seconds))
                     await close_all(cut)
                     return None
-                hedge = call.next_run(hedged=True)
+                hedge = await call.next_run(hedged=True)
                 if hedge is None:
                     exhausted = True
                 else:
@@ -223,7 +223,7 @@ async def race(call: Racer) -> tuple[Run, list[Run]] | None:
                     return run, losers
                 call.ended(run, error)
                 await run.close()
-                again = call.retry(run, error)
+                again = await call.retry(run, error)
                 if again is not None:
                     running.append(again)
     except BaseException:

@@ -62,6 +62,10 @@ upstream's URL or address (logs keep them), and every secret the process read (p
 `headers_env` values, the gateway's own key) is redacted from every error body, SSE error event
 and log line (`providerhub.redaction`); answers pass unchanged.
 
+Health: every chain of the gateway shares one store, the one `[health]` configures (`resolve`):
+this process's own, or Redis shared by every gateway pointed at it
+(`providerhub.routing.redis_health`).
+
 Auth: with a key (`[server] api_key_env` names the variable), `/v1/` needs
 `Authorization: Bearer <key>`, compared in constant time, else 401; the key never appears in a
 log line or a response (`create_app` remembers it as a secret). Logging: one line per

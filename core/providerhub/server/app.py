@@ -85,12 +85,14 @@ def create_app(
             app.router.add_get(path, handler)  # HEAD too, as load balancers probe with it
         else:
             app.router.add_route(method, path, handler)
-    app.on_cleanup.append(_close_pools)
+    app.on_cleanup.append(_close)
     return app
 
 
-async def _close_pools(app: web.Application) -> None:
-    """Shutting down closes the upstream connections kept alive on this loop."""
+async def _close(app: web.Application) -> None:
+    """Shutting down closes the health store the gateway built and the upstream connections
+    kept alive on this loop."""
+    await app[TARGETS].aclose()
     await pool.close_all()
 
 
