@@ -251,11 +251,11 @@ def test_server_limits_parse_and_config_check_shows_them() -> None:
     assert (server.request_timeout, server.max_concurrent_requests) == (2.5, 8)
     assert (server.shutdown_grace, server.cors_origins) == (1.0, ("https://app.example",))
     shown = config.render()
-    assert shown.endswith(
-        '[server]\nhost = "127.0.0.1"\nport = 8080\nrequest_timeout = 2.5\n'
+    assert (
+        '\n[server]\nhost = "127.0.0.1"\nport = 8080\nrequest_timeout = 2.5\n'
         "max_concurrent_requests = 8\nshutdown_grace = 1.0\n"
-        'cors_origins = ["https://app.example"]\n'
-    )
+        'cors_origins = ["https://app.example"]\n\n[health]\n'
+    ) in shown
     assert parse_config(shown).server == server
     defaults = parse_config("").server
     assert (defaults.request_timeout, defaults.max_concurrent_requests) == (30.0, 256)
