@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from config_helpers import OK_PROVIDER, parse_error, run_main, write_config
+from config_helpers import OK_PROVIDER, build_error, parse_error, run_main, write_config
 from providerhub import UpstreamHTTPError
 from providerhub.config import ConfigSpec, ProviderSpec
 from providerhub.config.render import render
@@ -130,3 +130,39 @@ async def test_a_secret_looking_header_built_in_code_is_sent_as_given(
     assert KEY not in str(caught.value) and KEY not in repr(caught.value)
     assert await provider.create_async("m", [{"role": "user", "content": "hi"}]) == "ok"
     assert [request.headers["x-custom"] for request in upstream.requests] == [KEY, KEY]
+
+
+PASTED = ["gsk_" + "8Xq2" * 6, "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA"]
+"""Keys that are valid variable names too: pasted where a variable's name goes."""
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+
+@pytest.mark.parametrize("pasted", PASTED)
+def test_a_key_pasted_as_a_variable_name_is_refused_unshown(
+    pasted: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key shaped like a variable name is still a key: refused under api_key_env,
+    headers_env and [server] api_key_env, by the config (exit 7) and in code, never shown."""
+    errors = [
+        build_error(OK_PROVIDER + f'api_key_env = "{pasted}"\n'),
+        build_error(OK_PROVIDER + f'headers_env = {{ x-org = "{pasted}" }}\n'),
+        parse_error(f'[server]\napi_key_env = "{pasted}"\n'),
+    ]
+    assert [error.key for error in errors] == ["api_key_env", "headers_env", "api_key_env"]
+    assert all(pasted not in str(error) for error in errors)
+    assert "must be the NAME of an environment variable" in str(errors[0])
+    with pytest.raises(ValueError, match="must be the NAME of an environment variable") as caught:
+        OpenAICompatible(name="o", base_url="http://127.0.0.1:1/v1", api_key_env=pasted)
+    assert pasted not in str(caught.value)
+    path = write_config(tmp_path, OK_PROVIDER + f'api_key_env = "{pasted}"\n')
+    codes, (out, err) = run_main([["config", "check", "--config", str(path)]], capsys, monkeypatch)
+    assert (codes, out) == ([7], "")
+    assert pasted not in err
+
+
+def test_a_web_token_looks_secret_under_any_header() -> None:
+    assert looks_secret(JWT)
+    error = parse_error(OK_PROVIDER + f'headers = {{ X-Client-Info = "{JWT}" }}\n')
+    assert JWT not in str(error)
+    assert error.key == "headers"
+    assert not looks_secret("eyJ-not-a-token.but.dotted")

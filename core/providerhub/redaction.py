@@ -55,6 +55,7 @@ _KEY_PREFIX = re.compile(
     r"[A-Za-z0-9_\-]{16,}\Z"
 )
 _SCHEME = re.compile(r"(Bearer|Basic|Token)\s+\S{8,}\Z", re.IGNORECASE)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*\Z")
 _TOKEN = re.compile(r"[A-Za-z0-9_+/=\-]{32,}\Z")
 _MIN_BITS = 4.0
 """Shannon entropy per character above which a long token is taken for random."""
@@ -84,7 +85,8 @@ def looks_secret(value: object) -> bool:
 
     The rule: a known key prefix (sk-, sk-ant-, xai-, gsk_, AIza, ghp_, github_pat_, glpat-,
     hf_, xoxb-, ...) followed by at least 16 key characters; an authorization scheme with a
-    credential ("Bearer ...", "Basic ...", "Token ..."); or a token of at least 32 letters,
+    credential ("Bearer ...", "Basic ...", "Token ..."); a JSON Web Token (`eyJ...`, three
+    dot-separated base64url parts); or a token of at least 32 letters,
     digits and `_+/=-` mixing upper case, lower case and digits, with at most one '-' and more
     than 4 bits of entropy per character. URLs, model names (they hold '.', ':' or several
     '-', or are shorter), UUIDs and hex digests (one case) do not match.
@@ -92,7 +94,7 @@ def looks_secret(value: object) -> bool:
     if not isinstance(value, str):
         return False
     text = value.strip()
-    if _KEY_PREFIX.match(text) or _SCHEME.match(text):
+    if _KEY_PREFIX.match(text) or _SCHEME.match(text) or _JWT.match(text):
         return True
     if not _TOKEN.match(text) or text.isupper() or text.islower() or text.isalpha():
         return False
@@ -105,8 +107,10 @@ def looks_secret(value: object) -> bool:
 
 def is_env_name(value: object) -> bool:
     """Whether `value` can be the name of an environment variable holding a secret
-    (`OPENAI_API_KEY`): letters, digits and '_', not starting with a digit."""
-    return isinstance(value, str) and _ENV_NAME.match(value) is not None
+    (`OPENAI_API_KEY`): letters, digits and '_', not starting with a digit, and not shaped like
+    a secret itself (`looks_secret`: a `gsk_...` key or a long random token pasted in the
+    name's place is valid as a name, and would be shown wherever the name is)."""
+    return isinstance(value, str) and _ENV_NAME.match(value) is not None and not looks_secret(value)
 
 
 def is_secret_value(name: str, value: object) -> bool:
