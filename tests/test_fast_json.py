@@ -5,7 +5,6 @@ without the shape fast path that skips decoding a stream's common text chunk."""
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -325,9 +324,12 @@ async def test_deep_event_is_malformed_with_either_decoder(
     assert str(caught.value) == f"local: malformed event: {'[' * 300!r}"
 
 
-def test_nan_in_a_chunk_parses_as_the_stdlib_does(decoder: str) -> None:
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "1e999"])
+def test_a_number_json_has_not_is_a_malformed_event(decoder: str, number: str) -> None:
+    """NaN and infinities are no JSON: passed on, a gateway would send invalid JSON."""
     completion, out = cc.Completion(), []
-    data = '{"choices": [{"delta": {"content": "a"}}], "usage": {"score": NaN}}'
-    cc.parse_events([data], completion, "local", out)
-    assert out == ["a"]
-    assert completion.usage is not None and math.isnan(completion.usage["score"])
+    data = f'{{"choices": [{{"delta": {{"content": "a"}}}}], "usage": {{"score": {number}}}}}'
+    with pytest.raises(MalformedStreamError) as caught:
+        cc.parse_events([data], completion, "local", out)
+    assert str(caught.value).startswith("local: malformed event: ")
+    assert (out, completion.usage) == ([], None)

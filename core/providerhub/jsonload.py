@@ -6,12 +6,15 @@ first use, so importing this module costs nothing). msgspec decodes the document
 to the values `json.loads` gives (big integers stay integers, floats round alike); for anything
 it refuses (malformed text, NaN, infinities, lone surrogates, deep nesting) the standard
 library decides, so what is accepted, and what an error says, never depends on the decoder.
+Both refuse what JSON has no numbers for (`NaN`, `Infinity`, `1e999`, which Python's json
+would read as floats a gateway could not send on as JSON).
 Tests and benches pick one by setting `loads` to `stdlib_loads` or `fast_loads()`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +22,24 @@ __all__ = ["fast_loads", "loads", "stdlib_loads"]
 
 Loads = Callable[[str | bytes], Any]
 
-stdlib_loads: Loads = json.loads
-"""The standard library's decoder: the reference every path is held to."""
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+_strict = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
+
+
+def stdlib_loads(text: str | bytes) -> Any:
+    """The standard library's decoder, JSON numbers only: the reference every path is held to."""
+    return _strict(text if isinstance(text, str) else text.decode(json.detect_encoding(text)))
 
 
 def fast_loads() -> Loads | None:
@@ -35,7 +54,7 @@ def fast_loads() -> Loads | None:
         try:
             return decode(text)
         except (ValueError, RecursionError):
-            return json.loads(text)
+            return stdlib_loads(text)
 
     return fast
 
