@@ -16,10 +16,14 @@ import aiohttp
 import pytest
 from helpers import BOUND
 from prometheus_client.parser import text_string_to_metric_families
-from providerhub import Registry
+from providerhub import FallbackChain, MemoryHealthStore, Registry
 from providerhub.config import ConfigError, parse_config
+from providerhub.errors import AllProvidersFailedError, AtCapacityError
+from providerhub.routing import policy
+from providerhub.routing.health import Ticket
 from providerhub.server import create_app, start
 from providerhub.testing import FakeUpstream, Reply
+from routing_helpers import MESSAGES, ProviderObject, consume
 from test_server import HELLO, post
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -249,3 +253,60 @@ def test_metrics_without_prometheus_client_is_a_config_error(
         "pip install 'providerhub[metrics]'"
     )
     assert caught.value.key == "metrics"
+
+
+class Named(ProviderObject):
+    """A provider object answering "ok", with the metadata each skip below needs."""
+
+    def __init__(self, name: str, **attrs: Any) -> None:
+        self.name = name
+        vars(self).update(attrs)
+
+    async def create_async_generator(
+        self, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        yield "ok"
+
+
+async def test_each_skip_says_its_kind() -> None:
+    """`Attempt.skipped_for`, which the skip counter's `reason` is: the policy's kinds, the
+    health store's refusals, the deadline."""
+    store = MemoryHealthStore(failure_threshold=1)
+    for name, retry_after in (("cool", None), ("limited", 30.0)):
+        ticket = store.admit_now(name)
+        assert isinstance(ticket, Ticket)
+        store.failure(ticket, retry_after, "HTTP 500")
+    assert isinstance(store.admit_now("fresh"), Ticket)  # its one trial, held
+    members = [
+        Named("off", working=False),
+        Named("picky", supports_model=lambda model: False),
+        Named("keyless", needs_auth=True, missing_credentials=lambda: "KEY is not set"),
+        Named("cool"),
+        Named("limited"),
+        Named("fresh"),
+        Named("good"),
+    ]
+    stream = FallbackChain(members, health=store).stream("m", MESSAGES)
+    assert await consume(stream) == "ok"
+    kinds = [(attempt.provider, attempt.skipped_for) for attempt in stream.attempts]
+    assert kinds == [
+        ("off", "not working"),
+        ("picky", "model"),
+        ("keyless", "credentials"),
+        ("cool", "cooling down"),
+        ("limited", "rate limited"),
+        ("fresh", "unproven"),
+        ("good", ""),
+    ]
+    assert policy.refused(AtCapacityError("full", 4)) == "at capacity"
+    members = [Named("slow", create_async_generator=_never), Named("next")]
+    late = FallbackChain(members, health=MemoryHealthStore())
+    with pytest.raises(AllProvidersFailedError) as caught:
+        await consume(late.stream("m", MESSAGES, deadline=0.05))
+    skipped = [(a.provider, a.outcome, a.skipped_for) for a in caught.value.attempts]
+    assert skipped == [("slow", "failed", ""), ("next", "skipped", "deadline")]
+
+
+async def _never(model: str, messages: Any, **kwargs: Any) -> AsyncIterator[str]:
+    await asyncio.Event().wait()
+    yield ""

@@ -35,7 +35,8 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "providers",
         help="list the providers of installed plugins and of the config",
         description="List providers: name, source (plugin distribution or config file), "
-        "working, gpt-3.5, gpt-4, stream, url.",
+        "working, gpt-3.5, gpt-4, stream, url. With --health: working, circuit, cooldown left, "
+        "requests in flight, latency, why the circuit is open, last failure.",
     )
     providers.add_argument("--json", action="store_true", help="print a JSON list")
     providers.add_argument("--working", action="store_true", help="only providers marked working")
