@@ -148,10 +148,10 @@ async def _access_log(request: web.Request, handler: Handler) -> web.StreamRespo
             (time.perf_counter() - started) * 1000,
         )
         SERVED_BY.reset(served)
-        metrics = request.app.get(METRICS)
-        if metrics is not None:
+        counts = request.app.get(METRICS)
+        if counts is not None:
             resource = request.match_info.route.resource
-            metrics.request("unmatched" if resource is None else resource.canonical, code)
+            counts.request("unmatched" if resource is None else resource.canonical, code)
 
 
 @web.middleware
@@ -235,18 +235,18 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         raise _unsupported(target, chat, exc.capabilities) from None
     except InvalidRequestError as exc:
         raise wire.RequestError(400, str(exc)) from None
-    metrics = request.app.get(METRICS)
-    if metrics is not None:
-        metrics.streams += 1
+    counts = request.app.get(METRICS)
+    if counts is not None:
+        counts.streams += 1
     try:
         async with stream:
             if chat.stream:
                 return await _stream(request, target, chat, stream)
             return await _complete(request, target, chat, stream)
     finally:
-        if metrics is not None:  # the trace is final once the stream is closed
-            metrics.streams -= 1
-            metrics.answered(stream.attempts)
+        if counts is not None:  # the trace is final once the stream is closed
+            counts.streams -= 1
+            counts.answered(stream.attempts)
 
 
 async def _stream(
