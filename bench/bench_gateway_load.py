@@ -5,7 +5,8 @@ answers, each either batched (the whole body in one write) or one event per writ
 generating, the loop yielding between events). The gateway is a real `providerhub serve`
 subprocess (log level warning) whose config names one openai provider per upstream; each
 `--base DIR` (repeatable) adds one running another checkout's code (PYTHONPATH=DIR/core:
-DIR/plugins/openai, same interpreter), for an A/B in the same run.
+DIR/plugins/openai, same interpreter), for an A/B in the same run; `--metrics` adds one of this
+checkout with `[server] metrics = true` (metrics on vs off, same run).
 
 The client is the same everywhere: aiohttp, one keep-alive session per target, every stream
 read whole (64 KiB reads, split, `json.loads`) and checked for its exact text and `[DONE]`; any
@@ -23,7 +24,8 @@ upstream event, time to first chunk added at C=1 <= +0.7 ms p50, peak RSS <= 100
 on a miss. `--quick` (C = 1 and 20, few streams) checks only that every stream was exact: the
 smoke test the test suite runs.
 
-    .venv/bin/python bench/bench_gateway_load.py [--base /tmp/base] [--rounds 3] [--quick]
+    .venv/bin/python bench/bench_gateway_load.py [--base /tmp/base] [--metrics] [--rounds 3]
+        [--quick]
 """
 
 from __future__ import annotations
@@ -113,8 +115,11 @@ refuses the table: it runs without it)."""
 
 
 @contextmanager
-def gateway(upstreams: dict[str, str], source: str | None) -> Iterator[Target]:
-    """`providerhub serve` in front of the upstreams, from this checkout or `source`'s code."""
+def gateway(
+    upstreams: dict[str, str], source: str | None, metrics: bool = False
+) -> Iterator[Target]:
+    """`providerhub serve` in front of the upstreams, from this checkout or `source`'s code;
+    `metrics`: with `[server] metrics = true`."""
     names = {shape: "u" + shape.replace(" ", "") for shape in upstreams}
     providers = "".join(
         f'[providers.{names[shape]}]\nuse = "openai"\nbase_url = "{url}/v1"\n'
@@ -125,7 +130,8 @@ def gateway(upstreams: dict[str, str], source: str | None) -> Iterator[Target]:
     if source is not None:
         env["PYTHONPATH"] = f"{source}/core:{source}/plugins/openai"
     with tempfile.TemporaryDirectory() as scratch:
-        for config in (SERVER_LIMIT + providers, providers):
+        limit = SERVER_LIMIT.replace("\n\n", "\nmetrics = true\n\n") if metrics else SERVER_LIMIT
+        for config in (limit + providers, providers):
             path = Path(scratch) / "providerhub.toml"
             path.write_text(config)
             command = [sys.executable, "-m", "providerhub", "serve", "--config", str(path)]
@@ -144,6 +150,7 @@ def gateway(upstreams: dict[str, str], source: str | None) -> Iterator[Target]:
             base = line.split("serving ")[1].split()[0]
             urls = {shape: f"{base}/chat/completions" for shape in upstreams}
             name = "gateway" if source is None else f"gateway ({Path(source).name})"
+            name += " (metrics)" if metrics else ""
             yield Target(name, urls, names, process)
         finally:
             process.terminate()
@@ -354,6 +361,9 @@ def main() -> int:
         default=[],
         help="a checkout whose gateway runs beside this one (A/B); may be repeated",
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="also this checkout's gateway with metrics on"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: C=1,20, few streams")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -371,6 +381,8 @@ def main() -> int:
             {shape: "fake-model" for shape in upstreams},
         )
         targets = [direct, stack.enter_context(gateway(upstreams, None))]
+        if args.metrics:
+            targets.append(stack.enter_context(gateway(upstreams, None, metrics=True)))
         for base in args.base:
             targets.append(stack.enter_context(gateway(upstreams, base)))
         started = time.perf_counter()

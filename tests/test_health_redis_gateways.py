@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,17 @@ async def gateways(
     upstreams = {name: await fake_upstream(default=Reply.text(f"from {name}")) for name in NAMES}
     path = tmp_path / "providerhub.toml"
     path.write_text(config(upstreams, redis_server.url))
+    async with serving(path, upstreams, redis_server.url) as started:
+        yield started
+
+
+@asynccontextmanager
+async def serving(
+    path: Path, upstreams: dict[str, FakeUpstream], redis_url: str
+) -> AsyncIterator[Gateways]:
+    """Two `providerhub serve` processes with the config at `path`, killed at the end."""
     processes = [await _serve(path), await _serve(path)]
-    shared = RedisHealthStore(redis_server.url)
+    shared = RedisHealthStore(redis_url)
     try:
         urls = []
         for proc in processes:

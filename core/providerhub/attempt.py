@@ -30,6 +30,10 @@ class Attempt:
     """True when this attempt was asked to continue an answer another provider left unfinished."""
     inner: list[Attempt] = field(default_factory=list)
     """When the provider is itself a chain: the attempts it made (what happened inside it)."""
+    skipped_for: str = ""
+    """A skip's kind, for counting: a `routing.policy.Skip` kind ("not working", "model",
+    "capability", "credentials", "history"), the health store's refusal ("cooling down",
+    "rate limited", "at capacity", "unproven", `routing.policy.refused`) or "deadline"."""
 
     def __str__(self) -> str:
         text = f"{self.provider}: {self.outcome}"

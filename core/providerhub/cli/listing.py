@@ -4,6 +4,13 @@
 its source (a distribution and version, or "config:<path>"); `plugins` lists installed plugin
 distributions only. Listing reads metadata only: it never touches the network and never imports
 aiohttp.
+
+`providers --health` adds what the `[health]` store knows of each provider (circuit, cooldown
+left, why it is open, last failure, latency estimate, requests in flight): with
+`store = "redis"`, the circuits every gateway sharing that Redis opened (one round trip per
+provider, the store's timeout bounding each); with the memory store, only this process's own
+view, in which every circuit is closed (a note on stderr says so). Only then is the store
+built, so plain listing stays as cheap as before.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..config import Config
 from ..registry import Registered, Registry
 from .common import config_option, load_registry, load_setup
+
+if TYPE_CHECKING:
+    from ..routing.health import ProviderHealth
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,11 +35,18 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "providers",
         help="list the providers of installed plugins and of the config",
         description="List providers: name, source (plugin distribution or config file), "
-        "working, gpt-3.5, gpt-4, stream, url.",
+        "working, gpt-3.5, gpt-4, stream, url. With --health: working, circuit, cooldown left, "
+        "requests in flight, latency, why the circuit is open, last failure.",
     )
     providers.add_argument("--json", action="store_true", help="print a JSON list")
     providers.add_argument("--working", action="store_true", help="only providers marked working")
     providers.add_argument("--model", metavar="M", help="only providers that serve model M")
+    providers.add_argument(
+        "--health",
+        action="store_true",
+        help="show each provider's circuit, cooldown, last failure, latency and requests in "
+        "flight, from the [health] store (with Redis: the gateways' shared state)",
+    )
     config_option(providers, default=argparse.SUPPRESS)
     providers.set_defaults(run=run_providers)
 
@@ -42,10 +60,18 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run_providers(args: argparse.Namespace) -> int:
-    """Print the providers, filtered by --working and --model."""
-    registry = load_setup(args.config).registry
+    """Print the providers, filtered by --working and --model; with --health, their health."""
+    setup = load_setup(args.config)
+    registry = setup.registry
     entries = registry.entries(working=True if args.working else None, model=args.model)
-    if args.json:
+    if args.health:
+        health = read_health(setup.config, [entry.provider.name for entry in entries])
+        pairs = list(zip(entries, health, strict=True))
+        if args.json:
+            _print_json([provider_record(entry) | state.record() for entry, state in pairs])
+        else:
+            _print_table(HEALTH_COLUMNS, [_health_row(entry, state) for entry, state in pairs])
+    elif args.json:
         _print_json([provider_record(entry) for entry in entries])
     else:
         _print_table(
@@ -123,6 +149,61 @@ def _provider_row(entry: Registered) -> tuple[str, ...]:
         _yes(record["working"]),
         *(_yes(flag) for flag in flags),
         record["url"] or "-",
+    )
+
+
+HEALTH_COLUMNS = (
+    "NAME",
+    "WORKING",
+    "CIRCUIT",
+    "LEFT",
+    "IN FLIGHT",
+    "LATENCY",
+    "WHY OPEN",
+    "LAST FAILURE",
+)
+"""The table of `providers --health`."""
+
+
+def read_health(config: Config | None, names: Sequence[str]) -> list[ProviderHealth]:
+    """What the `[health]` store knows of each provider now (the store is closed after)."""
+    import asyncio
+
+    from ..config.build import build_health_store
+    from ..config.spec import ConfigSpec
+
+    spec = config if config is not None else ConfigSpec()
+    store = build_health_store(spec)
+    if spec.health.store == "memory":
+        sys.stderr.write(
+            'providerhub: note: [health] store is "memory": this is this process\'s own view '
+            "(every circuit closed); a gateway's circuits show in its GET /v1/providers, or "
+            'here with store = "redis"\n'
+        )
+
+    async def snapshots() -> list[ProviderHealth]:
+        try:
+            return list(await asyncio.gather(*(store.snapshot(name) for name in names)))
+        finally:
+            close = getattr(store, "aclose", None)
+            if close is not None:
+                await close()
+
+    return asyncio.run(snapshots())
+
+
+def _health_row(entry: Registered, health: ProviderHealth) -> tuple[str, ...]:
+    record = health.record()
+    left, latency = record["seconds_left"], record["latency_ms"]
+    return (
+        entry.provider.name,
+        _yes(bool(entry.provider.working)),
+        health.circuit,
+        "-" if left is None else f"{left:g}s",
+        str(health.in_flight),
+        "-" if latency is None else f"{latency:g} ms",
+        record["reason"] or "-",
+        record["last_failure"] or "-",
     )
 
 

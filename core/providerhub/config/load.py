@@ -48,7 +48,7 @@ HEALTH_KEYS = (
 CHAIN_KEYS = ("providers", *options.NAMES)
 """The keys of a `[chains.NAME]` table: its members, then the chain options."""
 SERVER_LIMITS = ("request_timeout", "max_concurrent_requests", "shutdown_grace")
-SERVER_KEYS = ("host", "port", "chain", "api_key_env", *SERVER_LIMITS, "cors_origins")
+SERVER_KEYS = ("host", "port", "chain", "api_key_env", *SERVER_LIMITS, "cors_origins", "metrics")
 """The keys of `[server]`."""
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?\Z")
 """A browser origin: scheme, host and an optional port, nothing after them."""
@@ -361,6 +361,8 @@ class _Parser:
             lambda v: _is_int(v) and v > 0,
             "a positive integer",
         )
+        metrics = body.get("metrics", defaults.metrics)
+        self.check("server", "metrics", metrics, lambda v: isinstance(v, bool), "true or false")
         return ServerSettings(
             host,
             port,
@@ -370,6 +372,7 @@ class _Parser:
             limits["max_concurrent_requests"],
             float(limits["shutdown_grace"]),
             self.cors_origins(body.get("cors_origins", [])),
+            metrics,
         )
 
     def cors_origins(self, value: Any) -> tuple[str, ...]:

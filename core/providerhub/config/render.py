@@ -75,6 +75,8 @@ def render(config: ConfigSpec, registry: Registry | None = None) -> str:
     if server.cors_origins:
         shown = "*" if server.cors_origins == ("*",) else list(server.cors_origins)
         lines.append(f"cors_origins = {_value(shown)}")
+    if server.metrics:
+        lines.append("metrics = true")
     return "\n".join(lines + _health(config.health)) + "\n"
 
 

@@ -43,8 +43,9 @@ class ServerSettings:
     environment variable holding the key clients must send (`api_key_env`; None: no auth), and
     its limits: seconds to receive a whole request (`request_timeout`), requests answered at
     once (`max_concurrent_requests`), seconds in-flight answers get after a stop signal
-    (`shutdown_grace`), and the browser origins allowed by CORS (`cors_origins`; empty: no CORS
-    headers; `("*",)`: any origin)."""
+    (`shutdown_grace`), the browser origins allowed by CORS (`cors_origins`; empty: no CORS
+    headers; `("*",)`: any origin), and whether `GET /metrics` serves Prometheus metrics
+    (`metrics`, off by default: it needs the `providerhub[metrics]` extra)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -54,6 +55,7 @@ class ServerSettings:
     max_concurrent_requests: int = 256
     shutdown_grace: float = 5.0
     cors_origins: tuple[str, ...] = ()
+    metrics: bool = False
 
 
 HEALTH_STORES = ("memory", "redis")

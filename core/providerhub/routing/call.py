@@ -151,7 +151,7 @@ class Call:
                 ignore_working=plan.ignore_working,
                 continuing=self.continuing,
             )
-            why = None if ruled_out is None else ruled_out.reason
+            why, kind = (None, "") if ruled_out is None else (ruled_out.reason, ruled_out.kind)
             refusal: Refusal | None = None
             ticket = None
             if why is None and not member.nested:
@@ -159,9 +159,16 @@ class Call:
                 if isinstance(admitted, Ticket):
                     ticket = admitted
                 else:
-                    refusal, why = admitted, str(admitted)
+                    refusal, why, kind = admitted, str(admitted), policy.refused(admitted)
             if why is not None:
-                skip = Attempt(provider.name, "skipped", why, refusal, continuation=self.continuing)
+                skip = Attempt(
+                    provider.name,
+                    "skipped",
+                    why,
+                    refusal,
+                    continuation=self.continuing,
+                    skipped_for=kind,
+                )
                 self._report(skip)
                 continue
             return self._start(provider, 1, hedged, 0.0, ticket)
@@ -179,7 +186,10 @@ class Call:
         passed = DeadlinePassed(self.deadline.seconds)
         while self.queue:
             member = self.queue.popleft()
-            self._report(Attempt(member.provider.name, "skipped", "deadline passed", passed))
+            name = member.provider.name
+            self._report(
+                Attempt(name, "skipped", "deadline passed", passed, skipped_for="deadline")
+            )
 
     def _start(
         self, member: Provider, number: int, hedged: bool, delay: float, ticket: Ticket | None

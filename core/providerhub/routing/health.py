@@ -38,9 +38,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from ..errors import AtCapacityError, CoolingDownError
+from ..redaction import redact
 
 __all__ = [
     "HealthStore",
@@ -93,6 +94,20 @@ class ProviderHealth:
     """Admitted requests not reported yet (of every process sharing the store)."""
     failures: int
     """Consecutive failures."""
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, as the gateway's `/v1/providers` and `providers --health` show it
+        (seconds and milliseconds to one decimal; remembered secrets redacted)."""
+        left, latency = self.seconds_left, self.latency
+        return {
+            "circuit": self.circuit,
+            "seconds_left": None if left is None else round(left, 1),
+            "reason": redact(self.reason),
+            "last_failure": redact(self.last_failure),
+            "latency_ms": None if latency is None else round(latency * 1000, 1),
+            "in_flight": self.in_flight,
+            "failures": self.failures,
+        }
 
 
 @runtime_checkable

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import capabilities
-from ..errors import ProviderHubError, SpuriousCancellation, UpstreamError
+from ..errors import (
+    AtCapacityError,
+    CoolingDownError,
+    ProviderHubError,
+    SpuriousCancellation,
+    UpstreamError,
+)
 
 REQUEST_FAULTS = frozenset({400, 413, 422})
 """HTTP statuses that blame the request, not the provider: they do not open its circuit."""
@@ -59,6 +65,13 @@ def skip(
     if continuing and not getattr(member, "supports_message_history", True):
         return Skip("history", "cannot continue an answer (no message history)")
     return None
+
+
+def refused(refusal: CoolingDownError | AtCapacityError) -> str:
+    """The skip kind of a health store's refusal (`Attempt.skipped_for`)."""
+    if isinstance(refusal, CoolingDownError):
+        return "rate limited" if refusal.rate_limited else "cooling down"
+    return "unproven" if refusal.unproven else "at capacity"
 
 
 def reason(exc: BaseException, provider: str) -> str:

@@ -25,10 +25,17 @@ Routes (JSON errors are always `{"error": {"message", "type", "param", "code"}}`
   SDK's `models.retrieve`): one of them (any case), or for a model a chat request would route,
   an object with `kind` "routed" naming the chain; else 404 `model_not_found`.
 - Any other endpoint: 404 `unknown_url`, naming the routes this gateway serves.
-- `GET /v1/providers`: name, source, working, flags, credentials state, latency estimate (never
-  an upstream's URL: clients of a gateway do not learn internal hosts).
+- `GET /v1/providers`: name, source, working, flags, credentials state, and the health store's
+  view (`ProviderHealth.record`: `circuit` closed/open/half-open, `seconds_left`, `reason` it is
+  open, `last_failure`, `latency_ms`, `in_flight`, `failures`; the shared view with Redis, so a
+  circuit another replica opened shows), never an upstream's URL: clients of a gateway do not
+  learn internal hosts.
 - `GET /healthz` (and `HEAD`, like every GET route): `{"status": "ok"}` with counts; open even
   when auth is on.
+- `GET /metrics`, with `[server] metrics = true` only (the `providerhub[metrics]` extra;
+  without it the gateway does not start, a ConfigError): the Prometheus text format
+  (`metrics`); like `/healthz` outside `/v1/`, so open even when auth is on (scrapers have
+  no app key; it shows names and counts, never secrets, URLs or messages).
 
 Streaming (`"stream": true`): the gateway waits for the first chunk before sending headers, so a
 failure before it is a real status: every provider failed → 502 with one line per provider;

@@ -5,6 +5,7 @@ See the package docstring for the behaviour; this module wires it to aiohttp.web
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hmac
 import logging
@@ -20,6 +21,7 @@ from .. import pool
 from ..config import ServerSettings
 from ..errors import (
     AllProvidersFailedError,
+    ConfigError,
     InvalidRequestError,
     StreamInterruptedError,
     UnsupportedCapabilityError,
@@ -34,7 +36,8 @@ from .resolve import Target, Targets
 if TYPE_CHECKING:
     from ..config import Config
     from ..registry import Registry
-    from ..routing.health import HealthStore
+    from ..routing.health import HealthStore, ProviderHealth
+    from .metrics import Metrics
 
 log = logging.getLogger("providerhub.server")
 
@@ -42,6 +45,8 @@ TARGETS = web.AppKey("targets", Targets)
 API_KEY = web.AppKey("api_key", bytes)
 ADMISSION = web.AppKey("admission", Admission)
 DRAIN = web.AppKey("drain", Drain)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+"""The app's metrics, with `[server] metrics = true` (`providerhub.server.metrics`)."""
 SSE = web.RequestKey("sse", web.StreamResponse)
 """The SSE answer of a request once its headers went out (a cut stream ends inside it)."""
 PROVIDER_HEADER = "x-providerhub-provider"
@@ -65,8 +70,9 @@ def create_app(
     makes every `/v1/` route require `Authorization: Bearer <api_key>`; it is remembered as a
     secret (`redaction.remember`), so no log line or answer shows it. `health` defaults to the
     store shared by the process; `default_chain` overrides `[server] chain`. The config's
-    `[server]` limits and CORS origins apply (see `limits`, `cors`). Chains are built here, so
-    a bad chain or default is a ConfigError before anything listens.
+    `[server]` limits and CORS origins apply (see `limits`, `cors`), and its `metrics` adds
+    `GET /metrics`. Chains are built here, so a bad chain or default is a ConfigError before
+    anything listens (so is `metrics = true` without prometheus-client).
     """
     settings = config.server if config is not None else ServerSettings()
     app = web.Application(
@@ -80,13 +86,30 @@ def create_app(
     if api_key is not None:
         remember(api_key)
         app[API_KEY] = api_key.encode()
-    for method, path, handler in ROUTES:
+    if settings.metrics:
+        app[METRICS] = _metrics(config)
+    for method, path, handler in served(app):
         if method == "GET":
             app.router.add_get(path, handler)  # HEAD too, as load balancers probe with it
         else:
             app.router.add_route(method, path, handler)
     app.on_cleanup.append(_close)
     return app
+
+
+def _metrics(config: Config | None) -> Metrics:
+    try:
+        from .metrics import Metrics
+    except ImportError:
+        message = "'metrics' = true needs prometheus-client: pip install 'providerhub[metrics]'"
+        path = None if config is None else config.path or "<string>"
+        raise ConfigError(message, path=path, table="server", key="metrics") from None
+    return Metrics()
+
+
+def served(app: web.Application) -> tuple[tuple[str, str, Handler], ...]:
+    """The routes `app` serves: `ROUTES`, and `GET /metrics` when its metrics are on."""
+    return (*ROUTES, METRICS_ROUTE) if METRICS in app else ROUTES
 
 
 async def _close(app: web.Application) -> None:
@@ -125,6 +148,10 @@ async def _access_log(request: web.Request, handler: Handler) -> web.StreamRespo
             (time.perf_counter() - started) * 1000,
         )
         SERVED_BY.reset(served)
+        counts = request.app.get(METRICS)
+        if counts is not None:
+            resource = request.match_info.route.resource
+            counts.request("unmatched" if resource is None else resource.canonical, code)
 
 
 @web.middleware
@@ -135,8 +162,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except wire.RequestError as exc:
         return _json_error(exc)
     except web.HTTPNotFound:
-        served = ", ".join(f"{method} {path}" for method, path, _ in ROUTES)
-        message = f"unknown endpoint {request.method} {request.path}; this gateway serves {served}"
+        routes = ", ".join(f"{method} {path}" for method, path, _ in served(request.app))
+        message = f"unknown endpoint {request.method} {request.path}; this gateway serves {routes}"
         return _json_error(wire.RequestError(404, message, code="unknown_url"))
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -208,10 +235,18 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         raise _unsupported(target, chat, exc.capabilities) from None
     except InvalidRequestError as exc:
         raise wire.RequestError(400, str(exc)) from None
-    async with stream:
-        if chat.stream:
-            return await _stream(request, target, chat, stream)
-        return await _complete(request, target, chat, stream)
+    counts = request.app.get(METRICS)
+    if counts is not None:
+        counts.streams += 1
+    try:
+        async with stream:
+            if chat.stream:
+                return await _stream(request, target, chat, stream)
+            return await _complete(request, target, chat, stream)
+    finally:
+        if counts is not None:  # the trace is final once the stream is closed
+            counts.streams -= 1
+            counts.answered(stream.attempts)
 
 
 async def _stream(
@@ -321,14 +356,15 @@ async def model(request: web.Request) -> web.Response:
 
 
 async def providers(request: web.Request) -> web.Response:
-    """`GET /v1/providers`: metadata, credentials state and latency estimate of each provider."""
+    """`GET /v1/providers`: metadata, credentials state and health (`ProviderHealth.record`:
+    circuit, cooldown left, last failure, latency estimate, requests in flight) of each
+    provider, from the gateway's health store (the shared one with Redis)."""
     targets = request.app[TARGETS]
-    health = targets.health
+    entries = targets.registry.entries()
     data = []
-    for entry in targets.registry.entries():
+    for entry, health in zip(entries, await _health(targets), strict=True):
         provider = entry.provider
         missing = provider.missing_credentials() if provider.needs_auth else None
-        latency = health.latency(provider.name)
         data.append(
             {
                 "name": provider.name,
@@ -339,10 +375,27 @@ async def providers(request: web.Request) -> web.Response:
                 "supports_gpt_4": bool(getattr(provider, "supports_gpt_4", False)),
                 "needs_auth": bool(provider.needs_auth),
                 "credentials": "ok" if missing is None else f"missing: {missing}",
-                "latency_ms": None if latency is None else round(latency * 1000, 1),
+                **health.record(),
             }
         )
     return web.json_response({"object": "list", "data": data})
+
+
+async def _health(targets: Targets) -> list[ProviderHealth]:
+    """Each registered provider's health now, in the registry's order, from the gateway's
+    store (with Redis one round trip each, sent together)."""
+    store = targets.health
+    names = [entry.provider.name for entry in targets.registry.entries()]
+    return list(await asyncio.gather(*(store.snapshot(name) for name in names)))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """`GET /metrics` (with `[server] metrics = true`): the Prometheus text format, outside
+    `/v1/` so without the gateway's key, like `/healthz` (`providerhub.server.metrics`)."""
+    from .metrics import CONTENT_TYPE
+
+    body = request.app[METRICS].render(await _health(request.app[TARGETS]))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -374,3 +427,5 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/healthz", healthz),
 )
 """Every route the gateway serves; an unknown one is a 404 naming them."""
+METRICS_ROUTE: tuple[str, str, Handler] = ("GET", "/metrics", metrics)
+"""Served too with `[server] metrics = true`."""
