@@ -52,7 +52,7 @@ async def test_an_allowed_origin_gets_its_preflight_and_cors_headers_on_every_an
                 "access-control-allow-headers": "Authorization, Content-Type, x-stainless-os",
                 "access-control-max-age": "600",
                 "access-control-expose-headers": (
-                    "x-providerhub-provider, x-providerhub-route, Retry-After"
+                    "x-providerhub-provider, x-providerhub-route, x-should-retry, Retry-After"
                 ),
             }
             assert preflight.headers["Vary"] == "Origin"
@@ -84,6 +84,7 @@ async def test_a_disallowed_origin_gets_no_cors_headers(fake_upstream: MakeUpstr
         async with session.get(f"{url}/v1/models", headers=headers) as models:
             assert models.status == 200
             assert cors_headers(models.headers) == {}
+            assert models.headers["Vary"] == "Origin"  # a cache keeps origins apart
 
 
 async def test_without_cors_origins_there_are_no_cors_headers(

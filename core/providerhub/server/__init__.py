@@ -97,10 +97,10 @@ upstream connections kept alive between requests (`providerhub.pool`) are closed
 
 from __future__ import annotations
 
-from .app import PROVIDER_HEADER, ROUTE_HEADER, create_app
+from .app import create_app
 from .resolve import Target, Targets
 from .run import GRACE, serve, start
-from .wire import RequestError
+from .wire import PROVIDER_HEADER, ROUTE_HEADER, RequestError
 
 __all__ = [
     "GRACE",

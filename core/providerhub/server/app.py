@@ -32,6 +32,7 @@ from ..routing.stream import ChatStream
 from . import cors, status, wire
 from .limits import MAX_BODIES, MAX_BODY, Admission, Drain, ShutDown
 from .resolve import Target, Targets
+from .wire import PROVIDER_HEADER, ROUTE_HEADER
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -49,8 +50,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """The app's metrics, with `[server] metrics = true` (`providerhub.server.metrics`)."""
 SSE = web.RequestKey("sse", web.StreamResponse)
 """The SSE answer of a request once its headers went out (a cut stream ends inside it)."""
-PROVIDER_HEADER = "x-providerhub-provider"
-ROUTE_HEADER = "x-providerhub-route"
 SERVED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("served_by", default="-")
 """The provider serving the current request, for its access log line (same task)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

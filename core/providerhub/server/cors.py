@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .wire import PROVIDER_HEADER, ROUTE_HEADER, SHOULD_RETRY
+
 ORIGINS = web.AppKey("cors_origins", frozenset[str])
 ANY = "*"
 MAX_AGE = 600
 METHODS = "GET, POST, OPTIONS"
 ALWAYS_ALLOWED = ("Authorization", "Content-Type")
-EXPOSED = "x-providerhub-provider, x-providerhub-route, Retry-After"
+EXPOSED = ", ".join((PROVIDER_HEADER, ROUTE_HEADER, SHOULD_RETRY, "Retry-After"))
+"""The answer headers a page's script may read: who served, and the SDKs' retry hints."""
 TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,11 +70,13 @@ async def preflight(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 async def _allow(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer (JSON, SSE, errors, preflights) to an allowed origin names it."""
+    """Every answer (JSON, SSE, errors, preflights) to an allowed origin names it; unless any
+    origin is allowed, every answer varies by Origin (a cache must not hand one origin's answer
+    to another)."""
+    if ANY not in request.app[ORIGINS]:
+        response.headers.add("Vary", "Origin")
     origin = allowed(request)
     if origin is None:
         return
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = EXPOSED
-    if origin != ANY:
-        response.headers.add("Vary", "Origin")

@@ -38,6 +38,11 @@ DONE = b"data: [DONE]\n\n"
 
 
 SHOULD_RETRY = "x-should-retry"
+"""Whether the official SDKs may retry a refusal ("false": it cannot heal by retrying)."""
+PROVIDER_HEADER = "x-providerhub-provider"
+"""Who served an answer."""
+ROUTE_HEADER = "x-providerhub-route"
+"""The path through nested chains to who served ("default > local")."""
 """The header saying whether asking again may help (the official openai SDK obeys it)."""
 RETRIED = frozenset({408, 409, 429})
 """The 4xx statuses a client may retry; any other 4xx refusal is the request's own, so it says
