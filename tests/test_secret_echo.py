@@ -8,6 +8,7 @@ anywhere; the redaction marker does."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import pickle
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ from providerhub.redaction import REDACTED, LogRedactor, redact, remember
 from providerhub.testing import FakeUpstream, Reply
 from providerhub_anthropic import AnthropicProvider
 from providerhub_openai import OpenAICompatible
+from test_server import gateway
 from test_server_cli import URL, _serve
 
 OPENAI_KEY = "sk-echo-openai-Qw7Er9Ty2Ui4Op6A"
@@ -324,3 +326,41 @@ def test_a_record_no_handler_takes_still_reaches_the_last_resort_redacted(
 
     assert seen == [f"tenant {REDACTED} refused"]
     assert sum(isinstance(h, LogRedactor) for h in logging.getLogger("providerhub").handlers) == 1
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_an_answer_metadata_never_carries_an_echoed_key(
+    secrets_set: None, fake_upstream: MakeUpstream, streamed: bool
+) -> None:
+    """An upstream echoing the key as a tool call's id and name, the finish_reason and a usage
+    field: the gateway's answer (SSE or JSON) carries the marker, never the key."""
+    call = {"index": 0, "id": OPENAI_KEY, "type": "function"}
+    call["function"] = {"name": f"f_{OPENAI_KEY}", "arguments": "{}"}
+    usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2, "echo": OPENAI_KEY}
+    events = (
+        chunk({"role": "assistant", "tool_calls": [call]}),
+        chunk({}, finish=OPENAI_KEY),
+        json.dumps({"choices": [], "usage": usage}),
+        "[DONE]",
+    )
+    upstream = await fake_upstream(default=Reply(verbatim_events=events))
+    echoing = OpenAICompatible(
+        name="o", base_url=f"{upstream.url}/v1", api_key_env="PH_ECHO_OPENAI_KEY", default_model="m"
+    )
+    body = {"model": "o", "messages": HELLO, "stream": streamed}
+    if streamed:
+        body["stream_options"] = {"include_usage": True}
+    async with (
+        gateway("", extra=[echoing]) as url,
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/v1/chat/completions", json=body) as response,
+    ):
+        text = await response.text()
+        assert response.status == 200, text
+    assert leaked(text) == []
+    assert text.count(REDACTED) >= 4, text
+    assert len(upstream.requests) == 1

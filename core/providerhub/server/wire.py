@@ -7,7 +7,9 @@ text. The role delta has `"content": ""` before text and `"content": null` befor
 a refusal, as OpenAI sends. Tool-call deltas go out in OpenAI's exact shape: a call's first
 delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones only `index`
 and argument fragments, also when the upstream repeated the id and name in every delta (a client
-concatenating deltas would read them doubled).
+concatenating deltas would read them doubled). What an upstream sends besides the answer's own
+text (tool-call ids and names, `finish_reason`, `usage`) has the remembered secrets redacted
+(`_meta`): an upstream echoing a key there must not hand it to clients.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ class Chunks:
             call["type"] = delta.type
             call["function"] = {"name": delta.name or "", "arguments": ""}
             self._opened[index] = [delta.id is not None, delta.name is not None]
-            out = self._delta(f'{{"tool_calls": [{json.dumps(call)}]}}')
+            out = self._delta(f'{{"tool_calls": [{_meta(call)}]}}')
         else:
             late: dict[str, Any] = {"index": index}
             if delta.id is not None and not sent[0]:
@@ -266,7 +268,7 @@ class Chunks:
                 late["function"] = {"name": delta.name}
                 sent[1] = True
             if len(late) > 1:
-                out = self._delta(f'{{"tool_calls": [{json.dumps(late)}]}}')
+                out = self._delta(f'{{"tool_calls": [{_meta(late)}]}}')
         if delta.arguments:
             fragment = json.dumps({"index": index, "function": {"arguments": delta.arguments}})
             out += self._delta(f'{{"tool_calls": [{fragment}]}}')
@@ -274,9 +276,9 @@ class Chunks:
 
     def end(self, finish_reason: str, usage: Mapping[str, Any] | None) -> bytes:
         """The final delta with `finish_reason`, the usage event when given, and `[DONE]`."""
-        last = f'{self._head}{{}}, "finish_reason": {json.dumps(finish_reason)}{self._tail}'
+        last = f'{self._head}{{}}, "finish_reason": {_meta(finish_reason)}{self._tail}'
         if usage is not None:
-            last += f"{self._usage_head}{json.dumps(dict(usage))}}}\n\n"
+            last += f"{self._usage_head}{_meta(dict(usage))}}}\n\n"
         return last.encode() + DONE
 
 
@@ -292,8 +294,15 @@ def completion(
     usage: Mapping[str, Any] | None,
     logprobs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A whole `chat.completion` object."""
-    choice: dict[str, Any] = {"index": 0, "message": dict(message), "finish_reason": finish_reason}
+    """A whole `chat.completion` object (its metadata redacted, as in `Chunks`)."""
+    shown: dict[str, Any] = dict(message)
+    if "tool_calls" in message:
+        shown["tool_calls"] = [_redacted_call(call) for call in message["tool_calls"]]
+    choice: dict[str, Any] = {
+        "index": 0,
+        "message": shown,
+        "finish_reason": json.loads(_meta(finish_reason)),
+    }
     if logprobs is not None:
         choice["logprobs"] = dict(logprobs)
     body: dict[str, Any] = {
@@ -304,8 +313,22 @@ def completion(
         "choices": [choice],
     }
     if usage is not None:
-        body["usage"] = dict(usage)
+        body["usage"] = json.loads(_meta(dict(usage)))
     return body
+
+
+def _meta(value: Any) -> str:
+    """`value` as JSON with the remembered secrets redacted: for what an upstream sends besides
+    the answer's text, which clients must not receive a key in."""
+    return redact(json.dumps(value))
+
+
+def _redacted_call(call: Any) -> Any:
+    """A tool call of a whole answer with its id and name redacted (its arguments are the
+    answer's own text)."""
+    function = dict(call["function"])
+    function["name"] = json.loads(_meta(function["name"]))
+    return {**call, "id": json.loads(_meta(call["id"])), "function": function}
 
 
 def new_id() -> str:
