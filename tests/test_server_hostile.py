@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -206,13 +207,18 @@ RAW_REQUESTS = {
     ),
     "oversize header": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
     "bad request line": b"NOT HTTP AT ALL\r\n\r\n",
+    "NUL in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
 }
 
 
 @pytest.mark.parametrize("raw", RAW_REQUESTS.values(), ids=list(RAW_REQUESTS))
-async def test_requests_aiohttp_refuses_get_an_openai_shaped_400(raw: bytes) -> None:
-    """aiohttp's parser answers these before any handler runs: still JSON, then the server
-    serves the next client."""
+async def test_requests_aiohttp_refuses_get_an_openai_shaped_400(
+    raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp's parser answers these before any handler runs: still JSON, logged as one info
+    line without a traceback (bad requests must not flood the log with errors), then the
+    server serves the next client."""
+    caplog.set_level(logging.INFO)
     app = create_app(Registry(entry_points=False), health=MemoryHealthStore())
     runner, url = await start(app, "127.0.0.1", 0, grace=0.5)
     try:
@@ -235,3 +241,6 @@ async def test_requests_aiohttp_refuses_get_an_openai_shaped_400(raw: bytes) -> 
             assert response.status == 200
     finally:
         await runner.cleanup()
+    refused = [r for r in caplog.records if r.getMessage().startswith("bad request from ")]
+    assert [(r.levelno, r.exc_info) for r in refused] == [(logging.INFO, None)]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

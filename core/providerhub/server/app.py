@@ -225,7 +225,10 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     try:
         body = await request.read()
     except RequestPayloadError as exc:  # e.g. not in the Content-Encoding it claims
-        raise wire.RequestError(400, f"request body cannot be read: {exc}") from None
+        request.content.feed_eof()  # aiohttp would read on, and fail again (a traceback)
+        refused = _json_error(wire.RequestError(400, f"request body cannot be read: {exc}"))
+        refused.force_close()  # what follows the body on this connection cannot be trusted
+        return refused
     chat = wire.parse_chat(body)
     target = request.app[TARGETS].resolve(chat.model)
     try:

@@ -179,8 +179,14 @@ class _Handler(web_protocol.RequestHandler):
     ) -> web.StreamResponse:
         if isinstance(exc, ConnectionError):
             raise exc  # the client went away mid-answer: the access line says 499, that is all
-        if not isinstance(exc, RequestTimeout):
+        if status >= 500:
             super().handle_error(request, status, exc, message)  # logs; raises once bytes went out
+        elif request.writer.output_size > 0:
+            raise ConnectionError("an answer was already sent on this connection")
+        elif not isinstance(exc, RequestTimeout):
+            # A request the parser refused is the client's fault: one line, no traceback, so
+            # bad requests cannot flood the log with errors.
+            log.info("bad request from %s: %s", request.remote, (message or "").split("\n")[0])
         client = status < 500
         reason = message if client and message else HTTPStatus(status).phrase
         kind = "invalid_request_error" if client else "server_error"
