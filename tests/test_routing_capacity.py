@@ -308,3 +308,38 @@ async def test_a_cooldown_keeps_the_last_real_failure(fake_upstream: MakeUpstrea
     assert isinstance(refusal, CoolingDownError)
     assert refusal.last_failure == "HTTP 500: model crashed"
     assert len(broken.requests) == 2
+
+
+async def test_a_burst_at_a_lone_failing_provider_sends_it_only_its_trials(
+    fake_upstream: MakeUpstream,
+) -> None:
+    """With no member left to ask, the burst beyond the trials waits for them instead of being
+    sent: the trials' failures open the circuit, and the rest are refused unsent."""
+    failing = await fake_upstream(default=Reply.error(500, "model crashed"))
+    health = MemoryHealthStore(failure_threshold=3)
+    chain = FallbackChain([provider("failing", failing)], health=health)
+    streams = [chain.stream("", MESSAGES) for _ in range(BURST)]
+    results = await asyncio.gather(*(consume(stream) for stream in streams), return_exceptions=True)
+    assert all(isinstance(result, AllProvidersFailedError) for result in results)
+    assert len(failing.requests) == 3
+    outcomes = [stream.attempts[0] for stream in streams]
+    assert sum(attempt.outcome == "failed" for attempt in outcomes) == 3
+    refused = [attempt.error for attempt in outcomes if attempt.outcome == "skipped"]
+    assert len(refused) == BURST - 3
+    assert all(isinstance(error, CoolingDownError) for error in refused)
+    assert {error.last_failure for error in refused} == {"HTTP 500: model crashed"}
+    assert health.in_flight("failing") == 0
+
+
+async def test_a_burst_at_a_lone_unmeasured_provider_is_served_once_it_answers(
+    fake_upstream: MakeUpstream,
+) -> None:
+    """A cold start: the lone provider's trials answer, and the requests that waited for them
+    are all sent and served."""
+    healthy = await fake_upstream(default=Reply.text("served", delay=0.05))
+    health = MemoryHealthStore(failure_threshold=2)
+    chain = FallbackChain([provider("lone", healthy)], health=health)
+    texts = await asyncio.gather(*(consume(chain.stream("", MESSAGES)) for _ in range(BURST)))
+    assert texts == ["served"] * BURST
+    assert len(healthy.requests) == BURST
+    assert health.in_flight("lone") == 0

@@ -22,6 +22,7 @@ from typing import Any
 from ..attempt import Attempt
 from ..errors import (
     AllProvidersFailedError,
+    AtCapacityError,
     DeadlinePassed,
     SpuriousCancellation,
     StreamInterruptedError,
@@ -30,6 +31,7 @@ from ..events import Event, RefusalDelta, ToolCallDelta
 from ..messages import CheckedMessages
 from ..provider import Provider, open_stream
 from ..stream import ChunkStream
+from ..timeouts import DEFAULT_TIMEOUTS
 from . import policy
 from .health import Refusal, Ticket
 from .plan import CONTINUE_PROMPT, Member, Plan, Request
@@ -37,6 +39,11 @@ from .race import Deadline, Run, close_all, close_quietly, race
 from .stream import ChatStream
 
 log = logging.getLogger("providerhub.routing")
+
+TRIAL_WAIT = 20.0
+"""Most seconds a last resort waits for a provider's trials to answer (`Call._admit`)."""
+TRIAL_POLL = 0.01
+"""Seconds between a waiting last resort's first asks of the store (doubling, up to 8x)."""
 
 
 class Call:
@@ -176,10 +183,40 @@ class Call:
 
     async def _admit(self, provider: str) -> Ticket | Refusal:
         """The health store's leave to ask `provider`, within its cap on requests in flight
-        (and its trials, unless no other member is left to ask)."""
+        and its trials while its health is unproven.
+
+        With no other member left to ask (the last resort, a lone provider), a request the
+        trials hold back waits for them instead of failing: until one answers (all go), the
+        provider's circuit opens (refused, without sending), or `TRIAL_WAIT` (at most its
+        first-chunk timeout and the deadline) has passed (it goes anyway). So a burst at an
+        always-failing provider sends only what opens its circuit, and a burst at a healthy
+        provider no one has measured yet is served once its first answer arrives.
+        """
         limit = self.plan.limit
         cap = None if limit is None else limit(provider)
-        return await self.plan.health.admit(provider, cap, last_resort=not self.queue)
+        health = self.plan.health
+        admitted = await health.admit(provider, cap)
+        if self.queue or not (isinstance(admitted, AtCapacityError) and admitted.unproven):
+            return admitted
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._trial_wait()
+        pause = TRIAL_POLL
+        while loop.time() < until:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, TRIAL_POLL * 8)
+            admitted = await health.admit(provider, cap)
+            if not (isinstance(admitted, AtCapacityError) and admitted.unproven):
+                return admitted
+        return await health.admit(provider, cap, last_resort=True)
+
+    def _trial_wait(self) -> float:
+        """How long a last resort waits for the trials: `TRIAL_WAIT`, its first-chunk timeout
+        and what is left of the deadline, whichever is least."""
+        timeouts = self.request.timeouts or DEFAULT_TIMEOUTS
+        bounds = [TRIAL_WAIT, timeouts.first_chunk or TRIAL_WAIT]
+        if self.deadline is not None:
+            bounds.append(self.deadline.left())
+        return min(bounds)
 
     def _skip_rest(self) -> None:
         assert self.deadline is not None

@@ -13,9 +13,10 @@ completed stream, since its last failure, or ever), at most `failure_threshold` 
 let through to it at once (its trials); the rest are refused (`AtCapacityError`, unproven) and
 a chain moves on to its next member. So a burst at an always-failing provider sends it only as
 many requests as it takes to open its circuit, not the whole burst; once it answers, it takes
-any number again. A chain's last resort (`admit(..., last_resort=True)`: no other member left
-to ask) is not held back: refusing it would only fail requests, and at a cold start would fail
-those a healthy provider, merely unmeasured yet, would have served.
+any number again. A chain's last resort (no other member left to ask) waits for the trials
+instead of being refused (`routing.call.Call._admit`): refusing it would only fail requests a
+healthy provider, merely unmeasured at a cold start, would serve; once it has waited long
+enough it is admitted anyway (`admit(..., last_resort=True)`: trials do not bound it).
 
 A caller may also cap the requests in flight to a provider at any time (`admit(provider,
 limit)`, a provider's `max_concurrent`): over it, `AtCapacityError` too. A request holds its
