@@ -361,3 +361,38 @@ async def test_a_loser_ignoring_cancellation_is_cut_after_the_close_limit() -> N
         assert await anext(stream) == "w1"
         await stream.aclose()
     assert sorted(events) == ["loser cleanup cut", "loser cleanup start", "winner closed"]
+
+
+class TaskNoter(ProviderObject):
+    """Answers "ok" and notes the task each request runs in; "flaky" first fails once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    async def create_async_generator(
+        self, model: str, messages: Any, **kwargs: Any
+    ) -> AsyncIterator[str]:
+        self.tasks.append(asyncio.current_task())
+        if self.name == "flaky" and len(self.tasks) == 1:
+            raise UpstreamError(self.name, "first try fails")
+        yield "ok"
+
+
+@pytest.mark.parametrize("hedge_after", [None, 5.0])
+async def test_unhedged_attempts_run_in_the_callers_task(hedge_after: float | None) -> None:
+    # Nothing can run beside an attempt without hedging (nor cut it without a deadline), so
+    # it is driven in the consumer's task; a hedged race drives each attempt in its own task.
+    flaky, steady = TaskNoter("flaky"), TaskNoter("steady")
+    chain = FallbackChain([flaky, steady], retries=1, backoff=0, hedge_after=hedge_after)
+    stream = chain.stream("", MESSAGES)
+    async with asyncio.timeout(BOUND):
+        assert await stream.text() == "ok"
+    assert [(a.provider, a.outcome, a.try_number) for a in stream.attempts] == [
+        ("flaky", "failed", 1),
+        ("flaky", "served", 2),
+    ]
+    assert steady.tasks == []
+    me = asyncio.current_task()
+    assert len(flaky.tasks) == 2
+    assert all((task is me) == (hedge_after is None) for task in flaky.tasks)

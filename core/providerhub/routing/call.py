@@ -235,7 +235,8 @@ class Call:
             member.name, "failed", try_number=number, hedged=hedged, continuation=self.continuing
         )
         run = Run(member, attempt, ticket)
-        run.start(self._opener(member, attempt), delay)
+        inline = self.hedge_after is None and self.deadline is None
+        run.start(self._opener(member, attempt), delay, inline=inline)
         return run
 
     def _opener(self, member: Provider, attempt: Attempt) -> Callable[[], ChunkStream]:

@@ -2,7 +2,9 @@
 hedged attempts in parallel.
 
 Without hedging one attempt runs at a time: on failure it is retried (when the chain allows)
-or the next eligible provider starts. With `hedge_after`, an attempt that has produced nothing
+or the next eligible provider starts. With neither hedging nor a deadline nothing can run
+beside it or cut it, so it runs in the caller's task, sparing a task and a hop through the
+loop before the first chunk is handed on. With `hedge_after`, an attempt that has produced nothing
 after that many seconds gets company: the next eligible provider starts alongside, the first
 chunk wins, and every other attempt is cancelled. The winner is handed over at once with the
 attempts it beat, whose connections the call closes concurrently in the background (each
@@ -34,9 +36,22 @@ CLOSE_LIMIT = 1.0
 
 
 class Run:
-    """One request to one provider, driven in its own task until its first non-empty event."""
+    """One request to one provider, driven until its first non-empty event: in its own task,
+    or (`inline`) by the race in its caller's task."""
 
-    __slots__ = ("attempt", "begins", "chunks", "first", "member", "started", "task", "ticket")
+    __slots__ = (
+        "_delay",
+        "_error",
+        "_open",
+        "attempt",
+        "begins",
+        "chunks",
+        "first",
+        "member",
+        "started",
+        "task",
+        "ticket",
+    )
 
     def __init__(self, member: Any, attempt: Attempt, ticket: Ticket | None) -> None:
         self.member = member
@@ -51,12 +66,30 @@ class Run:
         self.begins = 0.0
         """Loop time at which the request is sent (after any retry backoff)."""
         self.started = 0.0
+        self._open: Callable[[], ChunkStream] | None = None
+        self._delay = 0.0
+        self._error: Exception | None = None
 
-    def start(self, open_stream: Callable[[], ChunkStream], delay: float = 0.0) -> None:
-        """Send the request (after `delay` seconds) and wait for its first event in a task."""
+    def start(
+        self, open_stream: Callable[[], ChunkStream], delay: float = 0.0, *, inline: bool = False
+    ) -> None:
+        """Send the request (after `delay` seconds) and wait for its first event in a task;
+        `inline`: only once the race awaits `settle` (then `task` stays None)."""
         loop = asyncio.get_running_loop()
         self.begins = loop.time() + delay
-        self.task = loop.create_task(self._first_chunk(open_stream, delay))
+        if inline:
+            self._open, self._delay = open_stream, delay
+        else:
+            self.task = loop.create_task(self._first_chunk(open_stream, delay))
+
+    async def settle(self) -> Exception | None:
+        """Run an inline attempt to its first event in the calling task: its failure, or None."""
+        assert self._open is not None
+        try:
+            await self._first_chunk(self._open, self._delay)
+        except Exception as exc:
+            self._error = exc
+        return self._error
 
     async def _first_chunk(self, open_stream: Callable[[], ChunkStream], delay: float) -> Event:
         if delay > 0:
@@ -78,7 +111,9 @@ class Run:
 
     def error(self) -> BaseException | None:
         """The failure of a finished first-chunk task, or None if it produced a chunk."""
-        assert self.task is not None and self.task.done()
+        if self.task is None:
+            return self._error
+        assert self.task.done()
         if self.task.cancelled():
             return asyncio.CancelledError()
         return self.task.exception()
@@ -185,6 +220,18 @@ async def race(call: Racer) -> tuple[Run, list[Run]] | None:
                 if first is None:
                     return None
                 running.append(first)
+            if running[0].task is None:  # inline: alone, nothing to hedge with or cut it
+                run = running[0]
+                failure = await run.settle()
+                running.clear()
+                if failure is None:
+                    return run, []
+                call.ended(run, failure)
+                await run.close()
+                again = await call.retry(run, failure)
+                if again is not None:
+                    running.append(again)
+                continue
             timeout = None
             if call.hedge_after is not None and not exhausted:
                 latest = max(run.begins for run in running)

@@ -265,7 +265,7 @@ async def _stream(
         raise status.all_failed(exc) from None
     except StreamInterruptedError as exc:
         raise status.interrupted(exc) from None
-    response = web.StreamResponse(
+    response = _SSEResponse(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
@@ -281,13 +281,19 @@ async def _stream(
         async for event in events:
             await response.write(chunks.event(event))
     except StreamInterruptedError as exc:
-        await response.write(wire.error_event(str(exc), "stream_interrupted"))
-        await response.write_eof()
+        await response.write_eof(wire.error_event(str(exc), "stream_interrupted"))
         return response
     usage = stream.usage if chat.include_usage else None
-    await response.write(chunks.end(_finish_reason(stream), usage))
-    await response.write_eof()
+    await response.write_eof(chunks.end(_finish_reason(stream), usage))
     return response
+
+
+class _SSEResponse(web.StreamResponse):
+    """A stream whose headers go out with its first event, in one send: the handler writes
+    that event right after `prepare`, so holding them back delays nothing (aiohttp's option,
+    as its `web.Response` uses; the last event goes with the chunked terminator likewise)."""
+
+    _send_headers_immediately = False
 
 
 async def _complete(

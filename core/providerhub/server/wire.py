@@ -2,14 +2,14 @@
 
 Parsing a request checks everything before any upstream I/O and raises `RequestError` (HTTP 400,
 OpenAI-shaped), the nesting depth (`MAX_DEPTH`) and non-finite numbers first. Chunks are
-rendered from a prefix fixed per response, so each content delta costs one `json.dumps` of its
-text. The role delta has `"content": ""` before text and `"content": null` before a tool call or
-a refusal, as OpenAI sends. Tool-call deltas go out in OpenAI's exact shape: a call's first
-delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones only `index`
-and argument fragments, also when the upstream repeated the id and name in every delta (a client
-concatenating deltas would read them doubled). What an upstream sends besides the answer's own
-text (tool-call ids and names, `finish_reason`, `usage`) has the remembered secrets redacted
-(`_meta`): an upstream echoing a key there must not hand it to clients.
+rendered from a prefix fixed per response, so each content delta costs one JSON string encoding
+of its text. The role delta has `"content": ""` before text and `"content": null` before a
+tool call or a refusal, as OpenAI sends. Tool-call deltas go out in OpenAI's exact shape: a
+call's first delta carries `index`, `id`, `type` and `name` with empty `arguments`, later ones
+only `index` and argument fragments, also when the upstream repeated the id and name in every
+delta (a client concatenating deltas would read them doubled). What an upstream sends besides
+the answer's own text (tool-call ids and names, `finish_reason`, `usage`) has the remembered
+secrets redacted (`_meta`): an upstream echoing a key there must not hand it to clients.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ..errors import InvalidRequestError
@@ -37,6 +38,9 @@ MAX_DEPTH = 64
 """How deeply a request body may nest arrays and objects. Deeper is refused at once, before
 anything that recurses (decoding, copying, encoding for the upstream) can exhaust the stack."""
 DONE = b"data: [DONE]\n\n"
+_string = encode_basestring_ascii
+"""A str as a JSON string, exactly as `json.dumps(text)` writes it (json's own C encoder,
+without the call's per-use argument checks): the hot path of every content delta."""
 
 
 SHOULD_RETRY = "x-should-retry"
@@ -189,14 +193,10 @@ class Chunks:
         self.completion_id = new_id()
         self.created = int(time.time())
         self.model = model
-        head = json.dumps(
-            {
-                "id": self.completion_id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": model,
-            }
-        )[:-1]
+        head = (
+            f'{{"id": "{self.completion_id}", "object": "chat.completion.chunk", '
+            f'"created": {self.created}, "model": {_string(model)}'
+        )
         self._head = f'data: {head}, "choices": [{{"index": 0, "delta": '
         self._tail = "}]}\n\n"
         self._usage_head = f'data: {head}, "choices": [], "usage": '
@@ -235,7 +235,7 @@ class Chunks:
         return b""
 
     def _content(self, text: str) -> str:
-        return self._delta(f'{{"content": {json.dumps(text)}}}')
+        return f'{self._head}{{"content": {_string(text)}}}, "finish_reason": null{self._tail}'
 
     def _delta(self, delta: str) -> str:
         return f'{self._head}{delta}, "finish_reason": null{self._tail}'
