@@ -5,6 +5,7 @@ clients that go away mid-answer (a 499 access line, never an error traceback).""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import socket
@@ -168,28 +169,116 @@ async def test_requests_over_max_concurrent_requests_get_429_with_retry_after(
     assert len(upstream.requests) == 3
 
 
-async def test_bodies_in_flight_are_bounded_in_bytes(
+async def test_slow_bodies_hold_only_the_bytes_they_sent(fake_upstream: MakeUpstream) -> None:
+    """Four bodies declaring 16 MiB and four chunked ones, each trickling a byte at a time,
+    do not keep ordinary requests out: a body is charged for what arrived, not what it says."""
+    upstream = await fake_upstream(default=Reply.text("served"))
+    head = f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    heads = [f"{head}Content-Length: {16 * 2**20}\r\n\r\n"] * 4
+    heads += [f"{head}Transfer-Encoding: chunked\r\n\r\n"] * 4
+    async with serving(one_provider(upstream)) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        admission = runner.app[gateway_app.ADMISSION]
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in heads]
+        trickles = []
+        for index, (reader, writer) in enumerate(opened):
+            writer.write(heads[index].encode())
+            piece = b" " if index < 4 else b"1\r\n \r\n"
+            trickles.append(asyncio.create_task(trickle(reader, writer, piece)))
+        await until(lambda: admission.requests == len(heads))
+        async with aiohttp.ClientSession() as session:
+            answers = []
+            for _ in range(3):
+                body = {"model": "a", "messages": HELLO}
+                async with session.post(f"{url}{CHAT}", json=body) as response:
+                    answers.append((response.status, await response.json()))
+        for task in trickles:
+            task.cancel()
+        await asyncio.gather(*trickles, return_exceptions=True)
+        for _, writer in opened:
+            await close(writer)
+        await until(lambda: not runner.server.connections)
+    assert [status for status, _ in answers] == [200] * 3
+    assert [a["choices"][0]["message"]["content"] for _, a in answers] == ["served"] * 3
+
+
+async def test_bodies_in_flight_are_bounded_by_what_they_cost(
     fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ten concurrent 1 MB bodies against a 4 MiB budget: four are answered, the rest refused
-    at once, before their bodies are read (the real budget is 64 MiB for 16 MiB bodies)."""
-    monkeypatch.setattr(gateway_app, "MAX_BODIES", 4 * 2**20)
-    upstream = await fake_upstream(default=Reply.text("ok", delay=1.5))
-    big = [{"role": "user", "content": "x" * 1_000_000}]
+    """Against a 2 MiB budget (the real one is 64 MiB): a 600 kB body in flight costs 1.8 MB, so
+    a second is refused 429 while it is answered, the first is served, then an 800 kB one alone
+    is a 413 (the refused ones never reach the upstream)."""
+    monkeypatch.setattr(gateway_app, "MAX_BODIES", 2 * 2**20)
+    upstream = await fake_upstream(default=Reply.text("ok", delay=1.0))
     async with serving(one_provider(upstream)) as (url, _), aiohttp.ClientSession() as session:
 
-        async def send() -> tuple[int, str]:
-            async with session.post(f"{url}{CHAT}", json={"model": "a", "messages": big}) as r:
-                return r.status, await r.text()
+        async def send(size: int) -> tuple[int, dict[str, Any]]:
+            body = {"model": "a", "messages": [{"role": "user", "content": "x" * size}]}
+            async with session.post(f"{url}{CHAT}", json=body) as response:
+                return response.status, await response.json()
 
-        answers = await asyncio.gather(*(send() for _ in range(10)))
-    statuses = sorted(status for status, _ in answers)
-    assert statuses == [200] * 4 + [429] * 6
-    refused = [json.loads(text)["error"] for status, text in answers if status == 429]
-    assert {error["message"] for error in refused} == {
-        "request bodies in flight would exceed 4 MiB; retry in 1 s"
-    }
-    assert len(upstream.requests) == 4
+        first = asyncio.create_task(send(600_000))
+        await until(lambda: len(upstream.requests) == 1)
+        second = await send(600_000)
+        served = await first
+        alone = await send(800_000)
+    assert served[0] == 200
+    assert second == (
+        429,
+        {
+            "error": {
+                "message": "request bodies in flight would exceed 2 MiB; retry in 1 s",
+                "type": "rate_limit_error",
+                "param": None,
+                "code": "server_busy",
+            }
+        },
+    )
+    assert alone[0] == 413
+    assert alone[1]["error"]["code"] == "body_too_large"
+    assert alone[1]["error"]["message"].startswith(
+        "the request body would take more than 2 MiB of memory decoded"
+    )
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        pytest.param(b'{"role": "user", "content": "a1"}', id="many-small-messages"),
+        pytest.param(b"{}", id="many-empty-objects"),
+    ],
+)
+async def test_a_body_decoding_past_the_budget_is_413_whatever_its_bytes(
+    fake_upstream: MakeUpstream, items: bytes
+) -> None:
+    """A few MB of bytes, but 300,000 JSON objects decode to more than the 64 MiB budget:
+    refused before decoding, with what to reduce; a body of one long string is served."""
+    upstream = await fake_upstream(default=Reply.text("ok"))
+    many = b",".join([items] * 300_000)
+    if items.startswith(b'{"role"'):
+        body = b'{"model": "a", "messages": [' + many + b"]}"
+    else:
+        body = b'{"model": "a", "messages": [{"role": "user", "content": "x"}], "metadata": ['
+        body += many + b"]}"
+    big = json.dumps({"model": "a", "messages": [{"role": "user", "content": "x" * 800_000}]})
+    headers = {"Content-Type": "application/json"}
+    async with serving(one_provider(upstream)) as (url, _), aiohttp.ClientSession() as session:
+        async with session.post(f"{url}{CHAT}", data=io.BytesIO(body), headers=headers) as response:
+            status, error = response.status, (await response.json())["error"]
+        async with session.post(
+            f"{url}{CHAT}", data=io.BytesIO(big.encode()), headers=headers
+        ) as response:
+            served = response.status
+    assert status == 413
+    assert (error["code"], error["type"]) == ("body_too_large", "invalid_request_error")
+    assert error["message"] == (
+        "the request body would take more than 64 MiB of memory decoded (3 bytes per byte and "
+        "160 per JSON object, array or element); send fewer or shorter messages, content parts "
+        "or parameter items"
+    )
+    assert served == 200
+    assert len(upstream.requests) == 1
 
 
 async def test_clients_gone_mid_stream_are_499_lines_and_never_an_error(

@@ -30,7 +30,7 @@ from ..events import Event
 from ..redaction import remember
 from ..routing.stream import ChatStream
 from . import cors, status, wire
-from .limits import MAX_BODIES, MAX_BODY, Admission, Drain, ShutDown
+from .limits import MAX_BODIES, MAX_BODY, Admission, Drain, Held, ShutDown, Stalls
 from .resolve import Target, Targets
 from .wire import PROVIDER_HEADER, ROUTE_HEADER
 
@@ -48,6 +48,9 @@ ADMISSION = web.AppKey("admission", Admission)
 DRAIN = web.AppKey("drain", Drain)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 """The app's metrics, with `[server] metrics = true` (`providerhub.server.metrics`)."""
+STALLS = web.AppKey("stalls", Stalls)
+HELD = web.RequestKey("held", Held)
+"""What an admitted request holds of the body budget (its body is read through it)."""
 SSE = web.RequestKey("sse", web.StreamResponse)
 """The SSE answer of a request once its headers went out (a cut stream ends inside it)."""
 SERVED_BY: contextvars.ContextVar[str] = contextvars.ContextVar("served_by", default="-")
@@ -81,6 +84,7 @@ def create_app(
     app[TARGETS] = Targets(registry, config, health=health, default_chain=default_chain)
     app[ADMISSION] = Admission(settings.max_concurrent_requests, MAX_BODIES)
     app[DRAIN] = Drain()
+    app[STALLS] = Stalls()
     cors.install(app, settings.cors_origins)
     if api_key is not None:
         remember(api_key)
@@ -192,14 +196,12 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def _admit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`/v1/` requests over `max_concurrent_requests`, or whose body would overrun the bytes
-    in flight, are a 429 before anything is read (`limits.Admission`)."""
+    """`/v1/` requests over `max_concurrent_requests` are a 429 before anything is read; a body
+    is charged as it is read, through `HELD` (`limits.Admission`)."""
     if not request.path.startswith("/v1/"):
         return await handler(request)
-    size = request.content_length
-    if size is None:
-        size = MAX_BODY if request.body_exists else 0
-    async with request.app[ADMISSION].admit(min(size, MAX_BODY)):
+    async with request.app[ADMISSION].admit() as held:
+        request[HELD] = held
         return await handler(request)
 
 
@@ -223,7 +225,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _chat(request: web.Request) -> web.StreamResponse:
     try:
-        body = await request.read()
+        body = await request[HELD].read(request.content.iter_any())
     except RequestPayloadError as exc:  # e.g. not in the Content-Encoding it claims
         request.content.feed_eof()  # aiohttp would read on, and fail again (a traceback)
         refused = _json_error(wire.RequestError(400, f"request body cannot be read: {exc}"))
@@ -276,15 +278,16 @@ async def _stream(
     await response.prepare(request)
     request[SSE] = response
     chunks = wire.Chunks(chat.model)
-    try:
-        await response.write(chunks.first(first))
-        async for event in events:
-            await response.write(chunks.event(event))
-    except StreamInterruptedError as exc:
-        await response.write_eof(wire.error_event(str(exc), "stream_interrupted"))
-        return response
-    usage = stream.usage if chat.include_usage else None
-    await response.write_eof(chunks.end(_finish_reason(stream), usage))
+    with request.app[STALLS].watch(request.transport):
+        try:
+            await response.write(chunks.first(first))
+            async for event in events:
+                await response.write(chunks.event(event))
+        except StreamInterruptedError as exc:
+            await response.write_eof(wire.error_event(str(exc), "stream_interrupted"))
+            return response
+        usage = stream.usage if chat.include_usage else None
+        await response.write_eof(chunks.end(_finish_reason(stream), usage))
     return response
 
 

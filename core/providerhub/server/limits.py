@@ -1,24 +1,36 @@
-"""What bounds the requests in flight: how many at once, how many body bytes, and the drain that
-gives them exactly the shutdown grace.
+"""What bounds the requests in flight: how many at once, the memory their bodies take, clients
+that stop reading, and the drain that gives the answers exactly the shutdown grace.
 
-A request over `max_concurrent_requests`, or whose body would take the bytes held by requests
-in flight past `MAX_BODIES`, is refused at once with a 429 and `Retry-After` (nothing is read or
-queued, so a burst costs no memory). A chunked body, of unknown size, counts as `MAX_BODY`.
+A request over `max_concurrent_requests` is refused at once with a 429 and `Retry-After`
+(nothing is read or queued, so a burst costs no memory). A body is charged as it arrives, chunk
+by chunk, at what it will cost decoded (`BYTE_COST` per byte plus `NODE_COST` per JSON
+structural character), and holds that until its answer ends: the moment the charges of the
+requests in flight would pass `MAX_BODIES` it is a 429, or a 413 when it alone cannot fit. So a
+slow body holds only what it sent, and no shape of JSON decodes past the budget.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from .wire import RequestError, error_event
 
 MAX_BODY = 16 * 1024 * 1024
 """The largest request body (aiohttp's client_max_size): a bigger one is a 413."""
 MAX_BODIES = 4 * MAX_BODY
-"""Body bytes the requests in flight may hold together (their JSON, decoded, is a few times as
-much): 20 concurrent 15 MB bodies must not take the process to gigabytes."""
+"""Bytes the bodies of the requests in flight may cost together, decoded (`BYTE_COST`,
+`NODE_COST`): 20 concurrent 15 MB bodies of any shape must not take the process to gigabytes."""
+BYTE_COST = 3
+"""Bytes charged per body byte: the raw body, plus its strings decoded (their peak while the
+JSON decoder builds them is twice their size)."""
+NODE_COST = 160
+"""Bytes charged per `{`, `[` or `,` of a body (one per JSON object, array or element): the most
+memory per node measured over the shapes a body can take (many small messages 151, content
+parts 109, ints 92, `{}` 66, `[]` 62 bytes, decoded and parsed, by tracemalloc)."""
+WRITE_STALL = 30.0
+"""Seconds a stream's client may leave written bytes unread before the connection is aborted."""
 RETRY_AFTER = 1
 """Seconds a refused client is told to wait (`Retry-After`)."""
 SHUTDOWN_CODE = "server_shutdown"
@@ -40,7 +52,7 @@ class RequestTimeout(RequestError, TimeoutError):
 
 
 class Admission:
-    """Counts the requests in flight and the body bytes they hold; refuses what would exceed."""
+    """Counts the requests in flight and what their bodies cost; refuses what would exceed."""
 
     def __init__(self, max_requests: int, max_body_bytes: int) -> None:
         self.max_requests = max_requests
@@ -49,29 +61,119 @@ class Admission:
         self.body_bytes = 0
 
     @asynccontextmanager
-    async def admit(self, body_bytes: int) -> AsyncIterator[None]:
-        """Hold a slot and `body_bytes` of the budget for the block; a 429 when either is full."""
+    async def admit(self) -> AsyncIterator[Held]:
+        """Hold a slot for the block (a 429 when all are taken), and what its body is charged."""
         if self.requests >= self.max_requests:
             raise _busy(f"the gateway is answering {self.max_requests} requests already")
-        if self.body_bytes + body_bytes > self.max_body_bytes:
-            raise _busy(f"request bodies in flight would exceed {self.max_body_bytes // 2**20} MiB")
         self.requests += 1
-        self.body_bytes += body_bytes
+        held = Held(self)
         try:
-            yield
+            yield held
         finally:
             self.requests -= 1
-            self.body_bytes -= body_bytes
+            self.body_bytes -= held.cost
 
 
-def _busy(why: str) -> RequestError:
+class Held:
+    """What one admitted request holds of the body budget."""
+
+    __slots__ = ("_admission", "cost")
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+        self.cost = 0
+
+    async def read(self, chunks: AsyncIterable[bytes]) -> bytes:
+        """The body, charging each chunk as it arrives: a 413 past `MAX_BODY` bytes or when it
+        alone would cost more than the budget, a 429 when the requests in flight would."""
+        parts: list[bytes] = []
+        size = 0
+        budget = self._admission.max_body_bytes
+        limit = f"{budget // 2**20} MiB"
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise RequestError(
+                    413,
+                    f"the request body is over {MAX_BODY // 2**20} MiB",
+                    code="body_too_large",
+                    headers=_UNREAD,
+                )
+            nodes = chunk.count(b"{") + chunk.count(b"[") + chunk.count(b",")
+            cost = len(chunk) * BYTE_COST + nodes * NODE_COST
+            if self.cost + cost > budget:
+                raise RequestError(
+                    413,
+                    f"the request body would take more than {limit} of memory decoded "
+                    f"({BYTE_COST} bytes per byte and {NODE_COST} per JSON object, array or "
+                    "element); send fewer or shorter messages, content parts or parameter items",
+                    code="body_too_large",
+                    headers=_UNREAD,
+                )
+            if self._admission.body_bytes + cost > budget:
+                raise _busy(f"request bodies in flight would exceed {limit}", _UNREAD)
+            self.cost += cost
+            self._admission.body_bytes += cost
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+_UNREAD = {"Connection": "close"}
+"""A refusal with the rest of its body unread ends the connection (aiohttp discards the rest)."""
+
+
+def _busy(why: str, headers: dict[str, str] | None = None) -> RequestError:
     return RequestError(
         429,
         f"{why}; retry in {RETRY_AFTER} s",
         type="rate_limit_error",
         code="server_busy",
-        headers={"Retry-After": str(RETRY_AFTER)},
+        headers={"Retry-After": str(RETRY_AFTER), **(headers or {})},
     )
+
+
+class Stalls:
+    """Streams whose client stopped reading: a watched connection whose unsent bytes stay the
+    same, nonzero, for `WRITE_STALL` seconds is aborted (its handler is cancelled, which closes
+    the upstream and frees the slot; the access line says 499).
+
+    Nothing runs per write: one timer, armed while a stream is watched, looks at each
+    connection's write buffer a few times per `WRITE_STALL`.
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[asyncio.WriteTransport, tuple[int, float]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @contextmanager
+    def watch(self, transport: asyncio.WriteTransport | None) -> Iterator[None]:
+        """Watch `transport` (None: the client is gone already) for the block."""
+        if transport is not None:
+            self._watched[transport] = (0, 0.0)
+            if self._timer is None:
+                self._arm()
+        try:
+            yield
+        finally:
+            if transport is not None:
+                self._watched.pop(transport, None)
+                if not self._watched and self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+
+    def _arm(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(WRITE_STALL / 4, self._check)
+
+    def _check(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for transport, (before, since) in list(self._watched.items()):
+            unsent = transport.get_write_buffer_size()
+            if unsent == 0 or unsent != before:
+                self._watched[transport] = (unsent, now)
+            elif now - since >= WRITE_STALL:
+                del self._watched[transport]
+                transport.abort()
+        self._arm()
 
 
 class ShutDown(RequestError):
