@@ -20,7 +20,7 @@ from helpers import BOUND, MakeUpstream, until
 from providerhub import MemoryHealthStore, Registry
 from providerhub.config import parse_config
 from providerhub.server import app as gateway_app
-from providerhub.server import create_app, run, start
+from providerhub.server import create_app, limits, run, start
 from providerhub.testing import FakeUpstream, Reply
 from test_server import HELLO, events
 
@@ -316,3 +316,43 @@ async def test_clients_gone_mid_stream_are_499_lines_and_never_an_error(
     assert [r.getMessage() for r in errors] == []
     assert len(access) == clients
     assert all(line.startswith(f"POST {CHAT} 499 provider=a ") for line in access), access
+
+
+async def test_a_stream_whose_client_stops_reading_is_cut_and_its_slot_reused(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two clients take both slots with streams they never read: once the gateway's writes make
+    no progress for `WRITE_STALL` (0.3 s here) their connections are aborted (499 lines, the
+    upstream closed), and the next request is served."""
+    monkeypatch.setattr(limits, "WRITE_STALL", 0.3)
+    upstream = await fake_upstream(default=Reply.text(*(["x" * 2000] * 4000)))
+    caplog.set_level(logging.INFO, logger="providerhub.server")
+    body = json.dumps({"model": "a", "messages": HELLO, "stream": True}).encode()
+    request = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    async with serving(one_provider(upstream, "max_concurrent_requests = 2")) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        admission = runner.app[gateway_app.ADMISSION]
+        stalled = []
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            _, writer = await asyncio.open_connection(sock=sock)
+            writer.transport.pause_reading()
+            writer.write(request)
+            stalled.append(writer)
+        await until(lambda: len(upstream.requests) == 2)
+        await until(lambda: admission.requests == 0)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}{CHAT}", json={"model": "a", "messages": HELLO}) as response,
+        ):
+            assert response.status == 200
+        for writer in stalled:
+            await close(writer)
+        await until(lambda: upstream.active == 0)
+    access = [r.getMessage() for r in caplog.records if r.name == "providerhub.server"]
+    assert [line.split()[2] for line in access if line.startswith("POST")] == ["499", "499", "200"]
