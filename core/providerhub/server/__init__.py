@@ -83,10 +83,14 @@ Limits (`[server]`, see `run` and `limits`): a request must arrive whole (head a
 `request_timeout` seconds (30) of its first byte, and a new connection must send one within
 that time, else 408 `request_timeout` and the connection is closed; an idle keep-alive
 connection is closed after `run.KEEPALIVE` (30 s). `/v1/` requests beyond
-`max_concurrent_requests` (256), or whose body would take the bytes held by requests in flight
-past `limits.MAX_BODIES` (64 MiB; a chunked body counts as `MAX_BODY`, 16 MiB), get 429
-`server_busy` with `Retry-After: 1` at once, before their body is read. CORS (`cors_origins`,
-off by default): see `cors`.
+`max_concurrent_requests` (256) get 429 `server_busy` with `Retry-After: 1` at once, before
+their body is read. A body is charged as it arrives at what it costs decoded (`limits.BYTE_COST`,
+3 per byte, plus `limits.NODE_COST`, 160 per `{`, `[` or `,`), held until its answer ends: when
+the bodies in flight would pass `limits.MAX_BODIES` (64 MiB) it is a 429 `server_busy`, when it
+alone would, or passes `MAX_BODY` (16 MiB) of bytes, a 413 `body_too_large` (both close the
+connection). A stream whose client leaves written bytes unread for `limits.WRITE_STALL` (30 s)
+is aborted: the upstream is closed, the slot freed, the access line says 499. CORS
+(`cors_origins`, off by default): see `cors`.
 
 Shutdown on SIGINT/SIGTERM: stop accepting and close idle connections, give in-flight answers
 exactly `shutdown_grace` seconds (`GRACE`, 5), then cut the rest (closing their upstreams): a
