@@ -241,6 +241,11 @@ def test_config_builds_the_store_it_names(monkeypatch: pytest.MonkeyPatch) -> No
     assert isinstance(shared, RedisHealthStore)
     assert (shared.prefix, shared.timeout, shared.local.failure_threshold) == ("team:", 0.2, 3)
     assert "hunter2" not in repr(shared)
+    monkeypatch.setenv("HEALTH_URL", "redis://:hunter2@127.0.0.1:notaport/2")
+    with pytest.raises(ConfigError) as caught:
+        build_health_store(parse_config(text))
+    assert "the url in HEALTH_URL (named by 'url_env') must be a redis://" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
     monkeypatch.delenv("HEALTH_URL")
     with pytest.raises(ConfigError) as caught:
         build_health_store(parse_config(text))
@@ -254,6 +259,19 @@ def test_config_builds_the_store_it_names(monkeypatch: pytest.MonkeyPatch) -> No
         ('store = "redis"', "store = \"redis\" needs 'url' or 'url_env'"),
         ('url = "redis://:hunter2@h:1/0"', "'url' must not carry a password (the value is not"),
         ('url = "http://h:1"', "'url' must be a redis://host:port/db url, not 'http://h:1'"),
+        ('url = "redis://h:notaport/0"', "'url' must be a redis://host:port/db url, not 'redis:"),
+        (
+            'url = "redis://[::1/0"',
+            "'url' must be a redis://host:port/db url, not 'redis://[::1/0'",
+        ),
+        ('url = "redis:///"', "'url' must be a redis://host:port/db url, not 'redis:///'"),
+        ('url = "redis://h:6379/abc"', "'url' must be a redis://host:port/db url, not 'redis://h"),
+        (
+            'url = "redis://h/0?password=hunter2"',
+            "'url' must not carry a password (the value is not",
+        ),
+        ('url = "unix:///s.sock?username=u&password=p"', "'url' must not carry a password"),
+        ("cooldown = inf", "'cooldown' must be seconds (>= 0), not inf"),
         ('url_env = "redis://h:1/0"', "'url_env' must be the NAME of an environment variable"),
         ('url = "redis://h/0"\nurl_env = "U"', "give 'url' or 'url_env', not both"),
         ("failure_threshold = 0", "'failure_threshold' must be a whole number of at least 1"),

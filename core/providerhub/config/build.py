@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import suggest
 from ..errors import ConfigError
 from ..targets import unknown_member
-from .spec import ConfigSpec, HealthSettings, ProviderSpec
+from .spec import ConfigSpec, HealthSettings, ProviderSpec, redis_url_problem
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -66,6 +66,10 @@ def build_health_store(config: ConfigSpec, environ: Mapping[str, str] | None = N
         url = (os.environ if environ is None else environ).get(settings.url_env)
         if not url:
             message = f"'url_env' names {settings.url_env}, which is not set"
+            raise _error(config, "health", message, "url_env")
+        problem = redis_url_problem(url)
+        if problem is not None:  # the value may hold a password: never shown
+            message = f"the url in {settings.url_env} (named by 'url_env') {problem}"
             raise _error(config, "health", message, "url_env")
     assert url is not None
     try:

@@ -7,12 +7,12 @@ $XDG_CONFIG_HOME/providerhub/providerhub.toml (XDG_CONFIG_HOME defaults to ~/.co
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .. import suggest
 from ..errors import ConfigError
@@ -21,7 +21,16 @@ from ..registry import MAX_CONCURRENT, valid_max_concurrent
 from ..routing import options
 from ..timeouts import PHASES
 from .schema import Config
-from .spec import HEALTH_STORES, ChainSpec, HealthSettings, ModelAlias, ProviderSpec, ServerSettings
+from .spec import (
+    HEALTH_STORES,
+    ChainSpec,
+    HealthSettings,
+    ModelAlias,
+    ProviderSpec,
+    ServerSettings,
+    redis_credentials,
+    redis_url_problem,
+)
 
 CONFIG_ENV = "PROVIDERHUB_CONFIG"
 FILENAME = "providerhub.toml"
@@ -407,14 +416,16 @@ class _Parser:
         url, url_env = values["url"], values["url_env"]
         if url is not None:
             self.check("health", "url", url, lambda v: isinstance(v, str), "a string")
-            if "@" in url:
+            if redis_credentials(url):
                 raise self.error(
                     "health",
                     "'url' must not carry a password (the value is not shown); put the whole "
                     "url in an environment variable and name it with url_env",
                     "url",
                 )
-            self.check("health", "url", url, _is_redis_url, "a redis://host:port/db url")
+            problem = redis_url_problem(url)
+            if problem is not None:
+                raise self.error("health", f"'url' {problem}, not {url!r}", "url")
         if url_env is not None and not is_env_name(url_env):
             raise self.error(
                 "health",
@@ -444,7 +455,11 @@ class _Parser:
         values["timeout"] = float(values["timeout"])
         for key in ("cooldown", "max_cooldown", "max_retry_after"):
             self.check(
-                "health", key, values[key], lambda v: _is_number(v) and v >= 0, "seconds (>= 0)"
+                "health",
+                key,
+                values[key],
+                lambda v: _is_number(v) and 0 <= v < math.inf,
+                "seconds (>= 0)",
             )
             values[key] = float(values[key])
         if values["max_cooldown"] < values["cooldown"]:
@@ -485,10 +500,6 @@ def literal_secret_header(header: str) -> str:
         f"header {header!r}: {LITERAL_SECRET_WHY}"
         f'headers_env = {{ {json.dumps(header)} = "{variable}" }}'
     )
-
-
-def _is_redis_url(value: str) -> bool:
-    return urlsplit(value).scheme in ("redis", "rediss", "unix")
 
 
 def _is_int(value: Any) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +109,33 @@ class ConfigSpec:
     def resolve_model(self, model: str) -> ModelAlias | None:
         """The alias called `model`, or None when `model` is not an alias."""
         return self.models.get(model)
+
+
+def redis_credentials(url: str) -> bool:
+    """Whether a Redis url carries credentials (`user:pass@`, or `password=` / `username=` in
+    its query, which redis-py reads too)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "@" in url
+    query = parse_qs(parts.query)
+    return "@" in parts.netloc or "password" in query or "username" in query
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis url (as "must be ..."), or None: redis:// or rediss:// with a
+    host, an optional numeric port and an optional numeric database, or unix:// with a path."""
+    expected = "must be a redis://host:port/db url"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return expected
+    if parts.scheme == "unix":
+        return None if parts.path else f"{expected} (or unix:///path/to/redis.sock)"
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return expected
+    if port is None and parts.netloc.rstrip("]").endswith(":"):
+        return expected
+    database = parts.path.lstrip("/")
+    return None if not database or (database.isascii() and database.isdigit()) else expected
