@@ -5,9 +5,11 @@ an outage (see tests/redis_helpers.py for running these locally)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from providerhub.config import parse_config
 from providerhub.config.build import build_health_store
 from providerhub.errors import ConfigError
 from providerhub.routing.health import MemoryHealthStore, ProviderHealth
-from providerhub.routing.redis_health import RedisHealthStore
+from providerhub.routing.redis_health import BACKOFF, RedisHealthStore
 from providerhub.server.app import TARGETS
 from redis_helpers import RedisServer
 
@@ -320,3 +322,57 @@ async def test_the_gateway_sends_queued_reports_and_closes_its_store_on_shutdown
     shown = await stores().snapshot("p")
     assert (shown.circuit, shown.failures) == ("open", 1)
     assert shown.last_failure == "HTTP 500: model crashed"
+
+
+@contextlib.contextmanager
+def frozen(redis_server: RedisServer) -> Iterator[None]:
+    """Redis stopped (SIGSTOP) inside the block: requests reach its socket but get no answer
+    until it resumes, as with a slow Redis."""
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+
+
+async def test_a_report_redis_was_too_slow_for_is_sent_once_it_answers(
+    redis_server: RedisServer, stores: Stores
+) -> None:
+    """A failure reported while Redis does not answer in time is kept and sent when it
+    answers again: counted once, its place freed (not held until the ticket expires)."""
+    store = stores(timeout=0.1, failure_threshold=5)
+    ticket = await store.admit("p")
+    assert isinstance(ticket, Ticket) and ticket.token
+    with frozen(redis_server):
+        store.failure(ticket, reason="boom")
+        await asyncio.sleep(0.3)  # the first send times out, the report is kept
+    await settled(store)
+    shown = await stores().snapshot("p")
+    assert (shown.failures, shown.in_flight, shown.last_failure) == (1, 0, "boom")
+
+
+async def test_an_admit_given_up_on_frees_what_redis_granted(
+    redis_server: RedisServer, stores: Stores
+) -> None:
+    """An admit that timed out, or was cancelled, after it was sent may still be granted when
+    Redis gets to it: its token is released, so no place (or probe) is held for the TTL."""
+    store = stores(timeout=0.1)
+    warm = await store.admit("warm")  # connected, script loaded: what follows reaches Redis,
+    assert isinstance(warm, Ticket)  # which runs it once it resumes
+    store.release(warm)
+    await settled(store)
+    with frozen(redis_server):
+        late = await store.admit("p")  # served from this process's own view meanwhile
+        assert isinstance(late, Ticket) and not late.token
+        store.local.release(late)
+    await asyncio.sleep(BACKOFF)
+    with frozen(redis_server):
+        cancelled = asyncio.ensure_future(store.admit("q"))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await cancelled
+    await settled(store)
+    other = stores()
+    assert [(await other.snapshot(name)).in_flight for name in ("warm", "p", "q")] == [0, 0, 0]

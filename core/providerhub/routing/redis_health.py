@@ -13,11 +13,15 @@ why, last failure, the probe's token, answered, latency), `{prefix}flight:NAME` 
 (and the probe) by then; a stream that outlives it just stops counting.
 
 Only `admit` and `snapshot` wait for Redis, at most `TIMEOUT` each. The reports are sent in
-the background, in order, by a task that ends when there is nothing left to send (`aclose`
-awaits it). When Redis is unreachable, slow or errs, the process serves from its own
-`MemoryHealthStore` (one warning per outage), tries Redis again `BACKOFF` seconds later, and
-says so (one info line) once it answers again; the shared state then resumes from what Redis
-holds. A ticket is reported to the store that gave it.
+the background, up to `SENDING` at once, by a task that ends when there is nothing left to send
+(`aclose` awaits it, at most `FLUSH` seconds). A report Redis could not take is kept and sent
+once it answers again (at most `QUEUED` wait; past that the oldest are dropped, with one
+warning), so a slow moment loses no outcome and frees every place. An `admit` that timed out or
+was cancelled once sent may still have been granted by Redis: its token is released. When Redis
+is unreachable, slow or errs, the process serves from its own `MemoryHealthStore` (one warning
+per outage), tries Redis again `BACKOFF` seconds later, and says so (one info line) once it
+answers again; the shared state then resumes from what Redis holds. A ticket is reported to the
+store that gave it.
 
 redis-py is imported here only (`pip install 'providerhub[redis]'`); importing providerhub
 does not import this module.
@@ -54,6 +58,12 @@ TICKET_TTL = 600.0
 CONNECTIONS = 16
 """Connections a store opens to Redis at most (per event loop); more callers wait their turn,
 within `TIMEOUT`."""
+SENDING = 8
+"""Reports sent to Redis at once (the rest of `CONNECTIONS` is left to `admit`)."""
+QUEUED = 100_000
+"""Most reports kept while Redis cannot take them; the oldest go first past it."""
+FLUSH = 2.0
+"""Most seconds `aclose` waits for the reports still queued."""
 
 _PRELUDE = """
 local t = redis.call('TIME')
@@ -64,7 +74,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 
 _FREE = """
 local token = ARGV[1]
-redis.call('ZREM', KEYS[2], token)
+local held = redis.call('ZREM', KEYS[2], token) == 1
 redis.call('ZREM', KEYS[3], token)
 local probe = redis.call('HGET', KEYS[1], 'probe')
 local was_probe = probe == token
@@ -127,6 +137,7 @@ _FAILURE = (
     _PRELUDE
     + _FREE
     + """
+if not held then return -1 end
 local retry_after, reason, threshold = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local cooldown, max_cooldown, max_retry_after = tonumber(ARGV[5]), tonumber(ARGV[6]),
   tonumber(ARGV[7])
@@ -202,6 +213,7 @@ class RedisHealthStore:
         self._latency: dict[str, float] = {}
         self._retry_at = 0.0
         self._down = False
+        self._overflowed = False
         self._queue: deque[tuple[str, str, list[Any]]] = deque()
         self._sender: asyncio.Task[None] | None = None
         self._tokens = itertools.count()
@@ -222,8 +234,16 @@ class RedisHealthStore:
             token,
             int(self.ticket_ttl * 1000),
         ]
-        reply = await self._run("admit", provider, args)
-        if reply is None:
+        asked = time.monotonic() >= self._retry_at
+        try:
+            answered, reply = await self._call("admit", provider, args)
+        except asyncio.CancelledError:
+            if asked:  # Redis may have granted it all the same
+                self._send("release", provider, [token])
+            raise
+        if not answered:
+            if asked:
+                self._send("release", provider, [token])
             return local.admit_now(provider, limit, last_resort)
         kind = reply[0]
         self._remember(provider, reply[-1])
@@ -294,10 +314,16 @@ class RedisHealthStore:
         )
 
     async def aclose(self) -> None:
-        """Send the reports still queued (bounded by `TIMEOUT` each), then close the client."""
+        """Send the reports still queued (for at most `FLUSH` seconds), then close the client."""
         sender = self._sender
         if sender is not None and sender.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(sender)
+            try:
+                await asyncio.wait_for(asyncio.shield(sender), FLUSH)
+            except TimeoutError:
+                sender.cancel()
+                log.warning(
+                    "health store: %d reports not sent to Redis %s", len(self._queue), self._where()
+                )
         if self._client is not None and self._loop is asyncio.get_running_loop():
             await self._client.aclose()
         self._client = self._loop = None
@@ -309,28 +335,51 @@ class RedisHealthStore:
 
     def _send(self, name: str, provider: str, args: list[Any]) -> None:
         """Queue a report for the background sender (started when none is running)."""
+        if len(self._queue) >= QUEUED:
+            self._queue.popleft()
+            if not self._overflowed:
+                self._overflowed = True
+                log.warning("health store: over %d reports waiting for Redis; dropping", QUEUED)
         self._queue.append((name, provider, args))
         loop, sender = asyncio.get_running_loop(), self._sender
         if sender is None or sender.done() or sender.get_loop() is not loop:
             self._sender = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
+        """Send the queued reports, `SENDING` at a time; those Redis could not take go back to
+        the front of the queue, to be sent once it answers again."""
         try:
             while self._queue:
-                name, provider, args = self._queue.popleft()
-                reply = await self._run(name, provider, args)
-                if name == "first_chunk" and reply is not None:
-                    self._remember(provider, reply)
+                wait = self._retry_at - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                queue = self._queue
+                batch = [queue.popleft() for _ in range(min(len(queue), SENDING))]
+                outcomes = await asyncio.gather(*(self._call(*report) for report in batch))
+                kept = []
+                for report, (answered, reply) in zip(batch, outcomes, strict=True):
+                    if not answered:
+                        kept.append(report)
+                    elif report[0] == "first_chunk":
+                        self._remember(report[1], reply)
+                queue.extendleft(reversed(kept))
+            self._overflowed = False
         finally:
             if self._sender is asyncio.current_task():
                 self._sender = None
 
     async def _run(self, name: str, provider: str, args: list[Any]) -> Any:
-        """Run script `name` for `provider`; None when Redis cannot answer now (then its
-        outage is logged once and Redis is left alone for `BACKOFF` seconds)."""
+        """Run script `name` for `provider`; None when Redis cannot answer now."""
+        return (await self._call(name, provider, args))[1]
+
+    async def _call(self, name: str, provider: str, args: list[Any]) -> tuple[bool, Any]:
+        """Run script `name` for `provider`: whether Redis answered, and its reply. Not when
+        Redis is being left alone, nor when it did not answer in time (it may still run the
+        script, which is why the reports are safe to send again: a ticket's report counts
+        once): then the outage is logged once and Redis left alone `BACKOFF` seconds."""
         now = time.monotonic()
         if now < self._retry_at:
-            return None
+            return False, None
         script = self._script(name)
         keys = [f"{self.prefix}{kind}:{provider}" for kind in ("state", "flight", "trials")]
         try:
@@ -347,11 +396,11 @@ class RedisHealthStore:
                     type(exc).__name__,
                     BACKOFF,
                 )
-            return None
+            return False, None
         if self._down:
             self._down = False
             log.info("health store: Redis %s answers again; shared state resumed", self._where())
-        return reply
+        return True, reply
 
     def _script(self, name: str) -> Any:
         """The registered script `name`, on a client of the running loop."""
