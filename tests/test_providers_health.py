@@ -207,3 +207,20 @@ def test_providers_without_health_imports_neither_aiohttp_nor_redis(tmp_path: Pa
     flags = [line for line in result.stderr.splitlines() if line in ("False False", "False True")]
     assert flags == ["False False", "False True"]
     assert "Redis 127.0.0.1:9/0 did not answer" in result.stderr
+
+
+def test_providers_health_with_redis_unreachable_says_the_circuits_are_unknown(
+    tmp_path: Path,
+) -> None:
+    """The fallback view would show every circuit closed: the command refuses to show it
+    (exit 4) rather than mislead, naming Redis but not its url's secrets."""
+    path = tmp_path / "providerhub.toml"
+    path.write_text(
+        '[providers.a]\nuse = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[health]\nstore = "redis"\nurl = "redis://127.0.0.1:9/0"\ntimeout = 0.5\n'
+    )
+    done = run("providers", "--health", "--config", str(path))
+    assert (done.returncode, done.stdout) == (4, "")
+    assert done.stderr.rstrip().endswith(
+        "providerhub: error: health store: Redis did not answer, so the circuits are unknown"
+    ), done.stderr

@@ -8,8 +8,9 @@ aiohttp.
 `providers --health` adds what the `[health]` store knows of each provider (circuit, cooldown
 left, why it is open, last failure, latency estimate, requests in flight): with
 `store = "redis"`, the circuits every gateway sharing that Redis opened (one round trip per
-provider, the store's timeout bounding each); with the memory store, only this process's own
-view, in which every circuit is closed (a note on stderr says so). Only then is the store
+provider, the store's timeout bounding each; Redis not answering is an error, exit 4, as the
+fallback view would show every circuit closed); with the memory store, only this process's
+own view, in which every circuit is closed (a note on stderr says so). Only then is the store
 built, so plain listing stays as cheap as before.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
+from ..errors import UpstreamConnectionError
 from ..registry import Registered, Registry
 from .common import config_option, load_registry, load_setup
 
@@ -189,7 +191,12 @@ def read_health(config: Config | None, names: Sequence[str]) -> list[ProviderHea
             if close is not None:
                 await close()
 
-    return asyncio.run(snapshots())
+    states = asyncio.run(snapshots())
+    if not getattr(store, "shared", True):  # a fallback view would show every circuit closed
+        raise UpstreamConnectionError(
+            "health store", "Redis did not answer, so the circuits are unknown"
+        )
+    return states
 
 
 def _health_row(entry: Registered, health: ProviderHealth) -> tuple[str, ...]:

@@ -296,6 +296,11 @@ class RedisHealthStore:
     def latency(self, provider: str) -> float | None:
         return self._latency.get(provider, self.local.latency(provider))
 
+    @property
+    def shared(self) -> bool:
+        """Whether the last operation reached Redis (else this process's own view answered)."""
+        return not self._down
+
     async def snapshot(self, provider: str) -> ProviderHealth:
         reply = await self._run("snapshot", provider, [])
         if reply is None:
