@@ -376,3 +376,26 @@ async def test_an_admit_given_up_on_frees_what_redis_granted(
     await settled(store)
     other = stores()
     assert [(await other.snapshot(name)).in_flight for name in ("warm", "p", "q")] == [0, 0, 0]
+
+
+async def test_a_live_process_keeps_its_long_tickets_and_a_dead_one_frees_them(
+    stores: Stores,
+) -> None:
+    """Tickets expire after `ticket_ttl` only if their process stops refreshing them: a long
+    stream of a live process keeps its place past it; once the holder stops (its heartbeat
+    gone, as when it is killed), the place is free within about `ticket_ttl`."""
+    holder, other = stores(ticket_ttl=0.6), stores()
+    ticket = await holder.admit("p", 1)
+    assert isinstance(ticket, Ticket)
+    await asyncio.sleep(1.5)  # past two TTLs: refreshed, still held
+    assert isinstance(await other.admit("p", 1), AtCapacityError)
+    assert (await other.snapshot("p")).in_flight == 1
+    assert holder._heartbeat is not None
+    holder._heartbeat.cancel()  # the holder dies without reporting
+    async with asyncio.timeout(BOUND):
+        while (await other.snapshot("p")).in_flight:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    freed = await other.admit("p", 1)
+    assert isinstance(freed, Ticket)
+    other.release(freed)
+    await settled(other)

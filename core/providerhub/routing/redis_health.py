@@ -9,8 +9,9 @@ both win the half-open probe and no counter loses an update. Times are Redis's o
 Keys, per provider NAME: `{prefix}state:NAME` (a hash: failures, times opened, open until,
 why, last failure, the probe's token, answered, latency), `{prefix}flight:NAME` and
 `{prefix}trials:NAME` (sorted sets of ticket tokens scored by their expiry). A ticket expires
-`TICKET_TTL` seconds after `admit`, so a process that dies holding tickets frees their places
-(and the probe) by then; a stream that outlives it just stops counting.
+`TICKET_TTL` seconds after `admit` unless its process, still alive, refreshes it (every third of
+that, while it holds tickets), so a process that dies holding tickets frees their places (and
+the probe) within `TICKET_TTL`, and a long stream of a live one keeps counting.
 
 Only `admit` and `snapshot` wait for Redis, at most `TIMEOUT` each. The reports are sent in
 the background, up to `SENDING` at once, by a task that ends when there is nothing left to send
@@ -53,8 +54,8 @@ TIMEOUT = HealthSettings().timeout
 (`[health] timeout`, 75 ms)."""
 BACKOFF = 1.0
 """Seconds after a failed operation before Redis is tried again."""
-TICKET_TTL = 600.0
-"""Seconds a ticket holds its place (and the probe) unless reported first."""
+TICKET_TTL = 30.0
+"""Seconds a ticket holds its place (and the probe) unless reported or refreshed first."""
 CONNECTIONS = 16
 """Connections a store opens to Redis at most (per event loop); more callers wait their turn,
 within `TIMEOUT`."""
@@ -161,6 +162,20 @@ return failures
 
 _RELEASE = _FREE + "return 1\n"
 
+_REFRESH = (
+    _PRELUDE
+    + """
+local expiry = now + tonumber(ARGV[1])
+local probe = redis.call('HGET', KEYS[1], 'probe')
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[2], 'XX', expiry, ARGV[i])
+  redis.call('ZADD', KEYS[3], 'XX', expiry, ARGV[i])
+  if probe == ARGV[i] then redis.call('HSET', KEYS[1], 'probe_until', expiry) end
+end
+return 1
+"""
+)
+
 _SNAPSHOT = (
     _PRELUDE
     + """
@@ -216,6 +231,9 @@ class RedisHealthStore:
         self._overflowed = False
         self._queue: deque[tuple[str, str, list[Any]]] = deque()
         self._sender: asyncio.Task[None] | None = None
+        self._held: dict[str, set[str]] = {}
+        """Tokens given and not yet reported, by provider: what the heartbeat refreshes."""
+        self._heartbeat: asyncio.Task[None] | None = None
         self._tokens = itertools.count()
         self._process = f"{os.getpid()}-{os.urandom(4).hex()}"
 
@@ -248,6 +266,7 @@ class RedisHealthStore:
         kind = reply[0]
         self._remember(provider, reply[-1])
         if kind == b"ok":
+            self._hold(provider, token)
             return Ticket(provider, probe=reply[1] == b"1", token=token)
         if kind == b"cooling":
             left = float(reply[1]) / 1000
@@ -268,12 +287,14 @@ class RedisHealthStore:
         if not ticket.token:
             self.local.success(ticket)
         else:
+            self._let_go(ticket)
             self._send("success", ticket.provider, [ticket.token])
 
     def failure(self, ticket: Ticket, retry_after: float | None = None, reason: str = "") -> None:
         if not ticket.token:
             self.local.failure(ticket, retry_after, reason)
             return
+        self._let_go(ticket)
         local = self.local
         args = [
             ticket.token,
@@ -291,6 +312,7 @@ class RedisHealthStore:
         if not ticket.token:
             self.local.release(ticket)
         else:
+            self._let_go(ticket)
             self._send("release", ticket.provider, [ticket.token])
 
     def latency(self, provider: str) -> float | None:
@@ -320,6 +342,8 @@ class RedisHealthStore:
 
     async def aclose(self) -> None:
         """Send the reports still queued (for at most `FLUSH` seconds), then close the client."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         sender = self._sender
         if sender is not None and sender.get_loop() is asyncio.get_running_loop():
             try:
@@ -337,6 +361,36 @@ class RedisHealthStore:
         if latency:
             self._latency[provider] = float(latency)
         return self._latency.get(provider)
+
+    def _hold(self, provider: str, token: str) -> None:
+        """Keep `token` alive in Redis (the heartbeat runs while this process holds any)."""
+        self._held.setdefault(provider, set()).add(token)
+        loop, beat = asyncio.get_running_loop(), self._heartbeat
+        if beat is None or beat.done() or beat.get_loop() is not loop:
+            self._heartbeat = loop.create_task(self._beat())
+
+    def _let_go(self, ticket: Ticket) -> None:
+        tokens = self._held.get(ticket.provider)
+        if tokens is not None:
+            tokens.discard(ticket.token)
+            if not tokens:
+                del self._held[ticket.provider]
+
+    async def _beat(self) -> None:
+        """Every third of `ticket_ttl`, push the expiry of the tickets still held further."""
+        try:
+            while self._held:
+                await asyncio.sleep(self.ticket_ttl / 3)
+                ttl = int(self.ticket_ttl * 1000)
+                await asyncio.gather(
+                    *(
+                        self._call("refresh", provider, [ttl, *tokens])
+                        for provider, tokens in list(self._held.items())
+                    )
+                )
+        finally:
+            if self._heartbeat is asyncio.current_task():
+                self._heartbeat = None
 
     def _send(self, name: str, provider: str, args: list[Any]) -> None:
         """Queue a report for the background sender (started when none is running)."""
@@ -437,4 +491,5 @@ _SCRIPTS = (
     ("failure", _FAILURE),
     ("release", _RELEASE),
     ("snapshot", _SNAPSHOT),
+    ("refresh", _REFRESH),
 )
