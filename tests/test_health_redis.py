@@ -135,10 +135,12 @@ async def test_limits_trials_and_latency_are_shared(stores: Stores) -> None:
 
 
 async def test_a_ticket_never_reported_frees_its_place_when_it_expires(stores: Stores) -> None:
-    """A process that dies holding tickets (here: never reports them) does not hold the places,
-    nor the probe, beyond `ticket_ttl`."""
+    """A process that dies holding tickets (here: never reports nor refreshes them) does not
+    hold the places, nor the probe, beyond `ticket_ttl`."""
     dead, alive = stores(ticket_ttl=0.2), stores()
     assert isinstance(await dead.admit("p", 1), Ticket)
+    assert dead._heartbeat is not None
+    dead._heartbeat.cancel()  # the process dies: nothing refreshes its ticket any more
     assert isinstance(await alive.admit("p", 1), AtCapacityError)
     async with asyncio.timeout(BOUND):
         while not isinstance(answer := await alive.admit("p", 1), Ticket):  # noqa: ASYNC110
