@@ -18,7 +18,7 @@ from providerhub.routing.redis_health import RedisHealthStore
 from providerhub.testing import FakeUpstream, Reply
 from redis_helpers import RedisServer
 from test_server import HELLO
-from test_server_cli import URL, _serve
+from test_server_cli import _serve, listening
 
 NAMES = ("a", "b", "c", "d", "e")
 
@@ -78,13 +78,7 @@ async def serving(
     processes = [await _serve(path), await _serve(path)]
     shared = RedisHealthStore(redis_url)
     try:
-        urls = []
-        for proc in processes:
-            assert proc.stdout is not None
-            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-            match = URL.match(line)
-            assert match, line
-            urls.append(match.group(1))
+        urls = [await listening(proc) for proc in processes]
         yield Gateways(urls, upstreams, shared)
     finally:
         await shared.aclose()

@@ -34,7 +34,7 @@ from providerhub.testing import FakeUpstream, Reply
 from providerhub_anthropic import AnthropicProvider
 from providerhub_openai import OpenAICompatible
 from test_server import gateway
-from test_server_cli import URL, _serve
+from test_server_cli import _serve, listening
 
 OPENAI_KEY = "sk-echo-openai-Qw7Er9Ty2Ui4Op6A"
 ANTHROPIC_KEY = "sk-ant-echo-Zx8Cv6Bn4Mm2Lk0J"
@@ -250,12 +250,8 @@ async def test_chat_stdout_and_stderr_never_show_an_echoed_secret(config: Path) 
 @pytest.fixture
 async def serve(config: Path) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     proc = await _serve(config, "--log-level", "debug", **ENV)
-    assert proc.stdout is not None
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = URL.match(line)
-        assert match, line
-        yield match.group(1), proc
+        yield await listening(proc), proc
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -35,6 +35,15 @@ async def _serve(config: Path, *args: str, **env: str) -> asyncio.subprocess.Pro
     )
 
 
+async def listening(proc: asyncio.subprocess.Process) -> str:
+    """The base URL (no /v1) a `_serve` process printed once it listens."""
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    match = URL.match(line)
+    assert match, line
+    return match.group(1)
+
+
 async def test_serve_prints_url_answers_and_stops_gracefully_on_sigint(
     tmp_path: Path, fake_upstream: Any
 ) -> None:
@@ -46,10 +55,7 @@ async def test_serve_prints_url_answers_and_stops_gracefully_on_sigint(
     proc = await _serve(config)
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = URL.match(line)
-        assert match, line
-        url = match.group(1)
+        url = await listening(proc)
         async with aiohttp.ClientSession() as session:
             async with session.post(
                 f"{url}/v1/chat/completions", json={"model": "a", "messages": HELLO}

@@ -18,7 +18,7 @@ from providerhub.config import parse_config
 from providerhub.server import create_app, start
 from providerhub.testing import Reply
 from test_server import HELLO, contents, events
-from test_server_cli import URL, _serve
+from test_server_cli import _serve, listening
 
 GRACE = 1.5
 
@@ -48,10 +48,7 @@ shutdown_grace = {GRACE}
     proc = await _serve(config)
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = URL.match(line)
-        assert match, line
-        url = match.group(1)
+        url = await listening(proc)
         async with aiohttp.ClientSession() as session:
 
             async def stream(model: str) -> tuple[bytes, Any]:
