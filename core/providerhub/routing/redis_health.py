@@ -324,8 +324,8 @@ class RedisHealthStore:
         return not self._down
 
     async def snapshot(self, provider: str) -> ProviderHealth:
-        reply = await self._run("snapshot", provider, [])
-        if reply is None:
+        answered, reply = await self._call("snapshot", provider, [])
+        if not answered:
             return self.local.snapshot_now(provider)
         left = float(reply[0]) / 1000 if reply[0] else None
         latency = self._remember(provider, reply[3])
@@ -426,10 +426,6 @@ class RedisHealthStore:
         finally:
             if self._sender is asyncio.current_task():
                 self._sender = None
-
-    async def _run(self, name: str, provider: str, args: list[Any]) -> Any:
-        """Run script `name` for `provider`; None when Redis cannot answer now."""
-        return (await self._call(name, provider, args))[1]
 
     async def _call(self, name: str, provider: str, args: list[Any]) -> tuple[bool, Any]:
         """Run script `name` for `provider`: whether Redis answered, and its reply. Not when
