@@ -15,11 +15,12 @@ import argparse
 import asyncio
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from _common import Check, InMemory, child_upstreams, interleave, serve, verdicts
-from providerhub import FallbackChain, MemoryHealthStore, Timeouts
+from providerhub import FallbackChain, MemoryHealthStore, Ticket, Timeouts
 from providerhub.routing.redis_health import RedisHealthStore
 from providerhub.testing import Reply
 
@@ -29,6 +30,8 @@ from bench_routing import MESSAGES, first_chunk, provider
 from redis_helpers import RedisServer, redis_binary
 
 TARGET_MS = 1.0
+TASKS, EACH = 200, 25
+TARGET_RATE = 3000
 
 
 async def run(url: str, redis_url: str, calls: int) -> list[Check]:
@@ -61,9 +64,41 @@ async def run(url: str, redis_url: str, calls: int) -> list[Check]:
                     added <= TARGET_MS,
                 )
             )
+        rows.append(await burst(shared))
     finally:
         await shared.aclose()
     return rows
+
+
+async def burst(store: RedisHealthStore) -> Check:
+    """The store alone under load: `TASKS` tasks each running `EACH` requests back to back
+    (admit under a limit of `TASKS`, first chunk, success), as a busy gateway's chains would.
+    Every request must be admitted (a report reaches Redis before the same process's later
+    admit), at `TARGET_RATE` requests/s or more (above a gateway's short-request rate here)."""
+    refused = 0
+    store.first_chunk("burst", 0.01)
+
+    async def worker() -> None:
+        nonlocal refused
+        for _ in range(EACH):
+            ticket = await store.admit("burst", TASKS)
+            if not isinstance(ticket, Ticket):
+                refused += 1
+                continue
+            await asyncio.sleep(0)
+            store.first_chunk("burst", 0.01)
+            store.success(ticket)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(TASKS)))
+    await store.flush()
+    rate = TASKS * EACH / (time.perf_counter() - started)
+    shown = await store.snapshot("burst")
+    return (
+        f"store alone, {TASKS} tasks x {EACH} requests: admitted, rate",
+        f"{rate:.0f} requests/s, refused {refused}, in flight after {shown.in_flight}",
+        refused == 0 and shown.in_flight == 0 and rate >= TARGET_RATE,
+    )
 
 
 def main() -> int:

@@ -48,9 +48,15 @@ async def stores(redis_server: RedisServer) -> AsyncIterator[Stores]:
 
 async def settled(*stores: RedisHealthStore) -> None:
     """Wait (bounded) until every report queued by `stores` has reached Redis."""
-    async with asyncio.timeout(BOUND):
-        while any(store._sender is not None for store in stores):  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+    for store in stores:
+        await store.flush()
+
+
+def stop_heartbeat(store: RedisHealthStore) -> None:
+    """As when the store's process dies: nothing refreshes its tickets any more."""
+    (beat,) = (line.beat for line in store._lines.values())
+    assert beat is not None
+    beat.cancel()
 
 
 async def until_circuit(store: RedisHealthStore, provider: str, circuit: str) -> ProviderHealth:
@@ -139,8 +145,7 @@ async def test_a_ticket_never_reported_frees_its_place_when_it_expires(stores: S
     hold the places, nor the probe, beyond `ticket_ttl`."""
     dead, alive = stores(ticket_ttl=0.2), stores()
     assert isinstance(await dead.admit("p", 1), Ticket)
-    assert dead._heartbeat is not None
-    dead._heartbeat.cancel()  # the process dies: nothing refreshes its ticket any more
+    stop_heartbeat(dead)  # the process dies: nothing refreshes its ticket any more
     assert isinstance(await alive.admit("p", 1), AtCapacityError)
     async with asyncio.timeout(BOUND):
         while not isinstance(answer := await alive.admit("p", 1), Ticket):  # noqa: ASYNC110
@@ -320,7 +325,7 @@ async def test_the_gateway_sends_queued_reports_and_closes_its_store_on_shutdown
                     assert response.status == 502
         finally:
             await runner.cleanup()
-    assert store._client is None and store._sender is None
+    assert not store._lines  # its connection closed by the cleanup
     shown = await stores().snapshot("p")
     assert (shown.circuit, shown.failures) == ("open", 1)
     assert shown.last_failure == "HTTP 500: model crashed"
@@ -392,8 +397,7 @@ async def test_a_live_process_keeps_its_long_tickets_and_a_dead_one_frees_them(
     await asyncio.sleep(1.5)  # past two TTLs: refreshed, still held
     assert isinstance(await other.admit("p", 1), AtCapacityError)
     assert (await other.snapshot("p")).in_flight == 1
-    assert holder._heartbeat is not None
-    holder._heartbeat.cancel()  # the holder dies without reporting
+    stop_heartbeat(holder)  # the holder dies without reporting
     async with asyncio.timeout(BOUND):
         while (await other.snapshot("p")).in_flight:  # noqa: ASYNC110
             await asyncio.sleep(0.05)

@@ -2,9 +2,9 @@
 
 Every process pointed at the same Redis and `prefix` sees one circuit, cooldown, set of
 requests in flight, trial count and latency estimate per provider. Each operation is one Lua
-script run atomically by Redis (never a read-modify-write from Python), so two processes never
-both win the half-open probe and no counter loses an update. Times are Redis's own clock
-(`TIME`), so the processes' clocks need not agree.
+script (`redis_scripts`) run atomically by Redis (never a read-modify-write from Python), so two
+processes never both win the half-open probe and no counter loses an update. Times are Redis's
+own clock (`TIME`), so the processes' clocks need not agree.
 
 Keys, per provider NAME: `{prefix}state:NAME` (a hash: failures, times opened, open until,
 why, last failure, the probe's token, answered, latency), `{prefix}flight:NAME` and
@@ -13,16 +13,23 @@ why, last failure, the probe's token, answered, latency), `{prefix}flight:NAME` 
 that, while it holds tickets), so a process that dies holding tickets frees their places (and
 the probe) within `TICKET_TTL`, and a long stream of a live one keeps counting.
 
-Only `admit` and `snapshot` wait for Redis, at most `TIMEOUT` each. The reports are sent in
-the background, up to `SENDING` at once, by a task that ends when there is nothing left to send
-(`aclose` awaits it, at most `FLUSH` seconds). A report Redis could not take is kept and sent
-once it answers again (at most `QUEUED` wait; past that the oldest are dropped, with one
-warning), so a slow moment loses no outcome and frees every place. An `admit` that timed out or
-was cancelled once sent may still have been granted by Redis: its token is released. When Redis
-is unreachable, slow or errs, the process serves from its own `MemoryHealthStore` (one warning
-per outage), tries Redis again `BACKOFF` seconds later, and says so (one info line) once it
-answers again; the shared state then resumes from what Redis holds. A ticket is reported to the
-store that gave it.
+Each event loop has one line to Redis (`_Line`): one connection and one queue of operations,
+sent in order, everything queued sent together in one pipeline (up to `BATCH` per round trip).
+So a process's report always reaches Redis before its later `admit` (a request that has just
+ended never holds its place against the next one), and a thousand reports cost a few round
+trips, not a thousand. Only `admit` and `snapshot` wait for their answer, at most `timeout`;
+the reports are queued and the caller goes on. A report Redis could not take is kept and sent
+once it answers again (at most `QUEUED` per line; past that the oldest are dropped, with one
+warning), so a slow moment loses no outcome and frees every place; a ticket's report counts
+once, however often it is sent. An `admit` given up on (timed out, cancelled) may still be
+granted by Redis: its token is released.
+
+When Redis is unreachable, slow or errs, the process serves from its own `MemoryHealthStore`
+(one warning per outage), tries Redis again `BACKOFF` seconds later, and says so (one info line)
+once it answers again; the shared state then resumes from what Redis holds. A ticket is reported
+to the store that gave it. A line is closed with its loop (the loop's shutdown, as the sync
+bridge and `asyncio.run` do it, first sends what is queued, for at most `FLUSH` seconds), or by
+`aclose`.
 
 redis-py is imported here only (`pip install 'providerhub[redis]'`); importing providerhub
 does not import this module.
@@ -36,16 +43,29 @@ import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
 
 from ..config.spec import HealthSettings
 from ..errors import AtCapacityError, CoolingDownError
+from ..pool import Pool
 from .health import MemoryHealthStore, ProviderHealth, Refusal, Ticket, circuit_state
+from .redis_scripts import SCRIPTS, SHAS
 
-__all__ = ["BACKOFF", "CONNECTIONS", "TICKET_TTL", "TIMEOUT", "RedisHealthStore"]
+__all__ = [
+    "BACKOFF",
+    "BATCH",
+    "FLUSH",
+    "LINGER",
+    "QUEUED",
+    "TICKET_TTL",
+    "TIMEOUT",
+    "RedisHealthStore",
+]
 
 log = logging.getLogger("providerhub.routing")
 
@@ -56,136 +76,22 @@ BACKOFF = 1.0
 """Seconds after a failed operation before Redis is tried again."""
 TICKET_TTL = 30.0
 """Seconds a ticket holds its place (and the probe) unless reported or refreshed first."""
-CONNECTIONS = 16
-"""Connections a store opens to Redis at most (per event loop); more callers wait their turn,
-within `TIMEOUT`."""
-SENDING = 8
-"""Reports sent to Redis at once (the rest of `CONNECTIONS` is left to `admit`)."""
+BATCH = 256
+"""Most operations sent in one round trip."""
 QUEUED = 100_000
-"""Most reports kept while Redis cannot take them; the oldest go first past it."""
+"""Most reports a line keeps while Redis cannot take them; the oldest go first past it."""
 FLUSH = 2.0
-"""Most seconds `aclose` waits for the reports still queued."""
+"""Most seconds closing a line waits for the reports still queued."""
+LINGER = 0.005
+"""Seconds a report waits for company: a question asked meanwhile (often the next request's
+`admit`) takes it along in its own round trip, after it."""
 
-_PRELUDE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-"""
+_KINDS = ("state", "flight", "trials")
+"""A provider's keys, after the prefix: the scripts' KEYS[1], KEYS[2] and KEYS[3]."""
 
-_FREE = """
-local token = ARGV[1]
-local held = redis.call('ZREM', KEYS[2], token) == 1
-redis.call('ZREM', KEYS[3], token)
-local probe = redis.call('HGET', KEYS[1], 'probe')
-local was_probe = probe == token
-if was_probe then redis.call('HDEL', KEYS[1], 'probe', 'probe_until') end
-"""
-
-_ADMIT = (
-    _PRELUDE
-    + """
-local limit, last_resort, threshold = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
-local token, expiry = ARGV[4], now + tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'open_until', 'probe', 'probe_until', 'why',
-  'rate_limited', 'last', 'answered', 'latency')
-local latency = s[8] or ''
-local probe = false
-if s[1] then
-  local left = tonumber(s[1]) - now
-  local held = s[2] and tonumber(s[3]) > now
-  if left > 0 or held then
-    return {'cooling', tostring(left), s[4] or '', s[5] or '0', s[6] or '', latency}
-  end
-  probe = true
-end
-if limit >= 0 and redis.call('ZCARD', KEYS[2]) >= limit then
-  return {'full', tostring(limit), latency}
-end
-local answered = s[7] == '1'
-if not (probe or last_resort or answered) then
-  local trials = redis.call('ZCARD', KEYS[3])
-  if trials >= threshold then return {'unproven', tostring(trials), latency} end
-end
-if probe then redis.call('HSET', KEYS[1], 'probe', token, 'probe_until', expiry) end
-redis.call('ZADD', KEYS[2], expiry, token)
-if not answered then redis.call('ZADD', KEYS[3], expiry, token) end
-return {'ok', probe and '1' or '0', latency}
-"""
-)
-
-_FIRST_CHUNK = """
-local old = tonumber(redis.call('HGET', KEYS[1], 'latency') or '')
-local seconds = tonumber(ARGV[1])
-local new = seconds
-if old then new = old + tonumber(ARGV[2]) * (seconds - old) end
-redis.call('HSET', KEYS[1], 'latency', tostring(new), 'answered', '1')
-redis.call('DEL', KEYS[3])
-return tostring(new)
-"""
-
-_SUCCESS = (
-    _FREE
-    + """
-redis.call('HSET', KEYS[1], 'failures', 0, 'opened', 0, 'answered', '1')
-redis.call('HDEL', KEYS[1], 'open_until', 'why', 'last', 'rate_limited', 'probe', 'probe_until')
-redis.call('DEL', KEYS[3])
-return 1
-"""
-)
-
-_FAILURE = (
-    _PRELUDE
-    + _FREE
-    + """
-if not held then return -1 end
-local retry_after, reason, threshold = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local cooldown, max_cooldown, max_retry_after = tonumber(ARGV[5]), tonumber(ARGV[6]),
-  tonumber(ARGV[7])
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('HSET', KEYS[1], 'answered', '0')
-if reason ~= '' then redis.call('HSET', KEYS[1], 'last', reason) end
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '')
-if retry_after ~= '' then
-  local wait = math.min(math.max(tonumber(retry_after), 0), max_retry_after)
-  local until_ = math.max(now + wait, open_until or now)
-  redis.call('HSET', KEYS[1], 'open_until', until_, 'why', ARGV[8], 'rate_limited', '1')
-elseif was_probe or (not open_until and failures >= threshold) then
-  local opened = redis.call('HINCRBY', KEYS[1], 'opened', 1)
-  local wait = math.min(cooldown * 2 ^ (opened - 1), max_cooldown)
-  redis.call('HSET', KEYS[1], 'open_until', now + wait, 'rate_limited', '0',
-    'why', 'circuit open after ' .. failures .. ' consecutive failures')
-end
-return failures
-"""
-)
-
-_RELEASE = _FREE + "return 1\n"
-
-_REFRESH = (
-    _PRELUDE
-    + """
-local expiry = now + tonumber(ARGV[1])
-local probe = redis.call('HGET', KEYS[1], 'probe')
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[2], 'XX', expiry, ARGV[i])
-  redis.call('ZADD', KEYS[3], 'XX', expiry, ARGV[i])
-  if probe == ARGV[i] then redis.call('HSET', KEYS[1], 'probe_until', expiry) end
-end
-return 1
-"""
-)
-
-_SNAPSHOT = (
-    _PRELUDE
-    + """
-local s = redis.call('HMGET', KEYS[1], 'open_until', 'why', 'last', 'latency', 'failures')
-local left = ''
-if s[1] then left = tostring(tonumber(s[1]) - now) end
-return {left, s[2] or '', s[3] or '', s[4] or '', s[5] or '0',
-  tostring(redis.call('ZCARD', KEYS[2]))}
-"""
-)
+_Op: TypeAlias = tuple[str, str, list[Any], "asyncio.Future[Any] | None"]
+"""A script's name, the provider, its arguments, and the future of whoever waits for its reply
+(None for a report)."""
 
 
 class RedisHealthStore:
@@ -222,18 +128,13 @@ class RedisHealthStore:
         self.prefix = prefix
         self.ticket_ttl = ticket_ttl
         self.timeout = timeout
-        self._client: aioredis.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
+        self._where = _where(url)
+        self._pool = Pool(1)
+        """Closes each loop's line with its loop."""
+        self._lines: dict[asyncio.AbstractEventLoop, _Line] = {}
         self._latency: dict[str, float] = {}
         self._retry_at = 0.0
         self._down = False
-        self._overflowed = False
-        self._queue: deque[tuple[str, str, list[Any]]] = deque()
-        self._sender: asyncio.Task[None] | None = None
-        self._held: dict[str, set[str]] = {}
-        """Tokens given and not yet reported, by provider: what the heartbeat refreshes."""
-        self._heartbeat: asyncio.Task[None] | None = None
         self._tokens = itertools.count()
         self._process = f"{os.getpid()}-{os.urandom(4).hex()}"
 
@@ -243,8 +144,10 @@ class RedisHealthStore:
     async def admit(
         self, provider: str, limit: int | None = None, last_resort: bool = False
     ) -> Ticket | Refusal:
-        token = f"{self._process}-{next(self._tokens)}"
         local = self.local
+        if time.monotonic() < self._retry_at:
+            return local.admit_now(provider, limit, last_resort)
+        token = f"{self._process}-{next(self._tokens)}"
         args = [
             -1 if limit is None else limit,
             "1" if last_resort else "0",
@@ -252,21 +155,19 @@ class RedisHealthStore:
             token,
             int(self.ticket_ttl * 1000),
         ]
-        asked = time.monotonic() >= self._retry_at
+        line = self._line()
         try:
-            answered, reply = await self._call("admit", provider, args)
+            reply = await line.ask("admit", provider, args)
         except asyncio.CancelledError:
-            if asked:  # Redis may have granted it all the same
-                self._send("release", provider, [token])
+            line.send("release", provider, [token])  # Redis may grant it all the same
             raise
-        if not answered:
-            if asked:
-                self._send("release", provider, [token])
+        if reply is None:
+            line.send("release", provider, [token])
             return local.admit_now(provider, limit, last_resort)
         kind = reply[0]
         self._remember(provider, reply[-1])
         if kind == b"ok":
-            self._hold(provider, token)
+            line.hold(provider, token)
             return Ticket(provider, probe=reply[1] == b"1", token=token)
         if kind == b"cooling":
             left = float(reply[1]) / 1000
@@ -281,20 +182,19 @@ class RedisHealthStore:
 
     def first_chunk(self, provider: str, seconds: float) -> None:
         self.local.first_chunk(provider, seconds)
-        self._send("first_chunk", provider, [repr(seconds), repr(self.local.latency_weight)])
+        weight = self.local.latency_weight
+        self._line().send("first_chunk", provider, [repr(seconds), repr(weight)])
 
     def success(self, ticket: Ticket) -> None:
         if not ticket.token:
             self.local.success(ticket)
         else:
-            self._let_go(ticket)
-            self._send("success", ticket.provider, [ticket.token])
+            self._report("success", ticket, [ticket.token])
 
     def failure(self, ticket: Ticket, retry_after: float | None = None, reason: str = "") -> None:
         if not ticket.token:
             self.local.failure(ticket, retry_after, reason)
             return
-        self._let_go(ticket)
         local = self.local
         args = [
             ticket.token,
@@ -306,14 +206,13 @@ class RedisHealthStore:
             repr(local.max_retry_after * 1000),
             f"rate limited, Retry-After {retry_after:g}s" if retry_after is not None else "",
         ]
-        self._send("failure", ticket.provider, args)
+        self._report("failure", ticket, args)
 
     def release(self, ticket: Ticket) -> None:
         if not ticket.token:
             self.local.release(ticket)
         else:
-            self._let_go(ticket)
-            self._send("release", ticket.provider, [ticket.token])
+            self._report("release", ticket, [ticket.token])
 
     def latency(self, provider: str) -> float | None:
         return self._latency.get(provider, self.local.latency(provider))
@@ -324,8 +223,10 @@ class RedisHealthStore:
         return not self._down
 
     async def snapshot(self, provider: str) -> ProviderHealth:
-        answered, reply = await self._call("snapshot", provider, [])
-        if not answered:
+        reply = None
+        if time.monotonic() >= self._retry_at:
+            reply = await self._line().ask("snapshot", provider, [])
+        if reply is None:
             return self.local.snapshot_now(provider)
         left = float(reply[0]) / 1000 if reply[0] else None
         latency = self._remember(provider, reply[3])
@@ -340,152 +241,262 @@ class RedisHealthStore:
             int(reply[4]),
         )
 
+    async def flush(self) -> None:
+        """Wait until the reports queued on the running loop are sent (or, Redis not
+        answering, kept for later): at most `FLUSH` seconds."""
+        line = self._lines.get(asyncio.get_running_loop())
+        if line is not None:
+            await line.flush()
+
     async def aclose(self) -> None:
-        """Send the reports still queued (for at most `FLUSH` seconds), then close the client."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        sender = self._sender
-        if sender is not None and sender.get_loop() is asyncio.get_running_loop():
-            try:
-                await asyncio.wait_for(asyncio.shield(sender), FLUSH)
-            except TimeoutError:
-                sender.cancel()
-                log.warning(
-                    "health store: %d reports not sent to Redis %s", len(self._queue), self._where()
-                )
-        if self._client is not None and self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = self._loop = None
+        """Send the reports still queued on the running loop (for at most `FLUSH` seconds),
+        then close its connection."""
+        line = self._lines.get(asyncio.get_running_loop())
+        if line is not None:
+            await line.close()
+
+    def _line(self) -> _Line:
+        """The running loop's line (made at its first operation)."""
+        loop = asyncio.get_running_loop()
+        line = self._lines.get(loop)
+        if line is None:
+            for closed in [other for other in self._lines if other.is_closed()]:
+                del self._lines[closed]  # closed without a shutdown: nothing left to send
+            line = self._lines[loop] = _Line(self, loop)
+        return line
+
+    def _report(self, name: str, ticket: Ticket, args: list[Any]) -> None:
+        for line in list(self._lines.values()):
+            line.let_go(ticket)
+        self._line().send(name, ticket.provider, args)
 
     def _remember(self, provider: str, latency: bytes) -> float | None:
         if latency:
             self._latency[provider] = float(latency)
         return self._latency.get(provider)
 
-    def _hold(self, provider: str, token: str) -> None:
-        """Keep `token` alive in Redis (the heartbeat runs while this process holds any)."""
-        self._held.setdefault(provider, set()).add(token)
-        loop, beat = asyncio.get_running_loop(), self._heartbeat
-        if beat is None or beat.done() or beat.get_loop() is not loop:
-            self._heartbeat = loop.create_task(self._beat())
+    def _keys(self, provider: str) -> tuple[str, str, str]:
+        state, flight, trials = (f"{self.prefix}{kind}:{provider}" for kind in _KINDS)
+        return state, flight, trials
 
-    def _let_go(self, ticket: Ticket) -> None:
-        tokens = self._held.get(ticket.provider)
+    def _lost(self, why: str) -> None:
+        """Redis did not answer: leave it alone `BACKOFF` seconds; one warning per outage."""
+        self._retry_at = time.monotonic() + BACKOFF
+        if not self._down:
+            self._down = True
+            log.warning(
+                "health store: Redis %s did not answer (%s); serving from this process's own "
+                "view, trying again every %gs",
+                self._where,
+                why,
+                BACKOFF,
+            )
+
+    def _found(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("health store: Redis %s answers again; shared state resumed", self._where)
+
+
+class _Line:
+    """One event loop's line to Redis: its connection, the operations queued for it (sent in
+    order), the task sending them, and the tokens its loop holds (which its heartbeat keeps
+    alive)."""
+
+    def __init__(self, store: RedisHealthStore, loop: asyncio.AbstractEventLoop) -> None:
+        self.store = store
+        self.loop = loop
+        self.client = aioredis.Redis.from_url(
+            store.url,
+            socket_connect_timeout=store.timeout,
+            socket_timeout=store.timeout,
+            retry=Retry(NoBackoff(), 0),  # a failed round trip is ours to handle, once
+        )
+        self.queue: deque[_Op] = deque()
+        self.sender: asyncio.Task[None] | None = None
+        self.linger: asyncio.TimerHandle | None = None
+        """Starts the sender `LINGER` seconds after a report, unless a question does first."""
+        self.held: dict[str, set[str]] = {}
+        self.beat: asyncio.Task[None] | None = None
+        self.loaded = False
+        """Whether this connection's Redis has been given the scripts."""
+        self.registered = False
+        self.overflowed = False
+        self.closed = False
+
+    def send(self, name: str, provider: str, args: list[Any]) -> None:
+        """Queue a report."""
+        queue = self.queue
+        if len(queue) >= QUEUED:
+            queue.popleft()
+            if not self.overflowed:
+                self.overflowed = True
+                log.warning("health store: over %d reports waiting for Redis; dropping", QUEUED)
+        queue.append((name, provider, args, None))
+        if not self.registered:
+            self._start()
+        elif self.linger is None and (self.sender is None or self.sender.done()):
+            self.linger = self.loop.call_later(LINGER, self._start)
+
+    async def ask(self, name: str, provider: str, args: list[Any]) -> Any:
+        """Queue a question and wait for its reply: None if Redis did not give it in time."""
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.queue.append((name, provider, args, future))
+        self._start()
+        try:
+            async with asyncio.timeout(self.store.timeout):
+                return await future
+        except TimeoutError:
+            return None
+
+    def hold(self, provider: str, token: str) -> None:
+        """Keep `token` alive in Redis (the heartbeat runs while this line holds any)."""
+        self.held.setdefault(provider, set()).add(token)
+        if self.beat is None or self.beat.done():
+            self.beat = self.loop.create_task(self._beat())
+
+    def let_go(self, ticket: Ticket) -> None:
+        tokens = self.held.get(ticket.provider)
         if tokens is not None:
             tokens.discard(ticket.token)
             if not tokens:
-                del self._held[ticket.provider]
+                del self.held[ticket.provider]
+
+    async def flush(self) -> None:
+        """Wait (at most `FLUSH` seconds) for the queue to be sent or kept."""
+        try:
+            async with asyncio.timeout(FLUSH):
+                if self.queue and not self.loop.is_closed():
+                    self._start()
+                sender = self.sender
+                if sender is not None and not sender.done():
+                    await asyncio.shield(sender)
+                if self.queue:  # the sender was cancelled (the loop is shutting down)
+                    await self._send_all()
+        except TimeoutError:
+            pass
+        if self.queue:
+            log.warning(
+                "health store: %d reports not sent to Redis %s", len(self.queue), self.store._where
+            )
+
+    async def close(self) -> None:
+        """Flush, then close the connection (also when the loop shuts down: the `Pool` calls it
+        then). Once only."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.store._lines.get(self.loop) is self:
+            del self.store._lines[self.loop]
+        if self.beat is not None:
+            self.beat.cancel()
+        await self.flush()
+        if self.sender is not None:
+            self.sender.cancel()
+        await self.client.aclose()
+
+    def _start(self) -> None:
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+        sender = self.sender
+        if sender is None or sender.done():
+            self.sender = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        if not self.registered:  # closed with the loop from now on
+            self.registered = True
+            await self.store._pool.put(self)
+        await self._send_all()
+
+    async def _send_all(self) -> None:
+        """Send the queue, `BATCH` at a time, in order; what Redis could not take goes back to
+        the front. While Redis is left alone the questions are answered with None at once and
+        the reports wait."""
+        queue, store = self.queue, self.store
+        while queue:
+            wait = store._retry_at - time.monotonic()
+            if wait > 0:
+                self._unanswer()
+                await asyncio.sleep(wait)
+                continue
+            batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
+            batch = [op for op in batch if op[3] is None or not op[3].done()]  # not given up
+            try:
+                replies = await self._execute(batch)
+            except asyncio.CancelledError:
+                queue.extendleft(reversed(batch))
+                raise
+            kept = []
+            for op, reply in zip(batch, replies, strict=True):
+                future = op[3]
+                if isinstance(reply, BaseException):
+                    kept.append(op)
+                elif future is not None:
+                    if not future.done():
+                        future.set_result(reply)
+                elif op[0] == "first_chunk":
+                    store._remember(op[1], reply)
+            queue.extendleft(reversed(kept))
+        self.overflowed = False
+
+    async def _execute(self, batch: list[_Op]) -> list[Any]:
+        """One round trip: each operation's reply (an exception for those Redis did not run),
+        the scripts loaded first if this connection's Redis may not have them."""
+        store = self.store
+        if not batch:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        loading = not self.loaded
+        if loading:
+            for text in SCRIPTS.values():
+                pipe.script_load(text)
+        for name, provider, args, _ in batch:
+            pipe.evalsha(SHAS[name], 3, *store._keys(provider), *args)
+        why = ""
+        try:
+            async with asyncio.timeout(store.timeout):
+                replies = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            why = type(exc).__name__
+            replies = [exc] * (len(batch) + len(SCRIPTS) * loading)
+        if loading:
+            replies = replies[len(SCRIPTS) :]
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if any(isinstance(reply, NoScriptError) for reply in failed):
+            self.loaded = False  # Redis restarted, or its scripts were flushed: sent again
+        elif loading and not why:
+            self.loaded = True
+        why = why or next(
+            (type(e).__name__ for e in failed if not isinstance(e, NoScriptError)), ""
+        )
+        if why:
+            store._lost(why)
+        else:
+            store._found()
+        return list(replies)
+
+    def _unanswer(self) -> None:
+        """Answer the questions queued with None (their askers fall back); keep the reports."""
+        queue = self.queue
+        ops = list(queue)
+        queue.clear()
+        for name, provider, args, future in ops:
+            if future is None:
+                queue.append((name, provider, args, future))
+            elif not future.done():
+                future.set_result(None)
 
     async def _beat(self) -> None:
-        """Every third of `ticket_ttl`, push the expiry of the tickets still held further."""
-        try:
-            while self._held:
-                await asyncio.sleep(self.ticket_ttl / 3)
-                ttl = int(self.ticket_ttl * 1000)
-                await asyncio.gather(
-                    *(
-                        self._call("refresh", provider, [ttl, *tokens])
-                        for provider, tokens in list(self._held.items())
-                    )
-                )
-        finally:
-            if self._heartbeat is asyncio.current_task():
-                self._heartbeat = None
-
-    def _send(self, name: str, provider: str, args: list[Any]) -> None:
-        """Queue a report for the background sender (started when none is running)."""
-        if len(self._queue) >= QUEUED:
-            self._queue.popleft()
-            if not self._overflowed:
-                self._overflowed = True
-                log.warning("health store: over %d reports waiting for Redis; dropping", QUEUED)
-        self._queue.append((name, provider, args))
-        loop, sender = asyncio.get_running_loop(), self._sender
-        if sender is None or sender.done() or sender.get_loop() is not loop:
-            self._sender = loop.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        """Send the queued reports, `SENDING` at a time; those Redis could not take go back to
-        the front of the queue, to be sent once it answers again."""
-        try:
-            while self._queue:
-                wait = self._retry_at - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                queue = self._queue
-                batch = [queue.popleft() for _ in range(min(len(queue), SENDING))]
-                outcomes = await asyncio.gather(*(self._call(*report) for report in batch))
-                kept = []
-                for report, (answered, reply) in zip(batch, outcomes, strict=True):
-                    if not answered:
-                        kept.append(report)
-                    elif report[0] == "first_chunk":
-                        self._remember(report[1], reply)
-                queue.extendleft(reversed(kept))
-            self._overflowed = False
-        finally:
-            if self._sender is asyncio.current_task():
-                self._sender = None
-
-    async def _call(self, name: str, provider: str, args: list[Any]) -> tuple[bool, Any]:
-        """Run script `name` for `provider`: whether Redis answered, and its reply. Not when
-        Redis is being left alone, nor when it did not answer in time (it may still run the
-        script, which is why the reports are safe to send again: a ticket's report counts
-        once): then the outage is logged once and Redis left alone `BACKOFF` seconds."""
-        now = time.monotonic()
-        if now < self._retry_at:
-            return False, None
-        script = self._script(name)
-        keys = [f"{self.prefix}{kind}:{provider}" for kind in ("state", "flight", "trials")]
-        try:
-            async with asyncio.timeout(self.timeout):
-                reply = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._retry_at = time.monotonic() + BACKOFF
-            if not self._down:
-                self._down = True
-                log.warning(
-                    "health store: Redis %s did not answer (%s); serving from this process's "
-                    "own view, trying again every %gs",
-                    self._where(),
-                    type(exc).__name__,
-                    BACKOFF,
-                )
-            return False, None
-        if self._down:
-            self._down = False
-            log.info("health store: Redis %s answers again; shared state resumed", self._where())
-        return True, reply
-
-    def _script(self, name: str) -> Any:
-        """The registered script `name`, on a client of the running loop."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=CONNECTIONS,
-                timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                socket_timeout=self.timeout,
-            )
-            self._client = aioredis.Redis.from_pool(pool)
-            self._loop = loop
-            self._scripts = {key: self._client.register_script(text) for key, text in _SCRIPTS}
-        return self._scripts[name]
-
-    def _where(self) -> str:
-        """Host, port and database of the url (never its password)."""
-        assert self._client is not None
-        kwargs = self._client.connection_pool.connection_kwargs
-        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+        """Every third of `ticket_ttl`, push the expiry of the tokens still held further."""
+        ttl = self.store.ticket_ttl
+        while self.held:
+            await asyncio.sleep(ttl / 3)
+            for provider, tokens in list(self.held.items()):
+                self.send("refresh", provider, [int(ttl * 1000), *tokens])
 
 
-_SCRIPTS = (
-    ("admit", _ADMIT),
-    ("first_chunk", _FIRST_CHUNK),
-    ("success", _SUCCESS),
-    ("failure", _FAILURE),
-    ("release", _RELEASE),
-    ("snapshot", _SNAPSHOT),
-    ("refresh", _REFRESH),
-)
+def _where(url: str) -> str:
+    """Host, port and database of `url` (never its password)."""
+    kwargs = aioredis.ConnectionPool.from_url(url).connection_kwargs
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"

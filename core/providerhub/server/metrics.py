@@ -10,7 +10,8 @@ shared one with Redis: every replica then reports the same circuits, so aggregat
 - `providerhub_requests_total{route, status}`: requests answered; `route` is the route's path
   ("/v1/models/{id}"), "unmatched" for any other (so no client makes up label values).
 - `providerhub_attempts_total{provider, outcome}`: requests sent to providers; outcome served,
-  failed, interrupted or cancelled (`Attempt.outcome`).
+  failed, interrupted or cancelled (`Attempt.outcome`: served is the attempt that answered,
+  however its answer ended, so a client leaving mid-answer is a 499 request, not a failure).
 - `providerhub_skips_total{provider, reason}`: providers a chain did not ask; reason is
   `Attempt.skipped_for` with "_" for " " (not_working, model, capability, credentials,
   history, cooling_down, rate_limited, at_capacity, unproven, deadline).

@@ -1,0 +1,150 @@
+"""The Redis health store's line to Redis: reports sent in order before a later admit, many
+at once without false refusals, a loop's reports sent and its connection closed when the loop
+ends (the sync bridge, `asyncio.run`), one warning per restart (see tests/redis_helpers.py for
+running these locally)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from helpers import BOUND
+from providerhub import AllProvidersFailedError, FallbackChain, Ticket
+from providerhub.routing.health import ProviderHealth
+from providerhub.routing.redis_health import BACKOFF, RedisHealthStore
+from providerhub.testing import Reply, UpstreamFactory
+from providerhub_openai import OpenAICompatible
+from redis.asyncio import Redis
+from redis_helpers import RedisServer
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def store_on(server: RedisServer, **settings: float) -> RedisHealthStore:
+    # A generous bound: these tests are about order and closing, not the fallback.
+    return RedisHealthStore(server.url, **{"timeout": 2.0, **settings})  # type: ignore[arg-type]
+
+
+async def look(server: RedisServer, provider: str) -> tuple[ProviderHealth, int]:
+    """What another process sees of `provider`, and how many clients Redis has besides it."""
+    other = store_on(server)
+    try:
+        shown = await other.snapshot(provider)
+        async with Redis.from_url(server.url) as client:
+            clients = len(await client.client_list()) - 2  # itself and `other`
+    finally:
+        await other.aclose()
+    return shown, clients
+
+
+async def test_a_request_that_ended_never_holds_its_place_against_the_next(
+    redis_server: RedisServer,
+) -> None:
+    """A report goes to Redis before the same loop's later admit, so with `max_concurrent` 1
+    back-to-back requests are never refused, and 100 tasks under a limit of 100 never are."""
+    store = store_on(redis_server)
+    try:
+        for _ in range(300):
+            ticket = await store.admit("p", 1)
+            assert isinstance(ticket, Ticket) and ticket.token
+            store.success(ticket)
+        store.first_chunk("q", 0.01)  # proven: the burst is bounded by the limit alone
+        refused: list[object] = []
+
+        async def worker() -> None:
+            for _ in range(20):
+                ticket = await store.admit("q", 100)
+                if not isinstance(ticket, Ticket):
+                    refused.append(ticket)
+                    continue
+                await asyncio.sleep(0)
+                store.success(ticket)
+
+        await asyncio.gather(*(worker() for _ in range(100)))
+        await store.flush()
+        assert refused == []
+        assert [(await store.snapshot(name)).in_flight for name in ("p", "q")] == [0, 0]
+        assert store.shared
+    finally:
+        await store.aclose()
+
+
+def test_a_loop_that_ends_sends_its_reports_and_closes_its_connection(
+    redis_server: RedisServer,
+) -> None:
+    """`asyncio.run` ending right after a failure is reported: the failure reaches Redis (the
+    loop's shutdown sends what is queued) and the loop's connection is closed, every time."""
+    store = store_on(redis_server, failure_threshold=1)
+
+    async def fail(provider: str) -> None:
+        ticket = await store.admit(provider)
+        assert isinstance(ticket, Ticket) and ticket.token
+        store.failure(ticket, reason=f"boom {provider}")
+
+    for provider in ("a", "b", "c"):
+        asyncio.run(fail(provider))
+        assert store._lines == {}
+        shown, clients = asyncio.run(look(redis_server, provider))
+        assert (shown.circuit, shown.failures, shown.in_flight) == ("open", 1, 0)
+        assert shown.last_failure == f"boom {provider}"
+        assert clients == 0
+
+
+def test_the_sync_bridge_sends_its_reports_and_closes_its_connection(
+    redis_server: RedisServer, fake_upstream: UpstreamFactory
+) -> None:
+    """A chain called from sync code (a private loop, or a worker thread's when a loop runs):
+    its failures are shared once the call returns, and no connection to Redis stays open."""
+    upstream = fake_upstream.serve(default=Reply.error(500, "model crashed"))
+    store = store_on(redis_server, failure_threshold=2)
+    provider = OpenAICompatible(name="up", base_url=upstream.url + "/v1", default_model="m")
+    chain = FallbackChain([provider], health=store)
+    with pytest.raises(AllProvidersFailedError):
+        "".join(chain.create_completion("m", MESSAGES))
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(AllProvidersFailedError):
+            "".join(chain.create_completion("m", MESSAGES))
+
+    asyncio.run(inside_a_loop())
+    shown, clients = asyncio.run(look(redis_server, "up"))
+    assert (shown.circuit, shown.failures, shown.in_flight) == ("open", 2, 0)
+    assert shown.last_failure == "HTTP 500: model crashed"
+    assert clients == 0
+    assert len(upstream.requests) == 2
+
+
+async def test_a_restart_between_requests_warns_once_and_shares_again(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis restarted while the line's connection was idle (its scripts gone too): at most one
+    warning and the matching info line, and the next requests are shared again."""
+    caplog.set_level(logging.INFO, "providerhub.routing")
+    store = store_on(redis_server)
+    try:
+        warm = await store.admit("p")
+        assert isinstance(warm, Ticket) and warm.token
+        store.release(warm)
+        await store.flush()
+        redis_server.stop()
+        redis_server.start()
+        async with asyncio.timeout(BOUND):
+            while True:
+                ticket = await store.admit("p", last_resort=True)
+                assert isinstance(ticket, Ticket)
+                store.release(ticket)
+                if ticket.token:
+                    break
+                await asyncio.sleep(BACKOFF / 4)
+        for _ in range(20):
+            ticket = await store.admit("p", last_resort=True)
+            assert isinstance(ticket, Ticket) and ticket.token
+            store.release(ticket)
+        await store.flush()
+        levels = [r.levelno for r in caplog.records]
+        assert levels.count(logging.WARNING) <= 1
+        assert levels.count(logging.INFO) == levels.count(logging.WARNING)
+        assert store.shared
+    finally:
+        await store.aclose()
