@@ -21,15 +21,18 @@ trips, not a thousand. Only `admit` and `snapshot` wait for their answer, at mos
 the reports are queued and the caller goes on. A report Redis could not take is kept and sent
 once it answers again (at most `QUEUED` per line; past that the oldest are dropped, with one
 warning), so a slow moment loses no outcome and frees every place; a ticket's report counts
-once, however often it is sent. An `admit` given up on (timed out, cancelled) may still be
-granted by Redis: its token is released.
+once, however often it is sent (`redis_scripts`). An `admit` given up on (timed out, cancelled)
+may still be granted by Redis: its token is released. An operation Redis refuses for good (a
+key of another type under the prefix) is dropped with one warning, not taken for an outage.
 
 When Redis is unreachable, slow or errs, the process serves from its own `MemoryHealthStore`
 (one warning per outage), tries Redis again `BACKOFF` seconds later, and says so (one info line)
 once it answers again; the shared state then resumes from what Redis holds. A ticket is reported
 to the store that gave it. A line is closed with its loop (the loop's shutdown, as the sync
-bridge and `asyncio.run` do it, first sends what is queued, for at most `FLUSH` seconds), or by
-`aclose`.
+bridge and `asyncio.run` do it, first sends what is queued, for at most `FLUSH` seconds, and not
+at all while Redis is being left alone), or by `aclose`; what is reported while it closes goes
+out with it. A report made after that, on a loop that is ending (an abandoned stream's cleanup
+run by the loop's shutdown), may be lost: its ticket's place frees after `TICKET_TTL`.
 
 redis-py is imported here only (`pip install 'providerhub[redis]'`); importing providerhub
 does not import this module.
@@ -38,14 +41,17 @@ does not import this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
+import threading
 import time
 from collections import deque
 from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -53,6 +59,7 @@ from redis.retry import Retry
 from ..config.spec import HealthSettings
 from ..errors import AtCapacityError, CoolingDownError
 from ..pool import Pool
+from ..redaction import redact
 from .health import MemoryHealthStore, ProviderHealth, Refusal, Ticket, circuit_state
 from .redis_scripts import SCRIPTS, SHAS
 
@@ -85,6 +92,17 @@ FLUSH = 2.0
 LINGER = 0.005
 """Seconds a report waits for company: a question asked meanwhile (often the next request's
 `admit`) takes it along in its own round trip, after it."""
+
+_AGAIN, _REFUSED = object(), object()
+"""What became of an operation Redis did not answer: to send again, or never to."""
+_OUTAGE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
+)
+"""Errors of Redis as a whole, not of one operation: wait for it, then send again (redis-py's
+ConnectionError includes BusyLoadingError)."""
 
 _KINDS = ("state", "flight", "trials")
 """A provider's keys, after the prefix: the scripts' KEYS[1], KEYS[2] and KEYS[3]."""
@@ -132,9 +150,13 @@ class RedisHealthStore:
         self._pool = Pool(1)
         """Closes each loop's line with its loop."""
         self._lines: dict[asyncio.AbstractEventLoop, _Line] = {}
+        self._mutex = threading.Lock()
+        """Guards `_lines` and the lines' held tokens (loops in several threads may share the
+        store)."""
         self._latency: dict[str, float] = {}
         self._retry_at = 0.0
         self._down = False
+        self._refusals: set[tuple[str, str]] = set()
         self._tokens = itertools.count()
         self._process = f"{os.getpid()}-{os.urandom(4).hex()}"
 
@@ -167,7 +189,7 @@ class RedisHealthStore:
         kind = reply[0]
         self._remember(provider, reply[-1])
         if kind == b"ok":
-            line.hold(provider, token)
+            self._line().hold(provider, token)
             return Ticket(provider, probe=reply[1] == b"1", token=token)
         if kind == b"cooling":
             left = float(reply[1]) / 1000
@@ -182,8 +204,9 @@ class RedisHealthStore:
 
     def first_chunk(self, provider: str, seconds: float) -> None:
         self.local.first_chunk(provider, seconds)
-        weight = self.local.latency_weight
-        self._line().send("first_chunk", provider, [repr(seconds), repr(weight)])
+        if time.monotonic() >= self._retry_at:  # a sample, not an outcome: not kept for later
+            weight = self.local.latency_weight
+            self._line().send("first_chunk", provider, [repr(seconds), repr(weight)])
 
     def success(self, ticket: Ticket) -> None:
         if not ticket.token:
@@ -199,7 +222,7 @@ class RedisHealthStore:
         args = [
             ticket.token,
             "" if retry_after is None else repr(retry_after * 1000),
-            reason,
+            reason.encode("utf-8", "replace").decode("utf-8"),  # a lone surrogate would not go
             local.failure_threshold,
             repr(local.cooldown * 1000),
             repr(local.max_cooldown * 1000),
@@ -256,18 +279,21 @@ class RedisHealthStore:
             await line.close()
 
     def _line(self) -> _Line:
-        """The running loop's line (made at its first operation)."""
+        """The running loop's line (made at its first operation; one being closed stays the
+        loop's until it is closed, so what is reported meanwhile goes out with it, in order)."""
         loop = asyncio.get_running_loop()
         line = self._lines.get(loop)
         if line is None:
-            for closed in [other for other in self._lines if other.is_closed()]:
-                del self._lines[closed]  # closed without a shutdown: nothing left to send
-            line = self._lines[loop] = _Line(self, loop)
+            with self._mutex:
+                for closed in [other for other in list(self._lines) if other.is_closed()]:
+                    del self._lines[closed]  # closed without a shutdown: nothing left to send
+                line = self._lines.setdefault(loop, _Line(self, loop))
         return line
 
     def _report(self, name: str, ticket: Ticket, args: list[Any]) -> None:
-        for line in list(self._lines.values()):
-            line.let_go(ticket)
+        with self._mutex:  # the ticket may be held by another thread's loop
+            for line in list(self._lines.values()):
+                line.let_go(ticket)
         self._line().send(name, ticket.provider, args)
 
     def _remember(self, provider: str, latency: bytes) -> float | None:
@@ -292,6 +318,20 @@ class RedisHealthStore:
                 BACKOFF,
             )
 
+    def _refused(self, what: str, error: Exception) -> None:
+        """Redis refused an operation it will always refuse (a key of another type under the
+        prefix, say): it is dropped, with one warning per kind of operation and error."""
+        kind = (what, type(error).__name__)
+        if kind not in self._refusals:
+            self._refusals.add(kind)
+            log.warning(
+                "health store: Redis %s refused %s (%s: %s); dropped, not sent again",
+                self._where,
+                what,
+                type(error).__name__,
+                redact(str(error)),
+            )
+
     def _found(self) -> None:
         if self._down:
             self._down = False
@@ -310,7 +350,8 @@ class _Line:
             store.url,
             socket_connect_timeout=store.timeout,
             socket_timeout=store.timeout,
-            retry=Retry(NoBackoff(), 0),  # a failed round trip is ours to handle, once
+            # A connection Redis closed (a restart) is tried once more; the rest is ours to handle.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,)),
         )
         self.queue: deque[_Op] = deque()
         self.sender: asyncio.Task[None] | None = None
@@ -322,7 +363,7 @@ class _Line:
         """Whether this connection's Redis has been given the scripts."""
         self.registered = False
         self.overflowed = False
-        self.closed = False
+        self.closing = False
 
     def send(self, name: str, provider: str, args: list[Any]) -> None:
         """Queue a report."""
@@ -350,50 +391,61 @@ class _Line:
             return None
 
     def hold(self, provider: str, token: str) -> None:
-        """Keep `token` alive in Redis (the heartbeat runs while this line holds any)."""
-        self.held.setdefault(provider, set()).add(token)
-        if self.beat is None or self.beat.done():
+        """Keep `token` alive in Redis (the heartbeat runs while this line holds any, until
+        the line closes)."""
+        with self.store._mutex:
+            self.held.setdefault(provider, set()).add(token)
+        if not self.closing and (self.beat is None or self.beat.done()):
             self.beat = self.loop.create_task(self._beat())
 
     def let_go(self, ticket: Ticket) -> None:
+        """Stop refreshing `ticket`'s token (the caller holds the store's mutex)."""
         tokens = self.held.get(ticket.provider)
         if tokens is not None:
             tokens.discard(ticket.token)
             if not tokens:
-                del self.held[ticket.provider]
+                self.held.pop(ticket.provider, None)
 
-    async def flush(self) -> None:
-        """Wait (at most `FLUSH` seconds) for the queue to be sent or kept."""
+    async def flush(self, patient: bool = True) -> None:
+        """Wait (at most `FLUSH` seconds) for the queue to be sent or kept; not `patient`:
+        not past one attempt while Redis is left alone (closing then drops what is left)."""
         try:
             async with asyncio.timeout(FLUSH):
-                if self.queue and not self.loop.is_closed():
-                    self._start()
-                sender = self.sender
-                if sender is not None and not sender.done():
-                    await asyncio.shield(sender)
-                if self.queue:  # the sender was cancelled (the loop is shutting down)
-                    await self._send_all()
+                while self.queue and (patient or time.monotonic() >= self.store._retry_at):
+                    self._start()  # one sender at a time, so the order holds
+                    assert self.sender is not None
+                    await asyncio.shield(self.sender)
         except TimeoutError:
             pass
-        if self.queue:
+        if self.queue and not patient:
             log.warning(
                 "health store: %d reports not sent to Redis %s", len(self.queue), self.store._where
             )
 
     async def close(self) -> None:
         """Flush, then close the connection (also when the loop shuts down: the `Pool` calls it
-        then). Once only."""
-        if self.closed:
+        then). Once only; the line stays its loop's until it is closed."""
+        if self.closing:
             return
-        self.closed = True
-        if self.store._lines.get(self.loop) is self:
-            del self.store._lines[self.loop]
-        if self.beat is not None:
-            self.beat.cancel()
-        await self.flush()
-        if self.sender is not None:
-            self.sender.cancel()
-        await self.client.aclose()
+        self.closing = True
+        try:
+            if self.beat is not None:
+                self.beat.cancel()
+            await asyncio.sleep(0)  # what else closes with the loop may report first
+            await self.flush(patient=False)
+        finally:
+            with self.store._mutex:
+                if self.store._lines.get(self.loop) is self:
+                    del self.store._lines[self.loop]
+            sender = self.sender
+            if sender is not None and not sender.done():
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender  # else the loop may close with it pending, its socket open
+            if self.linger is not None:
+                self.linger.cancel()
+            self._unanswer()
+            await self.client.aclose()
 
     def _start(self) -> None:
         if self.linger is not None:
@@ -404,7 +456,7 @@ class _Line:
             self.sender = self.loop.create_task(self._run())
 
     async def _run(self) -> None:
-        if not self.registered:  # closed with the loop from now on
+        if not self.registered and not self.closing:  # closed with the loop from now on
             self.registered = True
             await self.store._pool.put(self)
         await self._send_all()
@@ -430,51 +482,58 @@ class _Line:
             kept = []
             for op, reply in zip(batch, replies, strict=True):
                 future = op[3]
-                if isinstance(reply, BaseException):
+                if reply is _AGAIN:
                     kept.append(op)
                 elif future is not None:
                     if not future.done():
-                        future.set_result(reply)
-                elif op[0] == "first_chunk":
+                        future.set_result(None if reply is _REFUSED else reply)
+                elif op[0] == "first_chunk" and reply is not _REFUSED:
                     store._remember(op[1], reply)
             queue.extendleft(reversed(kept))
         self.overflowed = False
 
     async def _execute(self, batch: list[_Op]) -> list[Any]:
-        """One round trip: each operation's reply (an exception for those Redis did not run),
-        the scripts loaded first if this connection's Redis may not have them."""
+        """One round trip: each operation's reply, `_AGAIN` for one to send again (Redis did
+        not run it, or not for sure: unreachable, slow, restarted, read-only, out of memory),
+        `_REFUSED` for one Redis will never take (its error logged once); the scripts loaded
+        first if this connection's Redis may not have them."""
         store = self.store
         if not batch:
             return []
-        pipe = self.client.pipeline(transaction=False)
         loading = not self.loaded
-        if loading:
-            for text in SCRIPTS.values():
-                pipe.script_load(text)
-        for name, provider, args, _ in batch:
-            pipe.evalsha(SHAS[name], 3, *store._keys(provider), *args)
-        why = ""
         try:
+            pipe = self.client.pipeline(transaction=False)
+            if loading:
+                for text in SCRIPTS.values():
+                    pipe.script_load(text)
+            for name, provider, args, _ in batch:
+                pipe.evalsha(SHAS[name], 3, *store._keys(provider), *args)
             async with asyncio.timeout(store.timeout):
-                replies = await pipe.execute(raise_on_error=False)
+                replies = (await pipe.execute(raise_on_error=False))[len(SCRIPTS) * loading :]
         except (RedisError, OSError, TimeoutError) as exc:
-            why = type(exc).__name__
-            replies = [exc] * (len(batch) + len(SCRIPTS) * loading)
-        if loading:
-            replies = replies[len(SCRIPTS) :]
-        failed = [reply for reply in replies if isinstance(reply, Exception)]
-        if any(isinstance(reply, NoScriptError) for reply in failed):
+            store._lost(type(exc).__name__)
+            return [_AGAIN] * len(batch)
+        except Exception as exc:  # a bug, not an outage: never sent again, for ever
+            store._refused("a batch", exc)
+            return [_REFUSED] * len(batch)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
             self.loaded = False  # Redis restarted, or its scripts were flushed: sent again
-        elif loading and not why:
+        elif loading:
             self.loaded = True
-        why = why or next(
-            (type(e).__name__ for e in failed if not isinstance(e, NoScriptError)), ""
-        )
-        if why:
-            store._lost(why)
+        outage = next((e for e in replies if isinstance(e, _OUTAGE)), None)
+        if outage is not None:
+            store._lost(type(outage).__name__)
         else:
             store._found()
-        return list(replies)
+        verdicts = []
+        for (name, *_), reply in zip(batch, replies, strict=True):
+            if isinstance(reply, (NoScriptError, *_OUTAGE)):
+                reply = _AGAIN
+            elif isinstance(reply, Exception):
+                store._refused(name, reply)
+                reply = _REFUSED
+            verdicts.append(reply)
+        return verdicts
 
     def _unanswer(self) -> None:
         """Answer the questions queued with None (their askers fall back); keep the reports."""
@@ -490,9 +549,11 @@ class _Line:
     async def _beat(self) -> None:
         """Every third of `ticket_ttl`, push the expiry of the tokens still held further."""
         ttl = self.store.ticket_ttl
-        while self.held:
+        while self.held and not self.closing:
             await asyncio.sleep(ttl / 3)
-            for provider, tokens in list(self.held.items()):
+            with self.store._mutex:
+                held = [(provider, list(tokens)) for provider, tokens in self.held.items()]
+            for provider, tokens in held:
                 self.send("refresh", provider, [int(ttl * 1000), *tokens])
 
 

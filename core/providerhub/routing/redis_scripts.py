@@ -2,8 +2,11 @@
 
 Each is one atomic operation on one provider's three keys: KEYS[1] its state hash, KEYS[2] the
 tickets in flight and KEYS[3] the trials (sorted sets of tokens scored by expiry, in Redis's
-milliseconds). Every script that reads the sets first drops the expired tokens. The rules are
-`health.MemoryHealthStore`'s; a change to one is a change to both.
+milliseconds). Every script that reads the sets first drops the expired tokens. A ticket's
+report (success, failure, release) counts only while its token is in flight, so sending it
+again (a round trip that timed out after Redis ran it) changes nothing; a first chunk's latency
+sample may count twice then. The rules are `health.MemoryHealthStore`'s; a change to one is a
+change to both.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ return tostring(new)
 _SUCCESS = (
     _FREE
     + """
+if not held then return -1 end
 redis.call('HSET', KEYS[1], 'failures', 0, 'opened', 0, 'answered', '1')
 redis.call('HDEL', KEYS[1], 'open_until', 'why', 'last', 'rate_limited', 'probe', 'probe_until')
 redis.call('DEL', KEYS[3])
