@@ -84,8 +84,8 @@ async def test_a_provider_that_answered_takes_the_whole_burst(fake_upstream: Mak
     assert texts == ["first"] * 20
     assert len(first.requests) == 22
     health.failure(Ticket("p"), reason="HTTP 500: model crashed")
-    tickets = [health.admit_now("p") for _ in range(3)]
-    assert [type(ticket) for ticket in tickets] == [Ticket, Ticket, AtCapacityError]
+    tickets = [health.admit_now("p") for _ in range(2)]  # one more failure would open it
+    assert [type(ticket) for ticket in tickets] == [Ticket, AtCapacityError]
     assert isinstance(health.admit_now("p", last_resort=True), Ticket)
     health.first_chunk("p", 0.01)
     assert isinstance(health.admit_now("p"), Ticket)

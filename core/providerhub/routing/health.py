@@ -9,14 +9,16 @@ a first chunk, so a provider that always cuts its answers short still opens its 
 refusal (`CoolingDownError`) keeps the reason line of the last real failure.
 
 Bursts: while a provider's health is unproven (it has not answered, with a first chunk or a
-completed stream, since its last failure, or ever), at most `failure_threshold` requests are
-let through to it at once (its trials); the rest are refused (`AtCapacityError`, unproven) and
-a chain moves on to its next member. So a burst at an always-failing provider sends it only as
-many requests as it takes to open its circuit, not the whole burst; once it answers, it takes
-any number again. A chain's last resort (no other member left to ask) waits for the trials
-instead of being refused (`routing.call.Call._admit`): refusing it would only fail requests a
-healthy provider, merely unmeasured at a cold start, would serve; once it has waited long
-enough it is admitted anyway (`admit(..., last_resort=True)`: trials do not bound it).
+completed stream, since its last failure, or ever), it gets only as many requests at once (its
+trials) as failures it would take to open its circuit: `failure_threshold` less the consecutive
+failures it has; the rest are refused (`AtCapacityError`, unproven) and a chain moves on to its
+next member. So a burst at an always-failing provider sends it exactly as many requests as it
+takes to open its circuit, however the trials' failures interleave with the rest of the burst,
+not the whole burst; once it answers, it takes any number again. A chain's last resort (no other
+member left to ask) waits for the trials instead of being refused (`routing.call.Call._admit`):
+refusing it would only fail requests a healthy provider, merely unmeasured at a cold start,
+would serve; once it has waited long enough it is admitted anyway
+(`admit(..., last_resort=True)`: trials do not bound it).
 
 A caller may also cap the requests in flight to a provider at any time (`admit(provider,
 limit)`, a provider's `max_concurrent`): over it, `AtCapacityError` too. A request holds its
@@ -178,9 +180,9 @@ class MemoryHealthStore:
 
     Only a closed circuit reaching `failure_threshold` or a failed probe opens (or reopens, with
     a doubled cooldown) the circuit; failures of requests admitted before it opened do not
-    extend it, and only the probe's own ticket frees the probe slot. `failure_threshold` is
-    also how many trials an unproven provider gets at once while its circuit is closed (the
-    half-open probe is a trial of its own).
+    extend it, and only the probe's own ticket frees the probe slot. `failure_threshold` less
+    the consecutive failures is how many trials an unproven provider gets at once while its
+    circuit is closed (the half-open probe is a trial of its own).
     """
 
     def __init__(
@@ -232,7 +234,7 @@ class MemoryHealthStore:
             if limit is not None and len(state.in_flight) >= limit:
                 return AtCapacityError(provider, limit)
             bounded = not (probe or last_resort or state.answered)
-            if bounded and len(state.trials) >= self.failure_threshold:
+            if bounded and len(state.trials) + state.failures >= self.failure_threshold:
                 return AtCapacityError(provider, len(state.trials), unproven=True)
             ticket = Ticket(provider, probe=probe)
             if probe:

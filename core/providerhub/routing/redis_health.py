@@ -41,7 +41,6 @@ does not import this module.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -52,9 +51,9 @@ from typing import Any, TypeAlias
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
-from redis.retry import Retry
 
 from ..config.spec import HealthSettings
 from ..errors import AtCapacityError, CoolingDownError
@@ -100,9 +99,20 @@ _OUTAGE = (
     redis_errors.TimeoutError,
     redis_errors.ReadOnlyError,
     redis_errors.OutOfMemoryError,
+    redis_errors.MasterDownError,
+    redis_errors.TryAgainError,
 )
 """Errors of Redis as a whole, not of one operation: wait for it, then send again (redis-py's
-ConnectionError includes BusyLoadingError)."""
+ConnectionError includes BusyLoadingError; `BUSY`, another client's long script, comes as a
+plain ResponseError: `_outage` knows it)."""
+
+
+def _outage(error: object) -> bool:
+    """Whether `error` (a reply) says Redis as a whole cannot answer now."""
+    return isinstance(error, _OUTAGE) or (
+        isinstance(error, redis_errors.ResponseError) and str(error).startswith("BUSY")
+    )
+
 
 _KINDS = ("state", "flight", "trials")
 """A provider's keys, after the prefix: the scripts' KEYS[1], KEYS[2] and KEYS[3]."""
@@ -440,8 +450,7 @@ class _Line:
             sender = self.sender
             if sender is not None and not sender.done():
                 sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sender  # else the loop may close with it pending, its socket open
+                await asyncio.wait({sender})  # else the loop may close with it pending
             if self.linger is not None:
                 self.linger.cancel()
             self._unanswer()
@@ -470,6 +479,8 @@ class _Line:
             wait = store._retry_at - time.monotonic()
             if wait > 0:
                 self._unanswer()
+                if self.closing:  # what is left is dropped: closing waits for no outage
+                    return
                 await asyncio.sleep(wait)
                 continue
             batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
@@ -516,18 +527,21 @@ class _Line:
         except Exception as exc:  # a bug, not an outage: never sent again, for ever
             store._refused("a batch", exc)
             return [_REFUSED] * len(batch)
-        if any(isinstance(reply, NoScriptError) for reply in replies):
+        noscript = next((e for e in replies if isinstance(e, NoScriptError)), None)
+        if noscript is not None and loading:  # loaded, and still missing: never will be
+            store._refused("its scripts", noscript)
+        elif noscript is not None:
             self.loaded = False  # Redis restarted, or its scripts were flushed: sent again
         elif loading:
             self.loaded = True
-        outage = next((e for e in replies if isinstance(e, _OUTAGE)), None)
+        outage = next((e for e in replies if _outage(e)), None)
         if outage is not None:
             store._lost(type(outage).__name__)
         else:
             store._found()
         verdicts = []
         for (name, *_), reply in zip(batch, replies, strict=True):
-            if isinstance(reply, (NoScriptError, *_OUTAGE)):
+            if _outage(reply) or (isinstance(reply, NoScriptError) and not loading):
                 reply = _AGAIN
             elif isinstance(reply, Exception):
                 store._refused(name, reply)

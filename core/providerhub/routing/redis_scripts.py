@@ -3,10 +3,10 @@
 Each is one atomic operation on one provider's three keys: KEYS[1] its state hash, KEYS[2] the
 tickets in flight and KEYS[3] the trials (sorted sets of tokens scored by expiry, in Redis's
 milliseconds). Every script that reads the sets first drops the expired tokens. A ticket's
-report (success, failure, release) counts only while its token is in flight, so sending it
-again (a round trip that timed out after Redis ran it) changes nothing; a first chunk's latency
-sample may count twice then. The rules are `health.MemoryHealthStore`'s; a change to one is a
-change to both.
+report (success, failure, release) counts only while its token is in flight, and an admit whose
+token is already in flight answers as it did, so sending either again (a round trip that timed
+out after Redis ran it) changes nothing; a first chunk's latency sample may count twice then.
+The rules are `health.MemoryHealthStore`'s; a change to one is a change to both.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ _ADMIT = (
 local limit, last_resort, threshold = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
 local token, expiry = ARGV[4], now + tonumber(ARGV[5])
 local s = redis.call('HMGET', KEYS[1], 'open_until', 'probe', 'probe_until', 'why',
-  'rate_limited', 'last', 'answered', 'latency')
+  'rate_limited', 'last', 'answered', 'latency', 'failures')
 local latency = s[8] or ''
+if redis.call('ZSCORE', KEYS[2], token) then  -- this admit ran before: its reply was lost
+  return {'ok', s[2] == token and '1' or '0', latency}
+end
 local probe = false
 if s[1] then
   local left = tonumber(s[1]) - now
@@ -54,7 +57,9 @@ end
 local answered = s[7] == '1'
 if not (probe or last_resort or answered) then
   local trials = redis.call('ZCARD', KEYS[3])
-  if trials >= threshold then return {'unproven', tostring(trials), latency} end
+  if trials + tonumber(s[9] or '0') >= threshold then
+    return {'unproven', tostring(trials), latency}
+  end
 end
 if probe then redis.call('HSET', KEYS[1], 'probe', token, 'probe_until', expiry) end
 redis.call('ZADD', KEYS[2], expiry, token)
