@@ -15,7 +15,8 @@ import pytest
 from helpers import BOUND
 from providerhub import AllProvidersFailedError, FallbackChain, Ticket
 from providerhub.routing.health import ProviderHealth
-from providerhub.routing.redis_health import BACKOFF, FLUSH, RedisHealthStore
+from providerhub.routing.redis_health import BACKOFF, RedisHealthStore
+from providerhub.routing.redis_line import FLUSH
 from providerhub.testing import Reply, UpstreamFactory
 from providerhub_openai import OpenAICompatible
 from redis.asyncio import Redis

@@ -1,41 +1,43 @@
 """The `HealthStore` several gateway processes share: the memory store's rules, kept in Redis.
 
-Every process pointed at the same Redis and `prefix` sees one circuit, cooldown, set of
-requests in flight, trial count and latency estimate per provider. Each operation is one Lua
-script (`redis_scripts`) run atomically by Redis (never a read-modify-write from Python), so two
+Every process pointed at the same Redis and `prefix` sees one circuit, cooldown, set of requests
+in flight, trial count and latency estimate per provider. Each operation is one Lua script
+(`redis_scripts`) run atomically by Redis (never a read-modify-write from Python), so two
 processes never both win the half-open probe and no counter loses an update. Times are Redis's
 own clock (`TIME`), so the processes' clocks need not agree.
 
-Keys, per provider NAME: `{prefix}state:NAME` (a hash: failures, times opened, open until,
-why, last failure, the probe's token, answered, latency), `{prefix}flight:NAME` and
+Keys, per provider NAME: `{prefix}state:NAME` (a hash: failures, times opened, open until, why,
+last failure, the probe's token, answered, latency), `{prefix}flight:NAME` and
 `{prefix}trials:NAME` (sorted sets of ticket tokens scored by their expiry). A ticket expires
 `TICKET_TTL` seconds after `admit` unless its process, still alive, refreshes it (every third of
 that, while it holds tickets), so a process that dies holding tickets frees their places (and
 the probe) within `TICKET_TTL`, and a long stream of a live one keeps counting.
 
-Each event loop has one line to Redis (`_Line`): one connection and one queue of operations,
-sent in order, everything queued sent together in one pipeline (up to `BATCH` per round trip).
-So a process's report always reaches Redis before its later `admit` (a request that has just
-ended never holds its place against the next one), and a thousand reports cost a few round
-trips, not a thousand. Only `admit` and `snapshot` wait for their answer, at most `timeout`;
-the reports are queued and the caller goes on. A report Redis could not take is kept and sent
-once it answers again (at most `QUEUED` per line; past that the oldest are dropped, with one
-warning), so a slow moment loses no outcome and frees every place; a ticket's report counts
-once, however often it is sent (`redis_scripts`). An `admit` given up on (timed out, cancelled)
-may still be granted by Redis: its token is released. An operation Redis refuses for good (a
-key of another type under the prefix) is dropped with one warning, not taken for an outage.
+Each event loop has one line to Redis (`redis_line.Line`): one connection and one queue of
+operations, sent in order, everything queued sent together in one pipeline (up to
+`redis_line.BATCH` per round trip). So a process's report always reaches Redis before its later
+`admit` (a request that has just ended never holds its place against the next one), and a
+thousand reports cost a few round trips, not a thousand. Only `admit` and `snapshot` wait for
+their answer, at most `timeout`; the reports are queued and the caller goes on. A report Redis
+could not take is kept and sent once it answers again (at most `redis_line.QUEUED` per line;
+past that the oldest are dropped, with one warning), so a slow moment loses no outcome and frees
+every place; a ticket's report counts once, however often it is sent (`redis_scripts`). An
+`admit` given up on (timed out, cancelled) may still be granted by Redis: its token is released.
+An operation Redis refuses for good (a key of another type under the prefix) is dropped with one
+warning, not taken for an outage.
 
 When Redis is unreachable, slow or errs, the process serves from its own `MemoryHealthStore`
 (one warning per outage), tries Redis again `BACKOFF` seconds later, and says so (one info line)
 once it answers again; the shared state then resumes from what Redis holds. A ticket is reported
 to the store that gave it. A line is closed with its loop (the loop's shutdown, as the sync
-bridge and `asyncio.run` do it, first sends what is queued, for at most `FLUSH` seconds, and not
-at all while Redis is being left alone), or by `aclose`; what is reported while it closes goes
-out with it. A report made after that, on a loop that is ending (an abandoned stream's cleanup
-run by the loop's shutdown), may be lost: its ticket's place frees after `TICKET_TTL`.
+bridge and `asyncio.run` do it, first sends what is queued, for at most `redis_line.FLUSH`
+seconds, and not at all while Redis is being left alone), or by `aclose`; what is reported while
+it closes goes out with it. A report made after that, on a loop that is ending (an abandoned
+stream's cleanup run by the loop's shutdown), may be lost: its ticket's place frees after
+`TICKET_TTL`.
 
-redis-py is imported here only (`pip install 'providerhub[redis]'`); importing providerhub
-does not import this module.
+redis-py is imported here only (`pip install 'providerhub[redis]'`); importing providerhub does
+not import this module.
 """
 
 from __future__ import annotations
@@ -46,32 +48,18 @@ import logging
 import os
 import threading
 import time
-from collections import deque
-from typing import Any, TypeAlias
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
 
 from ..config.spec import HealthSettings
 from ..errors import AtCapacityError, CoolingDownError
 from ..pool import Pool
 from ..redaction import redact
 from .health import MemoryHealthStore, ProviderHealth, Refusal, Ticket, circuit_state
-from .redis_scripts import SCRIPTS, SHAS
+from .redis_line import Line
 
-__all__ = [
-    "BACKOFF",
-    "BATCH",
-    "FLUSH",
-    "LINGER",
-    "QUEUED",
-    "TICKET_TTL",
-    "TIMEOUT",
-    "RedisHealthStore",
-]
+__all__ = ["BACKOFF", "TICKET_TTL", "TIMEOUT", "RedisHealthStore"]
 
 log = logging.getLogger("providerhub.routing")
 
@@ -82,44 +70,8 @@ BACKOFF = 1.0
 """Seconds after a failed operation before Redis is tried again."""
 TICKET_TTL = 30.0
 """Seconds a ticket holds its place (and the probe) unless reported or refreshed first."""
-BATCH = 256
-"""Most operations sent in one round trip."""
-QUEUED = 100_000
-"""Most reports a line keeps while Redis cannot take them; the oldest go first past it."""
-FLUSH = 2.0
-"""Most seconds closing a line waits for the reports still queued."""
-LINGER = 0.005
-"""Seconds a report waits for company: a question asked meanwhile (often the next request's
-`admit`) takes it along in its own round trip, after it."""
-
-_AGAIN, _REFUSED = object(), object()
-"""What became of an operation Redis did not answer: to send again, or never to."""
-_OUTAGE = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.ReadOnlyError,
-    redis_errors.OutOfMemoryError,
-    redis_errors.MasterDownError,
-    redis_errors.TryAgainError,
-)
-"""Errors of Redis as a whole, not of one operation: wait for it, then send again (redis-py's
-ConnectionError includes BusyLoadingError; `BUSY`, another client's long script, comes as a
-plain ResponseError: `_outage` knows it)."""
-
-
-def _outage(error: object) -> bool:
-    """Whether `error` (a reply) says Redis as a whole cannot answer now."""
-    return isinstance(error, _OUTAGE) or (
-        isinstance(error, redis_errors.ResponseError) and str(error).startswith("BUSY")
-    )
-
-
 _KINDS = ("state", "flight", "trials")
 """A provider's keys, after the prefix: the scripts' KEYS[1], KEYS[2] and KEYS[3]."""
-
-_Op: TypeAlias = tuple[str, str, list[Any], "asyncio.Future[Any] | None"]
-"""A script's name, the provider, its arguments, and the future of whoever waits for its reply
-(None for a report)."""
 
 
 class RedisHealthStore:
@@ -159,7 +111,7 @@ class RedisHealthStore:
         self._where = _where(url)
         self._pool = Pool(1)
         """Closes each loop's line with its loop."""
-        self._lines: dict[asyncio.AbstractEventLoop, _Line] = {}
+        self._lines: dict[asyncio.AbstractEventLoop, Line] = {}
         self._mutex = threading.Lock()
         """Guards `_lines` and the lines' held tokens (loops in several threads may share the
         store)."""
@@ -276,19 +228,19 @@ class RedisHealthStore:
 
     async def flush(self) -> None:
         """Wait until the reports queued on the running loop are sent (or, Redis not
-        answering, kept for later): at most `FLUSH` seconds."""
+        answering, kept for later): at most `redis_line.FLUSH` seconds."""
         line = self._lines.get(asyncio.get_running_loop())
         if line is not None:
             await line.flush()
 
     async def aclose(self) -> None:
-        """Send the reports still queued on the running loop (for at most `FLUSH` seconds),
-        then close its connection."""
+        """Send the reports still queued on the running loop (for at most `redis_line.FLUSH`
+        seconds), then close its connection."""
         line = self._lines.get(asyncio.get_running_loop())
         if line is not None:
             await line.close()
 
-    def _line(self) -> _Line:
+    def _line(self) -> Line:
         """The running loop's line (made at its first operation; one being closed stays the
         loop's until it is closed, so what is reported meanwhile goes out with it, in order)."""
         loop = asyncio.get_running_loop()
@@ -297,7 +249,7 @@ class RedisHealthStore:
             with self._mutex:
                 for closed in [other for other in list(self._lines) if other.is_closed()]:
                     del self._lines[closed]  # closed without a shutdown: nothing left to send
-                line = self._lines.setdefault(loop, _Line(self, loop))
+                line = self._lines.setdefault(loop, Line(self, loop))
         return line
 
     def _report(self, name: str, ticket: Ticket, args: list[Any]) -> None:
@@ -346,229 +298,6 @@ class RedisHealthStore:
         if self._down:
             self._down = False
             log.info("health store: Redis %s answers again; shared state resumed", self._where)
-
-
-class _Line:
-    """One event loop's line to Redis: its connection, the operations queued for it (sent in
-    order), the task sending them, and the tokens its loop holds (which its heartbeat keeps
-    alive)."""
-
-    def __init__(self, store: RedisHealthStore, loop: asyncio.AbstractEventLoop) -> None:
-        self.store = store
-        self.loop = loop
-        self.client = aioredis.Redis.from_url(
-            store.url,
-            socket_connect_timeout=store.timeout,
-            socket_timeout=store.timeout,
-            # A connection Redis closed (a restart) is tried once more; the rest is ours to handle.
-            retry=Retry(NoBackoff(), 1, supported_errors=(redis_errors.ConnectionError,)),
-        )
-        self.queue: deque[_Op] = deque()
-        self.sender: asyncio.Task[None] | None = None
-        self.linger: asyncio.TimerHandle | None = None
-        """Starts the sender `LINGER` seconds after a report, unless a question does first."""
-        self.held: dict[str, set[str]] = {}
-        self.beat: asyncio.Task[None] | None = None
-        self.loaded = False
-        """Whether this connection's Redis has been given the scripts."""
-        self.registered = False
-        self.overflowed = False
-        self.closing = False
-
-    def send(self, name: str, provider: str, args: list[Any]) -> None:
-        """Queue a report."""
-        queue = self.queue
-        if len(queue) >= QUEUED:
-            queue.popleft()
-            if not self.overflowed:
-                self.overflowed = True
-                log.warning("health store: over %d reports waiting for Redis; dropping", QUEUED)
-        queue.append((name, provider, args, None))
-        if not self.registered:
-            self._start()
-        elif self.linger is None and (self.sender is None or self.sender.done()):
-            self.linger = self.loop.call_later(LINGER, self._start)
-
-    async def ask(self, name: str, provider: str, args: list[Any]) -> Any:
-        """Queue a question and wait for its reply: None if Redis did not give it in time."""
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self.queue.append((name, provider, args, future))
-        self._start()
-        try:
-            async with asyncio.timeout(self.store.timeout):
-                return await future
-        except TimeoutError:
-            return None
-
-    def hold(self, provider: str, token: str) -> None:
-        """Keep `token` alive in Redis (the heartbeat runs while this line holds any, until
-        the line closes)."""
-        with self.store._mutex:
-            self.held.setdefault(provider, set()).add(token)
-        if not self.closing and (self.beat is None or self.beat.done()):
-            self.beat = self.loop.create_task(self._beat())
-
-    def let_go(self, ticket: Ticket) -> None:
-        """Stop refreshing `ticket`'s token (the caller holds the store's mutex)."""
-        tokens = self.held.get(ticket.provider)
-        if tokens is not None:
-            tokens.discard(ticket.token)
-            if not tokens:
-                self.held.pop(ticket.provider, None)
-
-    async def flush(self, patient: bool = True) -> None:
-        """Wait (at most `FLUSH` seconds) for the queue to be sent or kept; not `patient`:
-        not past one attempt while Redis is left alone (closing then drops what is left)."""
-        try:
-            async with asyncio.timeout(FLUSH):
-                while self.queue and (patient or time.monotonic() >= self.store._retry_at):
-                    self._start()  # one sender at a time, so the order holds
-                    assert self.sender is not None
-                    await asyncio.shield(self.sender)
-        except TimeoutError:
-            pass
-        if self.queue and not patient:
-            log.warning(
-                "health store: %d reports not sent to Redis %s", len(self.queue), self.store._where
-            )
-
-    async def close(self) -> None:
-        """Flush, then close the connection (also when the loop shuts down: the `Pool` calls it
-        then). Once only; the line stays its loop's until it is closed."""
-        if self.closing:
-            return
-        self.closing = True
-        try:
-            if self.beat is not None:
-                self.beat.cancel()
-            await asyncio.sleep(0)  # what else closes with the loop may report first
-            await self.flush(patient=False)
-        finally:
-            with self.store._mutex:
-                if self.store._lines.get(self.loop) is self:
-                    del self.store._lines[self.loop]
-            sender = self.sender
-            if sender is not None and not sender.done():
-                sender.cancel()
-                await asyncio.wait({sender})  # else the loop may close with it pending
-            if self.linger is not None:
-                self.linger.cancel()
-            self._unanswer()
-            await self.client.aclose()
-
-    def _start(self) -> None:
-        if self.linger is not None:
-            self.linger.cancel()
-            self.linger = None
-        sender = self.sender
-        if sender is None or sender.done():
-            self.sender = self.loop.create_task(self._run())
-
-    async def _run(self) -> None:
-        if not self.registered and not self.closing:  # closed with the loop from now on
-            self.registered = True
-            await self.store._pool.put(self)
-        await self._send_all()
-
-    async def _send_all(self) -> None:
-        """Send the queue, `BATCH` at a time, in order; what Redis could not take goes back to
-        the front. While Redis is left alone the questions are answered with None at once and
-        the reports wait."""
-        queue, store = self.queue, self.store
-        while queue:
-            wait = store._retry_at - time.monotonic()
-            if wait > 0:
-                self._unanswer()
-                if self.closing:  # what is left is dropped: closing waits for no outage
-                    return
-                await asyncio.sleep(wait)
-                continue
-            batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
-            batch = [op for op in batch if op[3] is None or not op[3].done()]  # not given up
-            try:
-                replies = await self._execute(batch)
-            except asyncio.CancelledError:
-                queue.extendleft(reversed(batch))
-                raise
-            kept = []
-            for op, reply in zip(batch, replies, strict=True):
-                future = op[3]
-                if reply is _AGAIN:
-                    kept.append(op)
-                elif future is not None:
-                    if not future.done():
-                        future.set_result(None if reply is _REFUSED else reply)
-                elif op[0] == "first_chunk" and reply is not _REFUSED:
-                    store._remember(op[1], reply)
-            queue.extendleft(reversed(kept))
-        self.overflowed = False
-
-    async def _execute(self, batch: list[_Op]) -> list[Any]:
-        """One round trip: each operation's reply, `_AGAIN` for one to send again (Redis did
-        not run it, or not for sure: unreachable, slow, restarted, read-only, out of memory),
-        `_REFUSED` for one Redis will never take (its error logged once); the scripts loaded
-        first if this connection's Redis may not have them."""
-        store = self.store
-        if not batch:
-            return []
-        loading = not self.loaded
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            if loading:
-                for text in SCRIPTS.values():
-                    pipe.script_load(text)
-            for name, provider, args, _ in batch:
-                pipe.evalsha(SHAS[name], 3, *store._keys(provider), *args)
-            async with asyncio.timeout(store.timeout):
-                replies = (await pipe.execute(raise_on_error=False))[len(SCRIPTS) * loading :]
-        except (RedisError, OSError, TimeoutError) as exc:
-            store._lost(type(exc).__name__)
-            return [_AGAIN] * len(batch)
-        except Exception as exc:  # a bug, not an outage: never sent again, for ever
-            store._refused("a batch", exc)
-            return [_REFUSED] * len(batch)
-        noscript = next((e for e in replies if isinstance(e, NoScriptError)), None)
-        if noscript is not None and loading:  # loaded, and still missing: never will be
-            store._refused("its scripts", noscript)
-        elif noscript is not None:
-            self.loaded = False  # Redis restarted, or its scripts were flushed: sent again
-        elif loading:
-            self.loaded = True
-        outage = next((e for e in replies if _outage(e)), None)
-        if outage is not None:
-            store._lost(type(outage).__name__)
-        else:
-            store._found()
-        verdicts = []
-        for (name, *_), reply in zip(batch, replies, strict=True):
-            if _outage(reply) or (isinstance(reply, NoScriptError) and not loading):
-                reply = _AGAIN
-            elif isinstance(reply, Exception):
-                store._refused(name, reply)
-                reply = _REFUSED
-            verdicts.append(reply)
-        return verdicts
-
-    def _unanswer(self) -> None:
-        """Answer the questions queued with None (their askers fall back); keep the reports."""
-        queue = self.queue
-        ops = list(queue)
-        queue.clear()
-        for name, provider, args, future in ops:
-            if future is None:
-                queue.append((name, provider, args, future))
-            elif not future.done():
-                future.set_result(None)
-
-    async def _beat(self) -> None:
-        """Every third of `ticket_ttl`, push the expiry of the tokens still held further."""
-        ttl = self.store.ticket_ttl
-        while self.held and not self.closing:
-            await asyncio.sleep(ttl / 3)
-            with self.store._mutex:
-                held = [(provider, list(tokens)) for provider, tokens in self.held.items()]
-            for provider, tokens in held:
-                self.send("refresh", provider, [int(ttl * 1000), *tokens])
 
 
 def _where(url: str) -> str:
