@@ -86,26 +86,30 @@ async def test_slowloris_connections_are_answered_408_and_closed_while_others_ar
         port = int(url.rsplit(":", 1)[1])
         opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
         trickles = []
-        for index, (reader, writer) in enumerate(opened):
-            if index % 3 == 0:  # a head that never ends
-                writer.write(head.encode())
-                trickles.append(asyncio.create_task(trickle(reader, writer, b"X-Slow: 1\r\n")))
-            elif index % 3 == 1:  # a whole head, then a body that never ends
-                writer.write(f"{head}Content-Length: 100000\r\n\r\n".encode())
-                trickles.append(asyncio.create_task(trickle(reader, writer, b" ")))
-            # else: silent, not a byte
-        answered = await asyncio.gather(*(read_to_close(reader) for reader, _ in opened))
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{url}{CHAT}", json={"model": "a", "messages": HELLO, "stream": True}
-            ) as response,
-        ):
-            assert response.status == 200
-            found = events(await response.text())
-        await asyncio.gather(*trickles)
-        for _, writer in opened:
-            await close(writer)
+        try:
+            for index, (reader, writer) in enumerate(opened):
+                if index % 3 == 0:  # a head that never ends
+                    writer.write(head.encode())
+                    trickles.append(asyncio.create_task(trickle(reader, writer, b"X-Slow: 1\r\n")))
+                elif index % 3 == 1:  # a whole head, then a body that never ends
+                    writer.write(f"{head}Content-Length: 100000\r\n\r\n".encode())
+                    trickles.append(asyncio.create_task(trickle(reader, writer, b" ")))
+                # else: silent, not a byte
+            answered = await asyncio.gather(*(read_to_close(reader) for reader, _ in opened))
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{url}{CHAT}", json={"model": "a", "messages": HELLO, "stream": True}
+                ) as response,
+            ):
+                assert response.status == 200
+                found = events(await response.text())
+            await asyncio.gather(*trickles)
+        finally:
+            for task in trickles:
+                task.cancel()
+            for _, writer in opened:
+                await close(writer)
         await until(lambda: not runner.server.connections)
     assert found[-1] == "[DONE]"
     for raw in answered:
@@ -118,6 +122,82 @@ async def test_slowloris_connections_are_answered_408_and_closed_while_others_ar
             "code": "request_timeout",
         }
     assert len(upstream.requests) == 1
+
+
+async def flood(writer: asyncio.StreamWriter) -> int:
+    """Send header lines as fast as the server takes them, until it closes: the bytes sent."""
+    sent = 0
+    with suppress(ConnectionError):
+        while sent < 2**26:
+            writer.write(b"X-Flood: " + b"f" * 54 + b"\r\n")
+            sent += 65
+            await writer.drain()
+    return sent
+
+
+async def test_a_request_refused_while_still_arriving_gets_its_whole_answer(
+    fake_upstream: MakeUpstream,
+) -> None:
+    """The parser refuses a head that grows past its limit while the client still sends it:
+    the server reads and drops the rest (a lingering close), so the client reads the 400 and a
+    clean end rather than a reset that destroys the answer."""
+    upstream = await fake_upstream()
+    async with serving(one_provider(upstream)) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n".encode())
+            sending = asyncio.create_task(flood(writer))
+            try:
+                status, error = status_and_error(await read_to_close(reader))
+            finally:
+                sending.cancel()
+                await close(writer)
+            assert status == 400
+            assert error["type"] == "invalid_request_error"
+            assert "header" in error["message"].lower(), error
+        await until(lambda: not runner.server.connections)
+    assert upstream.requests == []
+
+
+async def test_a_lingering_connection_closes_as_soon_as_its_client_does(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a 408 the server waits for the client's end, not out the whole linger."""
+    monkeypatch.setattr(run, "LINGER", 60.0)  # far past `until`'s bound: only the client's end
+    upstream = await fake_upstream()
+    async with serving(one_provider(upstream), request_timeout=0.2) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n".encode())
+        status, _ = status_and_error(await read_to_close(reader))
+        assert runner.server.connections  # lingering: the client has not closed yet
+        await close(writer)
+        await until(lambda: not runner.server.connections)
+    assert status == 408
+
+
+async def test_a_client_sending_on_after_its_answer_is_cut_after_the_linger(
+    fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "LINGER", 0.3)
+    upstream = await fake_upstream()
+    async with serving(one_provider(upstream), request_timeout=0.2) as (url, runner):
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n".encode())
+        answer = await read_to_close(reader)
+        try:
+            async with asyncio.timeout(BOUND):
+                with pytest.raises(ConnectionError):
+                    while True:  # deaf to the end: the server must cut it
+                        writer.write(b"X-Deaf: 1\r\n")
+                        await writer.drain()
+                        await asyncio.sleep(0.02)
+            await until(lambda: not runner.server.connections)
+        finally:
+            await close(writer)
+    assert status_and_error(answer)[0] == 408
 
 
 async def test_an_idle_keep_alive_connection_is_closed(

@@ -81,7 +81,9 @@ client went away, also mid-write, with no error logged), never headers or bodies
 
 Limits (`[server]`, see `run` and `limits`): a request must arrive whole (head and body) within
 `request_timeout` seconds (30) of its first byte, and a new connection must send one within
-that time, else 408 `request_timeout` and the connection is closed; an idle keep-alive
+that time, else 408 `request_timeout` and the connection is closed (after a lingering close:
+what the client still sends is dropped for up to `run.LINGER`, 2 s, so it reads its answer
+rather than a reset, as after a head the parser refused); an idle keep-alive
 connection is closed after `run.KEEPALIVE` (30 s). `/v1/` requests beyond
 `max_concurrent_requests` (256) get 429 `server_busy` with `Retry-After: 1` at once, before
 their body is read. A body is charged as it arrives at what it costs decoded (`limits.BYTE_COST`,

@@ -14,7 +14,8 @@ finish, once more after cancelling them), which made a 5 s grace last 10 s.
 Errors aiohttp answers itself, before any handler or middleware runs (a request its parser
 refuses: oversize headers, Content-Length with Transfer-Encoding, a bad request line), get the
 OpenAI error shape too while the connection still allows an answer; a client gone while its
-answer was written is only the access line's 499, never an error traceback.
+answer was written is only the access line's 499, never an error traceback. Such an error
+answer ends with a lingering close (`LINGER`): the client may still be sending.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from contextlib import suppress
 from http import HTTPStatus
 from typing import Any
 
@@ -44,6 +46,10 @@ REQUEST_TIMEOUT = ServerSettings().request_timeout
 KEEPALIVE = 30.0
 """Seconds an idle keep-alive connection stays open: longer than clients keep theirs (httpx 5 s,
 aiohttp 15 s), so the client closes first and never sends on a connection being closed."""
+LINGER = 2.0
+"""Seconds a connection closed on a request not received whole goes on reading (and dropping)
+after its error answer, until the client closes too: closing a socket with bytes unread makes
+the kernel send a reset, which can destroy the answer before the client reads it."""
 
 
 async def start(
@@ -117,13 +123,15 @@ class _Handler(web_protocol.RequestHandler):
     a head still arriving is answered 408 by the error path aiohttp uses for a bad request.
     """
 
-    __slots__ = ("_deadline", "_receiving", "_request_timeout")
+    __slots__ = ("_client_done", "_deadline", "_linger", "_receiving", "_request_timeout")
 
     def __init__(self, manager: web.Server, *, request_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._request_timeout = request_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._receiving: StreamReader | None = None
+        self._linger = False
+        self._client_done: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -139,6 +147,14 @@ class _Handler(web_protocol.RequestHandler):
             self._disarm()
         elif data and self._deadline is None and not (self._close or self._force_close):
             self._arm()
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio's: bool | None
+        """Keep a lingering connection open once the client is done: `start` closes it."""
+        if self._client_done is None:
+            return False
+        if not self._client_done.done():
+            self._client_done.set_result(None)
+        return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
@@ -168,7 +184,30 @@ class _Handler(web_protocol.RequestHandler):
             error = web_protocol._ErrInfo(status=408, exc=timeout, message=timeout.message)
             self._messages.append((error, EMPTY_PAYLOAD))
             self._waiter.set_result(None)
+        self._linger = True
         self.close()
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        """Send the answer; after one to a request not received whole, a lingering close."""
+        sent = await super().finish_response(request, resp, start_time)
+        if self._linger and self.transport is not None:
+            await self._drop_the_rest()
+        return sent
+
+    async def _drop_the_rest(self) -> None:
+        """Half-close (the client reads the answer, then our end), and drop what the client
+        still sends until it closes too or `LINGER` seconds pass."""
+        assert self.transport is not None
+        self._disarm()
+        self.close()  # what still arrives is dropped, never parsed
+        self._client_done = self._loop.create_future()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        with suppress(TimeoutError):
+            async with asyncio.timeout(LINGER):
+                await self._client_done
 
     def handle_error(
         self,
@@ -183,10 +222,12 @@ class _Handler(web_protocol.RequestHandler):
             super().handle_error(request, status, exc, message)  # logs; raises once bytes went out
         elif request.writer.output_size > 0:
             raise ConnectionError("an answer was already sent on this connection")
-        elif not isinstance(exc, RequestTimeout):
-            # A request the parser refused is the client's fault: one line, no traceback, so
-            # bad requests cannot flood the log with errors.
-            log.info("bad request from %s: %s", request.remote, (message or "").split("\n")[0])
+        else:
+            self._linger = True  # the client may still be sending the request refused
+            if not isinstance(exc, RequestTimeout):
+                # A request the parser refused is the client's fault: one line, no traceback,
+                # so bad requests cannot flood the log with errors.
+                log.info("bad request from %s: %s", request.remote, (message or "").split("\n")[0])
         client = status < 500
         reason = message if client and message else HTTPStatus(status).phrase
         kind = "invalid_request_error" if client else "server_error"
