@@ -5,8 +5,10 @@ one provider) into a temporary directory, puts it on PYTHONPATH (before any inhe
 `PYTHONPATH=/checkout/core` measures another commit's code), and times the console script
 `providerhub providers` as a whole process (wall clock, median of R runs after a warm-up),
 alternating with `providerhub providers` without the extra plugins, so both face the same
-machine. It also times a bare `python -c pass`, then shows that listing does not import aiohttp
-(a sys.modules check and the `-X importtime` total), and lists the slowest imports.
+machine. It also times a bare `python -c pass`, and importing the plugin modules alone (no
+discovery, no registry: the floor of any listing that imports them), then shows that listing
+does not import aiohttp (a sys.modules check and the `-X importtime` total), and lists the
+slowest imports.
 
 Bytecode is cached as in a pip install (children get PYTHONPYCACHEPREFIX in the temporary
 directory, never PYTHONDONTWRITEBYTECODE); one extra line measures the cold, uncached case.
@@ -167,6 +169,18 @@ def main() -> int:
         median = report(f"providerhub providers, {args.plugins} extra plugins", loaded)
         [cold] = wall(([SCRIPT, "providers"], env_with(site, None)), runs=args.runs)
         report("  same, no bytecode cache (cold)", cold)
+        modules = ", ".join(f"phbench_{index:03d}" for index in range(args.plugins))
+        alone, imported = wall(
+            ([sys.executable, "-c", "import providerhub"], env),
+            ([sys.executable, "-c", f"import providerhub, {modules}"], env),
+            runs=args.runs,
+        )
+        floor_added = report(f"import providerhub, {args.plugins} plugin modules", imported)
+        floor_added -= report("import providerhub", alone)
+        print(
+            f"  importing the plugin modules alone adds {floor_added * 1000:.1f} ms: a listing "
+            f"that imports them is at least {(none + floor_added) / none:.2f}x no extra plugins"
+        )
         checks = [
             (
                 f"{args.plugins} extra plugins <= {RATIO}x no extra plugins",
