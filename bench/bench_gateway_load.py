@@ -6,9 +6,10 @@ generating, the loop yielding between events). The gateway is a real `providerhu
 subprocess (log level warning) whose config names one openai provider per upstream; each
 `--base DIR` (repeatable) adds one running another checkout's code (PYTHONPATH=DIR/core:
 DIR/plugins/openai, same interpreter), for an A/B in the same run; `--metrics` adds one of this
-checkout with `[server] metrics = true` (metrics on vs off, same run). Beside them always runs
-the floor, an aiohttp pass-through proxy that parses nothing (`_passthrough.py`): what aiohttp's
-server and client cost alone. `--litellm EXE` adds LiteLLM's proxy (`litellm --config`, one
+checkout with `[server] metrics = true` (metrics on vs off, same run). Beside them always run
+two floors: an aiohttp pass-through proxy that parses nothing (`_passthrough.py`), what aiohttp's
+server and client cost alone, and a byte relay on bare asyncio protocols (`_relay.py`), what any
+Python asyncio gateway costs at least. `--litellm EXE` adds LiteLLM's proxy (`litellm --config`, one
 model per upstream), each of its runs cut after `--litellm-deadline` seconds.
 
 The client is the same everywhere: aiohttp, one keep-alive session per target, every stream
@@ -24,8 +25,8 @@ gateway: CPU per request and per upstream event (its threads' on-CPU nanoseconds
 Targets (the issue's): gateway >= 0.75x direct events/s at C=200 with 200-event answers and
 >= 0.5x with 5-event ones, zero errors at C=500, CPU <= 0.3 ms per request + 2.5 us per
 upstream event, time to first chunk added at C=1 <= +0.7 ms p50, peak RSS <= 100 MiB. Exits 1
-on a miss (the floor's and LiteLLM's figures are printed, not held; only the floor's streams
-must be exact too). `--quick` (C = 1 and 20, few streams) checks only that every stream was
+on a miss (the floors' and LiteLLM's figures are printed, not held; the floors' streams must be
+exact too). `--quick` (C = 1 and 20, few streams) checks only that every stream was
 exact: the smoke test the test suite runs.
 
     .venv/bin/python bench/bench_gateway_load.py [--base /tmp/base] [--metrics] [--rounds 3]
@@ -60,7 +61,8 @@ SHAPES = {"200 batched": (200, False), "200 per write": (200, True)}
 SHAPES |= {"5 batched": (5, False), "5 per write": (5, True)}
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 DIRECT = "direct"
-FLOOR = "aiohttp pass-through"
+FLOORS = {"aiohttp pass-through": "_passthrough.py", "asyncio byte relay": "_relay.py"}
+"""Reference servers beside the gateway: what aiohttp alone costs, what asyncio alone costs."""
 EXACT = "every stream exact"
 LITELLM_HINT = (
     "LiteLLM proxy: not run; to add it, install it in a scratch venv (python3 -m venv "
@@ -159,17 +161,18 @@ def model_names(upstreams: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def passthrough(upstreams: dict[str, str]) -> Iterator[Target]:
-    """The aiohttp pass-through proxy (`_passthrough.py`): the floor of an aiohttp gateway."""
-    script = str(Path(__file__).with_name("_passthrough.py"))
-    with running([sys.executable, script, *upstreams.values()]) as process:
+def floor(name: str, script: str, upstreams: dict[str, str]) -> Iterator[Target]:
+    """A floor server (`_passthrough.py`, `_relay.py`) serving upstream number i at
+    `/<i>/v1/chat/completions`: figures to read the gateway's against, not held to targets."""
+    path = str(Path(__file__).with_name(script))
+    with running([sys.executable, path, *upstreams.values()]) as process:
         base = served_at(process)
         if base is None:
-            raise SystemExit("the pass-through proxy did not start")
+            raise SystemExit(f"{script} did not start")
         urls = {
             shape: f"{base}/{index}/v1/chat/completions" for index, shape in enumerate(upstreams)
         }
-        yield Target(FLOOR, urls, {shape: "fake-model" for shape in upstreams}, process, held=False)
+        yield Target(name, urls, {shape: "fake-model" for shape in upstreams}, process, held=False)
 
 
 LITELLM_ENV = {
@@ -490,7 +493,8 @@ def main() -> int:
             {shape: "fake-model" for shape in upstreams},
         )
         targets = [direct, stack.enter_context(gateway(upstreams, None))]
-        targets.append(stack.enter_context(passthrough(upstreams)))
+        for name, script in FLOORS.items():
+            targets.append(stack.enter_context(floor(name, script, upstreams)))
         if args.metrics:
             targets.append(stack.enter_context(gateway(upstreams, None, metrics=True)))
         for base in args.base:

@@ -25,9 +25,9 @@ def test_quick_mode_runs_every_stream_exactly() -> None:
         (level, shape, target)
         for level in ("1", "20")
         for shape in ("200 batched", "200 per write", "5 batched", "5 per write")
-        for target in ("direct", "gateway", "aiohttp pass-through")
+        for target in ("direct", "gateway", "aiohttp pass-through", "asyncio byte relay")
     ]
     assert "  ok   every stream exact: 0 errors" in lines
-    for target in ("gateway", "aiohttp pass-through"):
+    for target in ("gateway", "aiohttp pass-through", "asyncio byte relay"):
         assert any(line.startswith(f"{target}: CPU per request 200 batched") for line in lines)
         assert any(line.startswith(f"{target}: CPU batched ") for line in lines)

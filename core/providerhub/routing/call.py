@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -53,7 +52,8 @@ class Call:
         self.plan = plan
         self.request = request
         self.messages = request.messages
-        self.queue: deque[Member] = deque(plan.members)
+        self.queue: list[Member] = list(reversed(plan.members))
+        """The members not tried yet, the next one last (a list: a deque costs 600 bytes)."""
         self.attempts: list[Attempt] = []
         """Every provider considered so far, in order; final once the answer has ended."""
         self.provider: str | None = None
@@ -136,7 +136,8 @@ class Call:
             else:
                 self.ended(loser, f"lost the race to {run.attempt.provider}")
         self._won(run)
-        self._background(close_all(losers))
+        if losers:
+            self._background(close_all(losers))
         return run
 
     def _out_of_time(self) -> bool:
@@ -149,7 +150,7 @@ class Call:
             return None
         plan, request = self.plan, self.request
         while self.queue:
-            member = self.queue.popleft()
+            member = self.queue.pop()
             provider = member.provider
             ruled_out = policy.skip(
                 provider,
@@ -222,7 +223,7 @@ class Call:
         assert self.deadline is not None
         passed = DeadlinePassed(self.deadline.seconds)
         while self.queue:
-            member = self.queue.popleft()
+            member = self.queue.pop()
             name = member.provider.name
             self._report(
                 Attempt(name, "skipped", "deadline passed", passed, skipped_for="deadline")
