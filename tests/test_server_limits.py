@@ -177,6 +177,39 @@ async def test_a_lingering_connection_closes_as_soon_as_its_client_does(
     assert status == 408
 
 
+@pytest.mark.parametrize("during", ["after its 408", "while its body arrives"])
+async def test_a_stop_ends_a_linger_at_once(
+    during: str, fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection lingering (or about to) never holds a shutdown: with a linger and a cut
+    limit both far past the bound, the stop still ends within it, the 408 read whole."""
+    monkeypatch.setattr(run, "LINGER", 60.0)
+    monkeypatch.setattr(run, "CUT_LIMIT", 60.0)
+    upstream = await fake_upstream()
+    config = parse_config(one_provider(upstream))
+    app = create_app(config.build_registry(Registry.discover()), config, health=MemoryHealthStore())
+    runner, url = await start(app, "127.0.0.1", 0, grace=0.5, request_timeout=0.3)
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        if during == "after its 408":
+            writer.write(f"POST {CHAT} HTTP/1.1\r\nHost: x\r\n".encode())
+            answer = await read_to_close(reader)  # the 408, then the half-close
+            async with asyncio.timeout(BOUND):
+                await runner.cleanup()
+        else:  # the stop begins first; the 408 comes inside the grace
+            writer.write(
+                f"POST {CHAT} HTTP/1.1\r\nHost: x\r\nContent-Length: 9999\r\n\r\n".encode()
+            )
+            sending = asyncio.create_task(trickle(reader, writer, b" "))
+            async with asyncio.timeout(BOUND):
+                answer, *_ = await asyncio.gather(read_to_close(reader), runner.cleanup(), sending)
+    finally:
+        await close(writer)
+    status, error = status_and_error(answer)
+    assert (status, error["code"]) == (408, "request_timeout")
+
+
 async def test_a_client_sending_on_after_its_answer_is_cut_after_the_linger(
     fake_upstream: MakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:

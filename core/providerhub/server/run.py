@@ -15,7 +15,8 @@ Errors aiohttp answers itself, before any handler or middleware runs (a request 
 refuses: oversize headers, Content-Length with Transfer-Encoding, a bad request line), get the
 OpenAI error shape too while the connection still allows an answer; a client gone while its
 answer was written is only the access line's 499, never an error traceback. Such an error
-answer ends with a lingering close (`LINGER`): the client may still be sending.
+answer ends with a lingering close (`LINGER`): the client may still be sending. A stop ends a
+linger at once, and none begins once a stop has begun.
 """
 
 from __future__ import annotations
@@ -198,8 +199,10 @@ class _Handler(web_protocol.RequestHandler):
 
     async def _drop_the_rest(self) -> None:
         """Half-close (the client reads the answer, then our end), and drop what the client
-        still sends until it closes too or `LINGER` seconds pass."""
+        still sends until it closes too, `LINGER` seconds pass or the gateway stops."""
         assert self.transport is not None
+        if self._force_close:  # stopping: no linger begins
+            return
         self._disarm()
         self.close()  # what still arrives is dropped, never parsed
         self._client_done = self._loop.create_future()
@@ -208,6 +211,12 @@ class _Handler(web_protocol.RequestHandler):
         with suppress(TimeoutError):
             async with asyncio.timeout(LINGER):
                 await self._client_done
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:
+        """A stop ends a linger at once: it must not hold the shutdown (`limits.CUT_LIMIT`)."""
+        if self._client_done is not None and not self._client_done.done():
+            self._client_done.set_result(None)
+        await super().shutdown(timeout)
 
     def handle_error(
         self,
