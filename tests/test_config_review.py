@@ -9,7 +9,7 @@ import sys
 import pytest
 from config_helpers import OK_PROVIDER, build_error, parse_error
 from providerhub.config import Config, ProviderSpec
-from providerhub.config.load import LITERAL_SECRET_WHY
+from providerhub.config.routes import LITERAL_SECRET_WHY
 
 SECRET = "sk-live-abcdef123456"
 HEADERS = [

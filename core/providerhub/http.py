@@ -17,12 +17,8 @@ from everything an error keeps.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import json
-import math
-import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -36,6 +32,7 @@ from aiohttp.tracing import Trace
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from ._retry_after import retry_after
 from .chat_completions import EXCERPT_CHARS, error_message, excerpt
 from .errors import (
     InvalidRequestError,
@@ -65,9 +62,6 @@ __all__ = [
     "retry_after",
 ]
 
-_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|h|m|s)?")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _Item = TypeVar("_Item")
 _dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 MAX_BODY = 16 * 1024 * 1024
@@ -445,55 +439,6 @@ async def http_error(response: aiohttp.ClientResponse, provider: str) -> Upstrea
         request_info=response.request_info,
         headers=_redacted(response.headers),
     )
-
-
-def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from Retry-After (seconds or HTTP date) or x-ratelimit-reset-* headers.
-
-    A value that is none of these (bad syntax, non-ASCII digits, out of range) counts as absent.
-    """
-    try:
-        value = headers.get("Retry-After")
-        if value is not None:
-            return _finite(_retry_after_value(value.strip(), now))
-        resets = [
-            seconds
-            for key in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-            if (seconds := _finite(_duration(headers.get(key)))) is not None
-        ]
-    except (ValueError, OverflowError):
-        return None
-    return max(resets) if resets else None
-
-
-def _retry_after_value(value: str, now: float | None) -> float | None:
-    if _SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def _finite(seconds: float | None) -> float | None:
-    return seconds if seconds is not None and math.isfinite(seconds) else None
-
-
-def _duration(value: str | None) -> float | None:
-    """Parse OpenAI's reset durations: "20ms", "1.5s", "6m0s", "1h2m3s", or plain seconds."""
-    text = (value or "").strip()
-    total, position = 0.0, 0
-    while position < len(text):
-        part = _DURATION_PART.match(text, position)
-        if part is None:
-            return None
-        number, unit = part.groups()
-        position = part.end()
-        if unit is None and (part.start() or position < len(text)):
-            return None  # a bare number is only valid as the whole value
-        total += float(number) * _UNIT_SECONDS[unit]
-    return total if text else None
 
 
 def classify(

@@ -11,7 +11,10 @@ the same table the chain uses (`providerhub.routing.options`). Secrets are given
 environment variable name; a literal key in the file is refused.
 
     spec.py    the parsed file as plain data (ProviderSpec, ChainSpec, ..., ConfigSpec)
-    load.py    finding, reading and validating the file into a Config
+    load.py    finding and reading the file, validated into a Config by:
+    routes.py    [providers.*], [chains.*], [models]
+    settings.py  [server], [health]
+    checks.py    what they share: errors naming file, table and key; value checks
     build.py   provider instances from their types, into a registry
     render.py  the resolved config as TOML, secrets redacted
     schema.py  Config: the data, with the methods above on it
