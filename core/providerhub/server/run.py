@@ -153,9 +153,12 @@ class _Handler(web_protocol.RequestHandler):
         """Keep a lingering connection open once the client is done: `start` closes it."""
         if self._client_done is None:
             return False
-        if not self._client_done.done():
-            self._client_done.set_result(None)
+        self._end_linger()
         return True
+
+    def _end_linger(self) -> None:
+        if self._client_done is not None and not self._client_done.done():
+            self._client_done.set_result(None)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
@@ -214,8 +217,7 @@ class _Handler(web_protocol.RequestHandler):
 
     async def shutdown(self, timeout: float | None = 15.0) -> None:
         """A stop ends a linger at once: it must not hold the shutdown (`limits.CUT_LIMIT`)."""
-        if self._client_done is not None and not self._client_done.done():
-            self._client_done.set_result(None)
+        self._end_linger()
         await super().shutdown(timeout)
 
     def handle_error(
